@@ -1,0 +1,143 @@
+"""``parley`` command line: a thin layer of argument parsing over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from .errors import ParleyError
+from .recipe import Recipe, load_recipe
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", help="YAML recipe (configs/*.yaml); defaults apply when omitted")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one recipe key, e.g. --set sft.learning_rate=1e-4 (repeatable)")
+
+
+def _recipe(args: argparse.Namespace) -> Recipe:
+    return load_recipe(args.config, args.overrides)
+
+
+def _print_json(data: dict) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    from .sft import run_sft
+
+    _print_json(run_sft(_recipe(args)))
+    return 0
+
+
+def _generator(args: argparse.Namespace, recipe: Recipe):
+    from .generation import Generator
+
+    return Generator(args.model or recipe.policy.model, adapter=args.adapter, dtype=recipe.policy.dtype,
+                     system_prompt=recipe.policy.system_prompt)
+
+
+def _params(args: argparse.Namespace, recipe: Recipe):
+    from .generation import GenerationParams
+
+    g = recipe.generate
+    return GenerationParams(
+        max_new_tokens=args.max_new_tokens if args.max_new_tokens is not None else g.max_new_tokens,
+        temperature=args.temperature if args.temperature is not None else g.temperature,
+        top_p=g.top_p,
+    )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .generation import generate_file
+
+    recipe = _recipe(args)
+    summary = generate_file(_generator(args, recipe), args.input, args.output, _params(args, recipe),
+                            batch_size=args.batch_size or recipe.generate.batch_size,
+                            on_bad_row=recipe.data.on_bad_row)
+    print(f"parley: wrote {summary['rows']} responses to {args.output} in {summary['seconds']} s "
+          f"({summary['skipped']} malformed input rows skipped)", file=sys.stderr)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .generation import chat_loop
+
+    recipe = _recipe(args)
+    generator = _generator(args, recipe)
+    print("parley chat: type a message; /reset clears the conversation, /quit or Ctrl-D ends.", file=sys.stderr)
+
+    def lines():
+        while True:
+            try:
+                yield input("you: ")
+            except EOFError:
+                return
+
+    chat_loop(generator, _params(args, recipe), lines(), context=args.context)
+    return 0
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from .data_stats import data_stats
+
+    _print_json(data_stats(_recipe(args).data.data_dir))
+    return 0
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "-m", help="bundled name, hub id or local directory (default: policy.model)")
+    parser.add_argument("--adapter", help="LoRA adapter directory (e.g. runs/demo/sft/adapter)")
+    parser.add_argument("--max-new-tokens", type=int, default=None)
+    parser.add_argument("--temperature", type=float, default=None, help="0 = greedy (default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sft = sub.add_parser("sft", help="supervised fine-tuning with a LoRA adapter")
+    _add_recipe_args(sft)
+    sft.set_defaults(handler=cmd_sft)
+
+    generate = sub.add_parser("generate", help="answer every row of a JSONL file")
+    _add_recipe_args(generate)
+    _add_model_args(generate)
+    generate.add_argument("--input", "-i", required=True, help='JSONL rows {"messages": [...]} or {"prompt": "..."}')
+    generate.add_argument("--output", "-o", required=True, help="JSONL: each input row plus \"response\"")
+    generate.add_argument("--batch-size", type=int, default=None)
+    generate.set_defaults(handler=cmd_generate)
+
+    chat = sub.add_parser("chat", help="terminal chat with a model for a quick look")
+    _add_recipe_args(chat)
+    _add_model_args(chat)
+    chat.add_argument("--context", help="KB text to ground the conversation on")
+    chat.set_defaults(handler=cmd_chat)
+
+    data = sub.add_parser("data", help="project data utilities")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    stats = data_sub.add_parser("stats", help="row counts per file and split")
+    _add_recipe_args(stats)
+    stats.set_defaults(handler=cmd_data_stats)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ParleyError as exc:
+        print(f"parley: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("parley: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Supervised fine-tuning stage: TRL ``SFTTrainer`` + a PEFT LoRA adapter.
+
+Trains on grounded support conversations and translation requests (plus any
+``data.sft_sources``), with the loss on the assistant's final turn only
+(TRL's conversational prompt/completion format). Eval loss on held-out rows is
+measured before training (adapter initialized to zero = the base model) and
+after, so the stage shows whether it helped.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from .data_loading import (
+    BadRows,
+    load_source,
+    load_support,
+    load_translation,
+    to_prompt_completion,
+)
+from .models import load_causal_lm, load_tokenizer
+from .plots import plot_log_history
+from .recipe import Recipe
+from .runs import save_recipe, stage_dir, write_metrics
+
+
+def _sample(rows: list[dict], limit: int | None, rng: random.Random) -> list[dict]:
+    if limit is None or limit >= len(rows):
+        return list(rows)
+    return rng.sample(rows, limit)
+
+
+def build_sft_datasets(recipe: Recipe) -> tuple[list[dict], list[dict], BadRows]:
+    """Train and held-out rows in prompt/completion form, deterministically sampled by the run seed."""
+    cfg, data = recipe.sft, recipe.data
+    bad = BadRows(data.on_bad_row)
+    rng = random.Random(recipe.run.seed)
+    train = _sample(load_support(data.data_dir, "train", bad), cfg.support_rows, rng)
+    train += _sample(load_translation(data.data_dir, "train", bad), cfg.translation_rows, rng)
+    for source in data.sft_sources:
+        extra = load_source(source.kind, source.path, source.split, source.max_rows, bad)
+        train += [row for row in extra if "messages" in row and row["messages"][-1]["role"] == "assistant"]
+    heldout_support = load_support(data.data_dir, "heldout", bad)
+    heldout_translation = load_translation(data.data_dir, "heldout", bad)
+    half = cfg.eval_rows // 2
+    heldout = _sample(heldout_support, half, rng) + _sample(heldout_translation, cfg.eval_rows - half, rng)
+    rng.shuffle(train)
+    system = recipe.policy.system_prompt
+    return ([to_prompt_completion(r, system) for r in train], [to_prompt_completion(r, system) for r in heldout], bad)
+
+
+def _latest_checkpoint(trainer_dir: Path) -> str | None:
+    checkpoints = sorted(trainer_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def run_sft(recipe: Recipe) -> dict[str, Any]:
+    """Run the SFT stage and return its metrics (also written to ``runs/<run>/sft/metrics.json``)."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+    from trl import SFTConfig, SFTTrainer
+
+    cfg = recipe.sft
+    out = stage_dir(recipe, "sft")
+    save_recipe(recipe, out)
+    train_rows, eval_rows, bad = build_sft_datasets(recipe)
+    bad.print_summary("sft data")
+    tokenizer = load_tokenizer(recipe.policy.model, padding_side="right")
+    model = load_causal_lm(recipe.policy.model, recipe.policy.dtype)
+    model.train()
+
+    args = SFTConfig(
+        output_dir=str(out / "trainer"),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type="cosine",
+        max_length=cfg.max_length,
+        logging_steps=cfg.logging_steps,
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        seed=recipe.run.seed,
+        data_seed=recipe.run.seed,
+        report_to="none",
+        bf16=recipe.policy.dtype == "bfloat16",
+        dataloader_num_workers=0,
+        completion_only_loss=True,
+    )
+    lora = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=cfg.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows),
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=[TensorBoardCallback(tb_writer=writer)],
+    )
+    started = time.time()
+    before = trainer.evaluate(metric_key_prefix="eval_before")
+    result = trainer.train(resume_from_checkpoint=_latest_checkpoint(out / "trainer"))
+    after = trainer.evaluate(metric_key_prefix="eval_after")
+    trainer.model.save_pretrained(out / "adapter")
+    tokenizer.save_pretrained(out / "adapter")
+    writer.close()
+    plot_log_history(trainer.state.log_history, ["loss"], out / "loss_curve.png", "SFT training loss")
+
+    metrics = {
+        "base_model": recipe.policy.model,
+        "adapter_dir": str(out / "adapter"),
+        "train_rows": len(train_rows),
+        "eval_rows": len(eval_rows),
+        "skipped_rows": len(bad.problems),
+        "eval_loss_before": before["eval_before_loss"],
+        "eval_loss_after": after["eval_after_loss"],
+        "train_loss": result.training_loss,
+        "steps": trainer.state.global_step,
+        "train_tokens_per_s": _tokens_per_s(trainer.state.log_history, result.metrics),
+        "wall_s": round(time.time() - started, 1),
+    }
+    write_metrics(out, metrics)
+    return metrics
+
+
+def _tokens_per_s(log_history: list[dict], train_metrics: dict) -> float | None:
+    tokens = max((e.get("num_tokens", 0) for e in log_history), default=0)
+    runtime = train_metrics.get("train_runtime")
+    return round(tokens / runtime, 1) if tokens and runtime else None
