@@ -20,10 +20,15 @@ def stage_dir(recipe: Recipe, stage: str) -> Path:
     return path
 
 
+def recipe_yaml(recipe: Recipe) -> str:
+    """The fully resolved recipe as YAML text (stable, so it can be compared between runs)."""
+    return yaml.safe_dump(to_dict(recipe), sort_keys=False, allow_unicode=True)
+
+
 def save_recipe(recipe: Recipe, directory: Path) -> Path:
     """Store the fully resolved recipe next to the artifacts it produced."""
     path = directory / "recipe.yaml"
-    path.write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    path.write_text(recipe_yaml(recipe), encoding="utf-8")
     return path
 
 

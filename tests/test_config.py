@@ -1,0 +1,66 @@
+"""Recipes: every shipped recipe loads, overrides apply, bad keys and types are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dialogue.errors import ConfigError
+from dialogue.recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu-demo", "gpu"])
+def test_shipped_recipes_load(name: str) -> None:
+    recipe = load_recipe(ROOT / "configs" / f"{name}.yaml")
+    assert recipe.policy.model
+    assert recipe.sft.lora.r > 0
+
+
+def test_overrides_apply_and_parse_types() -> None:
+    recipe = load_recipe(ROOT / "configs" / "smoke.yaml",
+                         ["sft.learning_rate=1e-5", "sft.lora.r=3", "sft.lora.target_modules=[q_proj]",
+                          "policy.dtype=bfloat16", "sft.support_rows=null"])
+    assert recipe.sft.learning_rate == pytest.approx(1e-5)
+    assert recipe.sft.lora.r == 3
+    assert recipe.sft.lora.target_modules == ["q_proj"]
+    assert recipe.policy.dtype == "bfloat16"
+    assert recipe.sft.support_rows is None
+
+
+def test_int_widens_to_float() -> None:
+    assert load_recipe(None, ["sft.epochs=2"]).sft.epochs == 2.0
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("sft.learning_rat=1e-4", "unknown config key 'sft.learning_rat'"),
+        ("nonsense.key=1", "unknown config key 'nonsense'"),
+        ("sft.batch_size=eight", "sft.batch_size: expected an integer"),
+        ("sft.batch_size=true", "sft.batch_size: expected an integer"),
+        ("sft.learning_rate=fast", "sft.learning_rate: expected a number"),
+        ("policy.dtype=int3", "policy.dtype: 'int3' is not one of"),
+        ("sft.lora=5", "sft.lora: expected a mapping"),
+        ("sft.lora.target_modules=q_proj", "sft.lora.target_modules: expected a list"),
+        ("novalue", "must look like section.key=value"),
+    ],
+)
+def test_bad_overrides_are_named(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        load_recipe(ROOT / "configs" / "smoke.yaml", [override])
+
+
+def test_malformed_yaml_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sft: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_recipe(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("just a string\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_recipe(scalar)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_recipe(tmp_path / "missing.yaml")

@@ -1,0 +1,67 @@
+"""SFT stage on the smoke recipe: a real TRL SFTTrainer run with a LoRA adapter on the project data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from dialogue.recipe import load_recipe
+from dialogue.sft import build_sft_datasets, run_sft
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_sft_datasets_are_prompt_completion_with_system_and_kb(smoke_config: str) -> None:
+    recipe = load_recipe(smoke_config, [f"data.data_dir={ROOT / 'data'}"])
+    train, heldout, bad = build_sft_datasets(recipe)
+    assert len(train) == recipe.sft.support_rows + recipe.sft.translation_rows
+    assert len(heldout) == recipe.sft.eval_rows
+    assert not bad.problems
+    for row in train + heldout:
+        assert row["prompt"][0]["role"] == "system"
+        assert row["completion"][0]["role"] == "assistant" and row["completion"][0]["content"].strip()
+    assert any("<kb>" in row["prompt"][0]["content"] for row in train)
+    assert any(row["prompt"][-1]["content"].startswith("Translate") for row in train)
+    # The same seed gives the same sample.
+    again, _, _ = build_sft_datasets(recipe)
+    assert again == train
+
+
+def test_sft_trains_adapter_writes_metrics_plot_and_tensorboard(smoke_config: str, smoke_overrides) -> None:
+    recipe = load_recipe(smoke_config, [*smoke_overrides, f"data.data_dir={ROOT / 'data'}"])
+    metrics = run_sft(recipe)
+    out = recipe.run.root / "sft"
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert (out / "loss_curve.png").stat().st_size > 1000
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["steps"] == recipe.sft.max_steps == metrics["steps"]
+    assert saved["eval_loss_before"] > 0 and saved["eval_loss_after"] > 0
+    # With a high learning rate even the tiny model must move its held-out loss.
+    assert saved["eval_loss_after"] != saved["eval_loss_before"]
+
+
+def test_generate_cli_with_adapter(smoke_config: str, smoke_overrides, tmp_path: Path) -> None:
+    recipe = load_recipe(smoke_config, [*smoke_overrides, f"data.data_dir={ROOT / 'data'}"])
+    run_sft(recipe)
+    rows = [{"prompt": "Where is my order KM-10001?"},
+            {"messages": [{"role": "user", "content": "Can I return shoes?"}], "context": "Returns: 30 days."},
+            "not an object"]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "dialogue.cli", "generate", "-c", smoke_config,
+         *[arg for o in smoke_overrides for arg in ("--set", o)],
+         "--adapter", str(recipe.run.root / "sft" / "adapter"), "--input", str(src), "--output", str(out),
+         "--max-new-tokens", "4"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [{k: v for k, v in r.items() if k != "response"} for r in written] == rows[:2]
+    assert all(isinstance(r["response"], str) for r in written)
+    assert "skipped 2 malformed row(s)" in result.stderr
