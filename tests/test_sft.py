@@ -65,3 +65,14 @@ def test_generate_cli_with_adapter(smoke_config: str, smoke_overrides, tmp_path:
     assert [{k: v for k, v in r.items() if k != "response"} for r in written] == rows[:2]
     assert all(isinstance(r["response"], str) for r in written)
     assert "skipped 2 malformed row(s)" in result.stderr
+
+
+def test_chat_cli_runs_a_multi_turn_conversation_from_stdin(smoke_config: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dialogue.cli", "chat", "-c", smoke_config, "--max-new-tokens", "3"],
+        input="Hello there\n/reset\nWhere is my parcel?\n/quit\nnever read\n",
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("assistant:") == 2
+    assert "(conversation cleared)" in result.stdout
