@@ -1,0 +1,37 @@
+"""``parley feedback export``: the command that turns collected feedback into reward-model data."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .pairs import DEFAULT_MAX_PAIRS_PER_PROMPT
+
+
+def add_feedback_commands(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``feedback export --db URL --out prefs.jsonl`` to a parser's subcommands."""
+    feedback = subparsers.add_parser("feedback", help="work with the human-feedback store")
+    commands = feedback.add_subparsers(dest="feedback_command", metavar="COMMAND", required=True)
+    export = commands.add_parser("export", help="write TRL preference pairs (JSONL) from collected feedback")
+    export.add_argument("--db", required=True, help="store URL: sqlite:///feedback.db or postgresql+psycopg://...")
+    export.add_argument("--out", required=True, help="output .jsonl file (replaced atomically)")
+    export.add_argument(
+        "--max-pairs-per-prompt",
+        type=int,
+        default=DEFAULT_MAX_PAIRS_PER_PROMPT,
+        help="cap on comparison pairs from one prompt (default %(default)s)",
+    )
+    export.set_defaults(handler=run_export)
+    return feedback
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Run the export and print one summary line; returns the process exit code."""
+    from .export import export_preferences  # SQLAlchemy only loads when the command runs
+    from .store import FeedbackValueError
+
+    if args.max_pairs_per_prompt < 1:
+        raise FeedbackValueError("--max-pairs-per-prompt must be at least 1")
+    n = export_preferences(args.db, args.out, max_pairs_per_prompt=args.max_pairs_per_prompt)
+    print(f"wrote {n} preference pairs to {args.out}")
+    return 0
