@@ -352,6 +352,11 @@ def load_source(kind: str, path: str, split: str = "train", max_rows: int | None
     return rows[:max_rows] if max_rows is not None else rows
 
 
+def preference_to_conversation(row: Row) -> Row:
+    """The chosen side of a preference pair as a conversation (a demonstration for SFT)."""
+    return {"messages": row["prompt"] + row["chosen"], "context": row.get("context")}
+
+
 def to_prompt_completion(row: Row, system_prompt: str | None = None) -> Row:
     """Conversation row -> TRL conversational prompt/completion (loss on the last assistant turn only)."""
     from .chat_format import build_messages

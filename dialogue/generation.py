@@ -51,33 +51,42 @@ class Generator:
 
     def prompts(self, rows: Sequence[dict[str, Any]]) -> list[str]:
         """Render each row (``messages`` or ``prompt``, optional ``context``) with the chat template."""
-        rendered = []
-        for row in rows:
-            messages = build_messages(row.get("messages", row.get("prompt")), row.get("context"), self.system_prompt)
-            rendered.append(render_prompt(self.tokenizer, messages))
-        return rendered
+        return render_rows(self.tokenizer, rows, self.system_prompt)
 
     def generate(self, rows: Sequence[dict[str, Any]], params: GenerationParams | None = None,
                  batch_size: int = 8, progress: bool = False) -> list[str]:
         """Return one response per row, in order."""
-        import torch
+        return generate_batch(self.model, self.tokenizer, self.prompts(rows), params, batch_size, progress)
 
-        params = params or GenerationParams()
-        prompts = self.prompts(rows)
-        # Sort by length so each batch pads little; restore the order at the end.
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        responses: list[str] = [""] * len(prompts)
-        batches = range(0, len(order), batch_size)
-        for start in tqdm(batches, desc="generate", disable=not progress, unit="batch"):
+
+def render_rows(tokenizer, rows: Sequence[dict[str, Any]], system_prompt: str | None = None) -> list[str]:
+    """Chat-template text for rows with ``messages`` (or ``prompt``) and an optional ``context``."""
+    return [render_prompt(tokenizer, build_messages(row.get("messages", row.get("prompt")), row.get("context"),
+                                                    system_prompt)) for row in rows]
+
+
+def generate_batch(model, tokenizer, prompts: Sequence[str], params: GenerationParams | None = None,
+                   batch_size: int = 8, progress: bool = False) -> list[str]:
+    """Generate for rendered prompts in length-sorted batches (less padding); output order = input order."""
+    import torch
+
+    params = params or GenerationParams()
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    responses: list[str] = [""] * len(prompts)
+    try:
+        for start in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress, unit="batch"):
             index = order[start:start + batch_size]
-            encoded = self.tokenizer([prompts[i] for i in index], return_tensors="pt", padding=True,
-                                     add_special_tokens=False)
+            encoded = tokenizer([prompts[i] for i in index], return_tensors="pt", padding=True,
+                                add_special_tokens=False).to(model.device)
             with torch.inference_mode():
-                output = self.model.generate(**encoded, **params.to_kwargs(self.tokenizer))
+                output = model.generate(**encoded, **params.to_kwargs(tokenizer))
             new_tokens = output[:, encoded["input_ids"].shape[1]:]
             for i, tokens in zip(index, new_tokens, strict=True):
-                responses[i] = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-        return responses
+                responses[i] = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+    finally:
+        tokenizer.padding_side = padding_side
+    return responses
 
 
 def read_generation_input(path: str | Path, on_bad_row: str = "skip") -> tuple[list[dict], BadRows]:

@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from reward_models.config import RewardSection
+
 from .config_io import apply_override, from_dict, load_yaml
+from .lora_config import LoraSection
+from .ppo.config import PPOSection
 
 
 @dataclass
@@ -55,23 +59,12 @@ class DataSection:
 
 
 @dataclass
-class LoraSection:
-    """PEFT LoRA adapter shape."""
-
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    )
-
-
-@dataclass
 class SFTSection:
     """Supervised fine-tuning on support + translation conversations."""
 
     support_rows: int | None = None
     translation_rows: int | None = None
+    safety_rows: int | None = 0
     eval_rows: int = 64
     epochs: float = 1.0
     max_steps: int = -1
@@ -104,6 +97,8 @@ class Recipe:
     data: DataSection = field(default_factory=DataSection)
     sft: SFTSection = field(default_factory=SFTSection)
     generate: GenerateSection = field(default_factory=GenerateSection)
+    ppo: PPOSection = field(default_factory=PPOSection)
+    reward: RewardSection = field(default_factory=RewardSection)
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:

@@ -17,9 +17,11 @@ from typing import Any
 
 from .data_loading import (
     BadRows,
+    load_preferences,
     load_source,
     load_support,
     load_translation,
+    preference_to_conversation,
     to_prompt_completion,
 )
 from .models import load_causal_lm, load_tokenizer
@@ -41,6 +43,10 @@ def build_sft_datasets(recipe: Recipe) -> tuple[list[dict], list[dict], BadRows]
     rng = random.Random(recipe.run.seed)
     train = _sample(load_support(data.data_dir, "train", bad), cfg.support_rows, rng)
     train += _sample(load_translation(data.data_dir, "train", bad), cfg.translation_rows, rng)
+    if cfg.safety_rows != 0:
+        # The chosen side of safety pairs: refusals of harmful requests and help with benign-but-risky ones.
+        safety = load_preferences(data.data_dir, "safety", "train", bad)
+        train += _sample([preference_to_conversation(r) for r in safety], cfg.safety_rows, rng)
     for source in data.sft_sources:
         extra = load_source(source.kind, source.path, source.split, source.max_rows, bad)
         train += [row for row in extra if "messages" in row and row["messages"][-1]["role"] == "assistant"]

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_sft_datasets_are_prompt_completion_with_system_and_kb(smoke_config: str) -> None:
     recipe = load_recipe(smoke_config, [f"data.data_dir={ROOT / 'data'}"])
     train, heldout, bad = build_sft_datasets(recipe)
-    assert len(train) == recipe.sft.support_rows + recipe.sft.translation_rows
+    assert len(train) == recipe.sft.support_rows + recipe.sft.translation_rows + recipe.sft.safety_rows
     assert len(heldout) == recipe.sft.eval_rows
     assert not bad.problems
     for row in train + heldout:

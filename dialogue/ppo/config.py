@@ -1,0 +1,51 @@
+"""The ``ppo:`` section of a recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..lora_config import LoraSection
+
+
+@dataclass
+class PPOSection:
+    """PPO settings; the rollout batch is ``batch_size`` prompts per update."""
+
+    steps: int = 24
+    batch_size: int = 8
+    num_mini_batches: int = 2
+    num_ppo_epochs: int = 2
+    response_length: int = 48
+    temperature: float = 0.7
+    learning_rate: float = 3.0e-5
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "linear"
+    kl_coef: float = 0.05
+    kl_estimator: Literal["k1", "k3"] = "k1"
+    cliprange: float = 0.2
+    cliprange_value: float = 0.2
+    vf_coef: float = 0.1
+    gamma: float = 1.0
+    lam: float = 0.95
+    whiten_rewards: bool = False
+    missing_eos_penalty: float | None = 1.0
+    # Prompts longer than this (in policy tokens, chat template included) are left out of PPO.
+    max_prompt_tokens: int = 384
+    max_prompts: int | None = None
+    # Value model: the SFT policy's first ``value_layers`` decoder layers + a scalar head (None = all layers).
+    value_layers: int | None = 6
+    # Where the SFT adapter and the reward models come from (defaults: this run's sft/ and reward-*/ folders).
+    sft_adapter: str | None = None
+    reward_dir: str | None = None
+    checkpoint_every: int = 4
+    keep_checkpoints: int = 2
+    # Guards: stop (keeping the last good checkpoint) when any is violated.
+    kl_budget: float = 25.0
+    ratio_band: list[float] = field(default_factory=lambda: [0.5, 2.0])
+    ratio_patience: int = 3
+    # Over-optimization watch: every ``judge_every`` steps, greedy answers to ``judge_prompts`` held-out prompts
+    # are scored by the rule-based judge and the best checkpoint by that score is kept (0 disables).
+    judge_every: int = 8
+    judge_prompts: int = 24
+    judge_max_new_tokens: int = 48
+    lora: LoraSection = field(default_factory=LoraSection)

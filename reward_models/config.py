@@ -1,0 +1,64 @@
+"""The ``reward:`` section of a recipe: backbone, training budget, public mix-ins, composite weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Objective = Literal["quality", "safety", "faithfulness"]
+
+
+@dataclass
+class RewardSourceSection:
+    """A public preference set for one objective: some rows held out for evaluation, some mixed into training.
+
+    Rows are shuffled with the run seed and the first ``heldout_rows`` are set aside *before* any
+    training row is drawn, so evaluation rows are never trained on.
+    """
+
+    objective: Objective
+    kind: Literal["hh-rlhf", "halueval", "jsonl"]
+    path: str
+    heldout_rows: int = 200
+    train_rows: int = 0
+
+
+@dataclass
+class CompositeSection:
+    """How PPO's scalar reward is built from the three normalized scores.
+
+    Safety is a constraint (PPO-Lagrangian): the multiplier grows while the batch's mean safety score is
+    below ``safety_threshold`` and shrinks (down to 0) while it is above.
+    """
+
+    quality_weight: float = 1.0
+    faithfulness_weight: float = 1.0
+    safety_weight: float = 0.5
+    safety_threshold: float = 0.0
+    lagrange_init: float = 0.5
+    lagrange_lr: float = 0.1
+    lagrange_max: float = 10.0
+
+
+@dataclass
+class RewardSection:
+    """Bradley-Terry reward models (one per objective) on a shared encoder backbone."""
+
+    model: str = "all-minilm-l6-v2"
+    max_length: int = 256
+    # Fine-tune only the top N encoder layers (+ pooler and head); the frozen lower layers are then identical
+    # across objectives, so scoring runs them once for all three. -1 = full fine-tune (no sharing).
+    train_top_layers: int = 2
+    epochs: float = 2.0
+    max_steps: int = -1
+    learning_rate: float = 1.0e-4
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    warmup_ratio: float = 0.05
+    train_rows: int | None = None
+    eval_rows_during_training: int = 64
+    eval_steps: int = 20
+    logging_steps: int = 5
+    score_batch_size: int = 64
+    sources: list[RewardSourceSection] = field(default_factory=list)
+    composite: CompositeSection = field(default_factory=CompositeSection)
