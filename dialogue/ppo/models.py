@@ -1,0 +1,59 @@
+"""The PPO policy (SFT adapter merged, fresh LoRA on top) and the truncated value model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..lora_config import LoraSection
+from ..models import load_adapter, load_causal_lm
+
+
+def load_sft_policy(model_name: str, sft_adapter: str | None, dtype: str = "float32"):
+    """The SFT policy as a plain model: base weights with the SFT adapter merged in.
+
+    Merging lets PPO's reference be "the PPO adapter disabled" (= the SFT policy) with no second copy.
+    """
+    model = load_causal_lm(model_name, dtype)
+    if sft_adapter:
+        model = load_adapter(model, sft_adapter).merge_and_unload()
+    return model
+
+
+def add_ppo_adapter(model, lora: LoraSection, resume_adapter: str | Path | None = None):
+    """Wrap the policy with a trainable LoRA adapter (fresh, or the one saved in a checkpoint)."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if resume_adapter is not None:
+        return PeftModel.from_pretrained(model, str(resume_adapter), is_trainable=True)
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=lora.target_modules, task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def build_value_model(policy, num_layers: int | None, pad_token_id: int):
+    """A sequence-classification copy of the policy's first ``num_layers`` decoder layers.
+
+    The value model is trained in full and run on every rollout and minibatch, so its depth is a direct
+    PPO cost; the lower layers of the SFT policy are a good initialization for value prediction.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    config = policy.config.__class__.from_dict(policy.config.to_dict())
+    total = config.num_hidden_layers
+    config.num_hidden_layers = min(num_layers or total, total)
+    if hasattr(config, "layer_types") and config.layer_types:
+        config.layer_types = config.layer_types[: config.num_hidden_layers]
+    config.num_labels = 1
+    config.pad_token_id = pad_token_id
+    value = AutoModelForSequenceClassification.from_config(config)
+    backbone_prefix = policy.base_model_prefix
+    source = getattr(policy, backbone_prefix).state_dict()
+    missing, unexpected = getattr(value, value.base_model_prefix).load_state_dict(source, strict=False)
+    extra_layers = [k for k in unexpected if not k.startswith("layers.")
+                    or int(k.split(".")[1]) < config.num_hidden_layers]
+    if missing or extra_layers:
+        raise RuntimeError(f"value model init mismatch: missing={missing[:5]} unexpected={extra_layers[:5]}")
+    torch.nn.init.zeros_(value.score.weight)
+    return value.to(next(policy.parameters()).dtype)

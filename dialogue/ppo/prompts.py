@@ -1,0 +1,63 @@
+"""PPO prompt pools: the training pool and the judge-watch validation slice, tokenized for TRL."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Any
+
+from ..data_loading import BadRows, load_ppo_prompts
+from ..generation import render_rows
+
+KINDS = ("support", "translation", "harmful", "benign_risky")
+
+
+def split_judge_slice(rows: list[dict[str, Any]], size: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """Carve a kind-stratified validation slice out of the training prompts.
+
+    The judge watch selects checkpoints, so it must not look at the evaluation prompts
+    (that would bias the final report); PPO never trains on this slice either.
+    """
+    if size <= 0:
+        return rows, []
+    by_kind: dict[str, list[int]] = defaultdict(list)
+    for index, row in enumerate(rows):
+        by_kind[row.get("kind", "other")].append(index)
+    rng = random.Random(seed)
+    chosen: set[int] = set()
+    kinds = sorted(by_kind)
+    for round_index in range(size):
+        kind = kinds[round_index % len(kinds)]
+        pool = [i for i in by_kind[kind] if i not in chosen]
+        if pool:
+            chosen.add(rng.choice(pool))
+    train = [row for i, row in enumerate(rows) if i not in chosen]
+    judge = [row for i, row in enumerate(rows) if i in chosen]
+    return train, judge
+
+
+def tokenize_prompts(tokenizer, rows: list[dict[str, Any]], max_tokens: int,
+                     system_prompt: str | None = None) -> tuple[list[dict[str, list[int]]], int]:
+    """``input_ids`` of each rendered prompt; returns (kept, number dropped for length)."""
+    rendered = render_rows(tokenizer, rows, system_prompt)
+    kept, dropped = [], 0
+    for text in rendered:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) > max_tokens:
+            dropped += 1
+            continue
+        kept.append({"input_ids": ids})
+    return kept, dropped
+
+
+def load_prompt_pools(data_dir: str, judge_size: int, seed: int, max_prompts: int | None,
+                      on_bad_row: str = "skip") -> tuple[list[dict], list[dict], BadRows]:
+    """Training prompts (shuffled, capped) and the judge slice."""
+    bad = BadRows(on_bad_row)
+    rows = load_ppo_prompts(data_dir, "train", bad)
+    train, judge = split_judge_slice(rows, judge_size, seed)
+    rng = random.Random(seed)
+    rng.shuffle(train)
+    if max_prompts is not None:
+        train = train[:max_prompts]
+    return train, judge, bad

@@ -1,0 +1,228 @@
+"""``parley ppo``: TRL 1.12 PPOTrainer on the SFT policy, against the composite reward, resumable.
+
+The policy is the SFT model (adapter merged) with a fresh LoRA adapter; the reference is the same
+model with that adapter disabled (``ref_model=None``), so no second copy is held. The value model
+is the SFT policy's lower layers with a scalar head. The optimizer, scheduler and prompt sampler are
+built here (not inside TRL) so a checkpoint can restore them exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ParleyError
+from ..models import load_tokenizer
+from ..plots import plot_log_history
+from ..recipe import Recipe
+from ..runs import recipe_yaml, save_recipe, stage_dir, write_metrics
+from .callbacks import ParleyPPOCallback, seed_step
+from .checkpoint import (
+    TrainingState,
+    latest_checkpoint,
+    load_log,
+    load_state,
+    restore_trainer_state,
+    save_checkpoint,
+)
+from .config import PPOSection
+from .models import add_ppo_adapter, build_value_model, load_sft_policy
+from .prompts import load_prompt_pools, tokenize_prompts
+from .sampler import ResumableSampler
+
+CURVE_KEYS = ("objective/rlhf_reward", "objective/scores", "objective/kl", "reward/quality_mean",
+              "reward/safety_mean", "reward/faithfulness_mean", "reward/lagrange_multiplier", "judge/score")
+
+
+def _default_path(configured: str | None, fallback: Path) -> str | None:
+    if configured:
+        return configured
+    return str(fallback) if fallback.exists() else None
+
+
+def _ppo_config(cfg: PPOSection, out: Path, seed: int, remaining_steps: int, dtype: str):
+    from trl.experimental.ppo import PPOConfig
+
+    return PPOConfig(
+        output_dir=str(out / "trainer"),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=1,
+        local_rollout_forward_batch_size=cfg.batch_size,
+        num_mini_batches=cfg.num_mini_batches,
+        num_ppo_epochs=cfg.num_ppo_epochs,
+        total_episodes=remaining_steps * cfg.batch_size,
+        response_length=cfg.response_length,
+        temperature=cfg.temperature,
+        learning_rate=cfg.learning_rate,
+        kl_coef=cfg.kl_coef,
+        kl_estimator=cfg.kl_estimator,
+        cliprange=cfg.cliprange,
+        cliprange_value=cfg.cliprange_value,
+        vf_coef=cfg.vf_coef,
+        gamma=cfg.gamma,
+        lam=cfg.lam,
+        whiten_rewards=cfg.whiten_rewards,
+        missing_eos_penalty=cfg.missing_eos_penalty,
+        stop_token="eos",
+        num_sample_generations=0,
+        save_strategy="no",
+        logging_steps=1,
+        report_to="none",
+        seed=seed,
+        bf16=dtype == "bfloat16",
+    )
+
+
+class _Judge:
+    """Greedy answers to the judge slice, scored by the rule-based judge; keeps the best adapter."""
+
+    def __init__(self, policy, tokenizer, rows: list[dict], cfg: PPOSection, out: Path,
+                 system_prompt: str | None, best_so_far: float | None) -> None:
+        self.policy, self.tokenizer, self.rows, self.cfg, self.out = policy, tokenizer, rows, cfg, out
+        self.system_prompt = system_prompt
+        self.best = best_so_far
+
+    def __call__(self, step: int) -> float | None:
+        from ..generation import GenerationParams, generate_batch, render_rows
+        from ..judge import judge
+
+        if not self.rows:
+            return None
+        was_training = self.policy.training
+        self.policy.eval()
+        responses = generate_batch(self.policy, self.tokenizer, render_rows(self.tokenizer, self.rows,
+                                                                             self.system_prompt),
+                                   GenerationParams(max_new_tokens=self.cfg.judge_max_new_tokens),
+                                   batch_size=self.cfg.batch_size)
+        if was_training:
+            self.policy.train()
+        result = judge(self.rows, responses)
+        score = result["judge_score"]
+        if score is not None and (self.best is None or score > self.best):
+            self.best = score
+            best_dir = self.out / "best"
+            tmp = self.out / ".tmp-best"
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.policy.save_pretrained(tmp / "adapter")
+            (tmp / "judge.json").write_text(json.dumps({"step": step, **result}, indent=2), encoding="utf-8")
+            shutil.rmtree(best_dir, ignore_errors=True)
+            tmp.rename(best_dir)
+        return score
+
+
+def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
+    """Run (or resume) the PPO stage; returns the metrics also written to ``runs/<run>/ppo/metrics.json``."""
+    import torch
+    from torch.utils.data import DataLoader
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers import get_scheduler
+    from trl.experimental.ppo import PPOTrainer
+
+    from reward_models.composite import CompositeReward
+
+    cfg = recipe.ppo
+    out = stage_dir(recipe, "ppo")
+    checkpoint_root = out / "checkpoints"
+    checkpoint = latest_checkpoint(checkpoint_root) if resume else None
+    if checkpoint is not None and (out / "recipe.yaml").read_text(encoding="utf-8") != recipe_yaml(recipe):
+        raise ParleyError(f"the recipe changed since {checkpoint} was written; run without --resume to start over")
+    if checkpoint is None:
+        for stale in (checkpoint_root, out / "best", out / "tensorboard"):
+            shutil.rmtree(stale, ignore_errors=True)
+        (out / "log.jsonl").unlink(missing_ok=True)
+    save_recipe(recipe, out)
+    state = load_state(checkpoint) if checkpoint else TrainingState(step=0, episode=0, extra={})
+    log = load_log(checkpoint) if checkpoint else []
+    with open(out / "log.jsonl", "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(entry) + "\n" for entry in log)
+    if state.step >= cfg.steps:
+        print(f"parley: ppo already finished {state.step} steps ({checkpoint})")
+
+    root = recipe.run.root
+    sft_adapter = _default_path(cfg.sft_adapter, root / "sft" / "adapter")
+    reward_dir = _default_path(cfg.reward_dir, root)
+    seed_step(recipe.run.seed, 0)
+    tokenizer = load_tokenizer(recipe.policy.model, padding_side="left")
+    base = load_sft_policy(recipe.policy.model, sft_adapter, recipe.policy.dtype)
+    value_model = build_value_model(base, cfg.value_layers, tokenizer.pad_token_id)
+    policy = add_ppo_adapter(base, cfg.lora, checkpoint / "adapter" if checkpoint else None)
+    composite = CompositeReward.from_pretrained(reward_dir, tokenizer, recipe.reward.composite)
+    if "lagrange" in state.extra:
+        composite.lagrange.value = float(state.extra["lagrange"])
+
+    train_rows, judge_rows, bad = load_prompt_pools(recipe.data.data_dir, cfg.judge_prompts if cfg.judge_every else 0,
+                                                    recipe.run.seed, cfg.max_prompts, recipe.data.on_bad_row)
+    bad.print_summary("ppo prompts")
+    train_ids, dropped = tokenize_prompts(tokenizer, train_rows, cfg.max_prompt_tokens, recipe.policy.system_prompt)
+    if len(train_ids) < cfg.batch_size:
+        raise ParleyError(f"only {len(train_ids)} PPO prompts fit ppo.max_prompt_tokens={cfg.max_prompt_tokens}; "
+                          f"need at least ppo.batch_size={cfg.batch_size}")
+    from datasets import Dataset
+
+    dataset = Dataset.from_list(train_ids)
+
+    trainable = [p for p in policy.parameters() if p.requires_grad] + list(value_model.parameters())
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, eps=1e-5)
+    scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=0, num_training_steps=cfg.steps)
+    if checkpoint is not None:
+        restore_trainer_state(checkpoint, value_model, optimizer, scheduler)
+
+    writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+    judge = _Judge(policy, tokenizer, judge_rows, cfg, out, recipe.policy.system_prompt,
+                   state.extra.get("best_judge_score"))
+
+    def after_update(step: int) -> dict[str, float]:
+        return composite.step()
+
+    def save(step: int, entries: list[dict[str, Any]]) -> Path:
+        extra = {"lagrange": composite.lagrange.value, "best_judge_score": judge.best}
+        return save_checkpoint(checkpoint_root, TrainingState(step, step * cfg.batch_size, extra), policy,
+                               value_model, optimizer, scheduler, entries, cfg.keep_checkpoints)
+
+    callback = ParleyPPOCallback(cfg, recipe.run.seed, state.step, log, out / "log.jsonl", writer,
+                                 after_update=after_update, save=save, judge=judge if cfg.judge_every else None,
+                                 checkpoint_root=checkpoint_root, batch_size=cfg.batch_size,
+                                 dataset_size=len(dataset))
+    remaining = max(cfg.steps - state.step, 0)
+    started = time.time()
+    if remaining:
+        trainer = PPOTrainer(
+            args=_ppo_config(cfg, out, recipe.run.seed, remaining, recipe.policy.dtype),
+            processing_class=tokenizer, model=policy, ref_model=None, reward_model=composite,
+            train_dataset=dataset, value_model=value_model, eval_dataset=dataset.select(range(cfg.batch_size)),
+            optimizers=(optimizer, scheduler), callbacks=[callback],
+        )
+        sampler = ResumableSampler(len(dataset), cfg.batch_size, recipe.run.seed, skip_batches=state.step)
+        # The loader gets its own generator: creating an iterator would otherwise draw from the global RNG,
+        # and a resumed run creates its first iterator at a different step than an uninterrupted one.
+        trainer.dataloader = trainer.accelerator.prepare(DataLoader(
+            dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=trainer.data_collator, drop_last=True,
+            generator=torch.Generator().manual_seed(recipe.run.seed)))
+        trainer.train()
+        if cfg.checkpoint_every <= 0 or cfg.steps % cfg.checkpoint_every:
+            save(cfg.steps, log)
+    writer.close()
+    policy.save_pretrained(out / "adapter")
+    tokenizer.save_pretrained(out / "adapter")
+    plot_log_history(log, CURVE_KEYS, out / "ppo_curves.png", "PPO")
+    metrics = {
+        "steps": cfg.steps,
+        "resumed_from_step": state.step if checkpoint else None,
+        "prompts": len(dataset),
+        "prompts_dropped_for_length": dropped,
+        "judge_prompts": len(judge_rows),
+        "best_judge_score": judge.best,
+        "sft_adapter": sft_adapter,
+        "reward_dir": reward_dir,
+        "adapter_dir": str(out / "adapter"),
+        "best_adapter_dir": str(out / "best" / "adapter") if (out / "best").exists() else None,
+        "final": {k: v for k, v in (log[-1] if log else {}).items()},
+        "wall_s_this_run": round(time.time() - started, 1),
+        "episodes_per_s_this_run": round(remaining * cfg.batch_size / max(time.time() - started, 1e-9), 3),
+    }
+    write_metrics(out, metrics)
+    return metrics

@@ -1,0 +1,130 @@
+"""PPO stage on the smoke recipe: real TRL PPOTrainer runs, resume after a kill, guards."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dialogue.ppo.callbacks import TIMING_KEYS, PPOGuardError
+from dialogue.ppo.checkpoint import list_checkpoints
+from dialogue.ppo.trainer import run_ppo
+from dialogue.recipe import load_recipe
+from dialogue.sft import run_sft
+from reward_models.train import run_reward_training
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """SFT adapter and three reward models for the smoke recipe, shared by every PPO test here."""
+    output_dir = tmp_path_factory.mktemp("ppo-runs")
+    recipe = load_recipe(SMOKE, [f"run.output_dir={output_dir}", f"data.data_dir={ROOT / 'data'}"])
+    run_sft(recipe)
+    for objective in ("quality", "safety", "faithfulness"):
+        run_reward_training(recipe, objective)
+    return output_dir
+
+
+def _copy_prerequisites(src: Path, dst: Path) -> None:
+    import shutil
+
+    for name in ("sft", "reward-quality", "reward-safety", "reward-faithfulness"):
+        shutil.copytree(src / "smoke" / name, dst / "smoke" / name)
+
+
+def _overrides(output_dir: Path) -> list[str]:
+    return [f"run.output_dir={output_dir}", f"data.data_dir={ROOT / 'data'}"]
+
+
+def _log(output_dir: Path) -> list[dict]:
+    path = output_dir / "smoke" / "ppo" / "log.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _cli(output_dir: Path, *extra: str) -> list[str]:
+    args = [sys.executable, "-m", "dialogue.cli", "ppo", "-c", SMOKE]
+    for override in _overrides(output_dir):
+        args += ["--set", override]
+    return args + list(extra)
+
+
+def test_ppo_run_logs_metrics_checkpoints_and_plots(trained_run: Path) -> None:
+    recipe = load_recipe(SMOKE, _overrides(trained_run))
+    metrics = run_ppo(recipe)
+    out = trained_run / "smoke" / "ppo"
+    log = _log(trained_run)
+    assert [entry["step"] for entry in log] == list(range(1, recipe.ppo.steps + 1))
+    for entry in log:
+        for key in ("objective/kl", "objective/rlhf_reward", "val/ratio", "loss/value_avg",
+                    "reward/quality_mean", "reward/safety_mean", "reward/faithfulness_mean",
+                    "reward/lagrange_multiplier"):
+            assert math.isfinite(entry[key]), (key, entry)
+    judged = [entry["step"] for entry in log if "judge/score" in entry]
+    assert judged == [s for s in range(1, recipe.ppo.steps + 1) if s % recipe.ppo.judge_every == 0]
+    assert (out / "best" / "adapter" / "adapter_config.json").is_file()
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert (out / "ppo_curves.png").stat().st_size > 1000
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    steps = [int(p.name.split("-")[1]) for p in list_checkpoints(out / "checkpoints")]
+    assert steps == [4, 6]  # every 2 steps, newest 2 kept
+    assert metrics["best_judge_score"] is not None
+
+
+def test_resume_after_kill_repeats_the_uninterrupted_run(trained_run: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    interrupted = tmp_path / "interrupted"
+    for folder in (reference, interrupted):
+        _copy_prerequisites(trained_run, folder)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    subprocess.run(_cli(reference), check=True, capture_output=True, timeout=600, env=env)
+
+    process = subprocess.Popen(_cli(interrupted), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    first_checkpoint = interrupted / "smoke" / "ppo" / "checkpoints" / "step-2"
+    deadline = time.time() + 600
+    while not first_checkpoint.is_dir():
+        assert process.poll() is None, "PPO exited before writing its first checkpoint"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = len(_log(interrupted))
+    assert killed_at < 6, "the run finished before it could be killed"
+
+    resumed = subprocess.run(_cli(interrupted, "--resume"), capture_output=True, text=True, timeout=600, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected, got = _log(reference), _log(interrupted)
+    assert [e["step"] for e in got] == [e["step"] for e in expected]
+    for want, have in zip(expected, got, strict=True):
+        assert {k: v for k, v in have.items() if k not in TIMING_KEYS} == {
+            k: v for k, v in want.items() if k not in TIMING_KEYS}, f"step {want['step']} differs after resume"
+    summary = json.loads((interrupted / "smoke" / "ppo" / "metrics.json").read_text())
+    assert summary["resumed_from_step"] >= 2
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["ppo.kl_budget=-1.0"], "exceeds the budget ppo.kl_budget"),
+    (["ppo.ratio_band=[1.5, 2.0]", "ppo.ratio_patience=2"], "val/ratio="),
+    (["reward.composite.quality_weight=.nan"], "non-finite"),
+])
+def test_guards_stop_with_a_clear_message_and_keep_the_last_good_checkpoint(
+        trained_run: Path, tmp_path: Path, overrides: list[str], message: str) -> None:
+    _copy_prerequisites(trained_run, tmp_path)
+    recipe = load_recipe(SMOKE, [*_overrides(tmp_path), "ppo.checkpoint_every=1", "ppo.judge_every=0", *overrides])
+    with pytest.raises(PPOGuardError, match=message.replace("[", r"\[")) as caught:
+        run_ppo(recipe)
+    checkpoints = list_checkpoints(tmp_path / "smoke" / "ppo" / "checkpoints")
+    stopped_at = int(str(caught.value).split("step ")[1].split(":")[0])
+    # Nothing from the failing step was checkpointed.
+    assert all(int(p.name.split("-")[1]) < stopped_at for p in checkpoints)
+    if stopped_at > 1:
+        assert checkpoints and f"last good checkpoint: {checkpoints[-1]}" in str(caught.value)
