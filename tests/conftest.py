@@ -23,3 +23,19 @@ def smoke_overrides(tmp_path: Path) -> list[str]:
 @pytest.fixture
 def smoke_config() -> str:
     return str(ROOT / "configs" / "smoke.yaml")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """Smoke-recipe SFT adapter and three reward models, trained once per test session."""
+    from dialogue.recipe import load_recipe
+    from dialogue.sft import run_sft
+    from reward_models.train import run_reward_training
+
+    output_dir = tmp_path_factory.mktemp("smoke-runs")
+    recipe = load_recipe(ROOT / "configs" / "smoke.yaml",
+                         [f"run.output_dir={output_dir}", f"data.data_dir={ROOT / 'data'}"])
+    run_sft(recipe)
+    for objective in ("quality", "safety", "faithfulness"):
+        run_reward_training(recipe, objective)
+    return output_dir

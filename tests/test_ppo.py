@@ -17,22 +17,9 @@ from dialogue.ppo.callbacks import TIMING_KEYS, PPOGuardError
 from dialogue.ppo.checkpoint import list_checkpoints
 from dialogue.ppo.trainer import run_ppo
 from dialogue.recipe import load_recipe
-from dialogue.sft import run_sft
-from reward_models.train import run_reward_training
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    """SFT adapter and three reward models for the smoke recipe, shared by every PPO test here."""
-    output_dir = tmp_path_factory.mktemp("ppo-runs")
-    recipe = load_recipe(SMOKE, [f"run.output_dir={output_dir}", f"data.data_dir={ROOT / 'data'}"])
-    run_sft(recipe)
-    for objective in ("quality", "safety", "faithfulness"):
-        run_reward_training(recipe, objective)
-    return output_dir
 
 
 def _copy_prerequisites(src: Path, dst: Path) -> None:
@@ -78,6 +65,20 @@ def test_ppo_run_logs_metrics_checkpoints_and_plots(trained_run: Path) -> None:
     steps = [int(p.name.split("-")[1]) for p in list_checkpoints(out / "checkpoints")]
     assert steps == [4, 6]  # every 2 steps, newest 2 kept
     assert metrics["best_judge_score"] is not None
+    # The exported policy adapter (SFT + PPO as one LoRA on the base) equals the stacked models.
+    import torch
+
+    from dialogue.evaluation import load_policy_stack
+    from dialogue.models import load_causal_lm
+
+    stacked = load_policy_stack(recipe.policy.model, [metrics["sft_adapter"], metrics["policy_adapter_from"]])
+    single = load_policy_stack(recipe.policy.model, [metrics["policy_adapter_dir"]])
+    base = load_causal_lm(recipe.policy.model)
+    tokens = torch.tensor([[1, 5, 9, 200, 3000, 17]])
+    with torch.no_grad():
+        a, b, c = stacked(tokens).logits, single(tokens).logits, base(tokens).logits
+    assert torch.allclose(a, b, atol=1e-5)
+    assert not torch.allclose(a, c, atol=1e-5)
 
 
 def test_resume_after_kill_repeats_the_uninterrupted_run(trained_run: Path, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import PPOSection
+from .export import export_policy_adapter
 from .models import add_ppo_adapter, build_value_model, load_sft_policy
 from .prompts import load_prompt_pools, tokenize_prompts
 from .sampler import ResumableSampler
@@ -208,6 +209,8 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
     writer.close()
     policy.save_pretrained(out / "adapter")
     tokenizer.save_pretrained(out / "adapter")
+    chosen = out / "best" / "adapter" if (out / "best" / "adapter").exists() else out / "adapter"
+    export_policy_adapter(recipe.policy.model, sft_adapter, chosen, out / "policy_adapter", tokenizer)
     plot_log_history(log, CURVE_KEYS, out / "ppo_curves.png", "PPO")
     metrics = {
         "steps": cfg.steps,
@@ -220,6 +223,9 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
         "reward_dir": reward_dir,
         "adapter_dir": str(out / "adapter"),
         "best_adapter_dir": str(out / "best" / "adapter") if (out / "best").exists() else None,
+        # SFT + the judge-selected PPO adapter as one adapter on the base model (for quantize/serve/evaluate).
+        "policy_adapter_dir": str(out / "policy_adapter"),
+        "policy_adapter_from": str(chosen),
         "final": {k: v for k, v in (log[-1] if log else {}).items()},
         "wall_s_this_run": round(time.time() - started, 1),
         "episodes_per_s_this_run": round(remaining * cfg.batch_size / max(time.time() - started, 1e-9), 3),

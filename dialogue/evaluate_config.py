@@ -1,0 +1,26 @@
+"""The ``evaluate:`` section of a recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class EvalModelSection:
+    """One policy to evaluate: a base model plus adapters applied (and merged) in order."""
+
+    name: str
+    model: str | None = None
+    adapters: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvaluateSection:
+    """Which models, on how many held-out prompts, with how many new tokens."""
+
+    models: list[EvalModelSection] = field(default_factory=list)
+    max_prompts_per_kind: int | None = None
+    max_new_tokens: int = 96
+    batch_size: int = 8
+    reference: str = "sft"
+    compare: list[str] = field(default_factory=lambda: ["ppo", "sft"])

@@ -1,0 +1,228 @@
+"""``parley evaluate``: compare policies (base, SFT, PPO, any list) on held-out prompts.
+
+Every model answers the same held-out PPO prompts (never trained on) greedily. Each answer is scored
+by the three reward models (normalized) and the composite, and by the rule-based judge (refusals,
+over-refusals, KB facts, translation language and chrF). KL to the reference policy (the SFT model,
+PPO's reference) is estimated on each model's own answers. Results: ``report.json`` (flat numeric keys
+per model), ``report.md`` and PNG plots.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from .data_loading import BadRows, load_ppo_prompts
+from .errors import ParleyError
+from .evaluate_config import EvalModelSection
+from .generation import GenerationParams, generate_batch, render_rows
+from .judge import judge
+from .models import load_adapter, load_causal_lm, load_tokenizer
+from .recipe import Recipe
+from .runs import save_recipe, stage_dir, write_metrics
+
+
+def default_models(recipe: Recipe) -> list[EvalModelSection]:
+    """base, sft and ppo of this run (those whose artifacts exist)."""
+    root = recipe.run.root
+    sft = root / "sft" / "adapter"
+    ppo = root / "ppo" / "policy_adapter"  # SFT + the judge-selected PPO adapter, on the base model
+    models = [EvalModelSection("base")]
+    if sft.exists():
+        models.append(EvalModelSection("sft", adapters=[str(sft)]))
+    if ppo.exists():
+        models.append(EvalModelSection("ppo", adapters=[str(ppo)]))
+    return models
+
+
+def load_policy_stack(base: str, adapters: list[str], dtype: str = "float32"):
+    """Base model with each adapter applied and merged in turn (PPO's adapter sits on the merged SFT model)."""
+    model = load_causal_lm(base, dtype)
+    for adapter in adapters:
+        model = load_adapter(model, adapter).merge_and_unload()
+    model.eval()
+    return model
+
+
+def select_prompts(rows: list[dict], per_kind: int | None) -> list[dict]:
+    """The first ``per_kind`` held-out prompts of each kind (the file order is fixed, so this is too)."""
+    if per_kind is None:
+        return rows
+    counts: dict[str, int] = {}
+    chosen = []
+    for row in rows:
+        kind = row.get("kind", "other")
+        if counts.get(kind, 0) < per_kind:
+            counts[kind] = counts.get(kind, 0) + 1
+            chosen.append(row)
+    return chosen
+
+
+def response_logprobs(model, tokenizer, prompts: list[str], responses: list[str], batch_size: int) -> list[float]:
+    """Sum of log-probabilities of each response given its prompt."""
+    import torch
+
+    totals = []
+    for start in range(0, len(prompts), batch_size):
+        batch_prompts = prompts[start:start + batch_size]
+        batch_responses = responses[start:start + batch_size]
+        prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in batch_prompts]
+        response_ids = [tokenizer(r + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+                        for r in batch_responses]
+        sequences = [p + r for p, r in zip(prompt_ids, response_ids, strict=True)]
+        width = max(len(s) for s in sequences)
+        input_ids = torch.full((len(sequences), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(input_ids)
+        for i, seq in enumerate(sequences):
+            input_ids[i, :len(seq)] = torch.tensor(seq)
+            mask[i, :len(seq)] = 1
+        with torch.inference_mode():
+            logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+        for i, (p, r) in enumerate(zip(prompt_ids, response_ids, strict=True)):
+            totals.append(float(logprobs[i, len(p) - 1:len(p) - 1 + len(r)].sum()))
+    return totals
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
+                   out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate ``models`` (default: base, sft, ppo of this run) and write the report."""
+    from reward_models.lagrange import combine
+    from reward_models.scorer import RewardScorer
+
+    cfg = recipe.evaluate
+    models = models or cfg.models or default_models(recipe)
+    out = Path(out_dir) if out_dir else stage_dir(recipe, "evaluate")
+    out.mkdir(parents=True, exist_ok=True)
+    save_recipe(recipe, out)
+    bad = BadRows(recipe.data.on_bad_row)
+    rows = select_prompts(load_ppo_prompts(recipe.data.data_dir, "heldout", bad), cfg.max_prompts_per_kind)
+    bad.print_summary("evaluation prompts")
+    if not rows:
+        raise ParleyError("no held-out prompts to evaluate on")
+    scorer = RewardScorer.from_pretrained(recipe.ppo.reward_dir or recipe.run.root)
+    composite_cfg = recipe.reward.composite
+    tokenizer = load_tokenizer(recipe.policy.model, padding_side="left")
+    prompts = render_rows(tokenizer, rows, recipe.policy.system_prompt)
+    params = GenerationParams(max_new_tokens=cfg.max_new_tokens)
+
+    per_model: dict[str, dict[str, Any]] = {}
+    answers: dict[str, list[str]] = {}
+    started = time.time()
+    for spec in tqdm(models, desc="evaluate models", unit="model"):
+        model = load_policy_stack(spec.model or recipe.policy.model, spec.adapters, recipe.policy.dtype)
+        responses = generate_batch(model, tokenizer, prompts, params, cfg.batch_size, progress=True)
+        answers[spec.name] = responses
+        items = [(row["messages"], response, row.get("context")) for row, response in zip(rows, responses, strict=True)]
+        scores = scorer.score(items)
+        composite = [float(combine({o: v[i] for o, v in scores.items()}, composite_cfg, composite_cfg.lagrange_init))
+                     for i in range(len(rows))]
+        lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
+        per_model[spec.name] = {
+            "scores": {o: [float(x) for x in v] for o, v in scores.items()},
+            "composite": composite,
+            "logprobs": response_logprobs(model, tokenizer, prompts, responses, cfg.batch_size),
+            "lengths": lengths,
+            "judge": judge(rows, responses),
+        }
+        del model
+
+    reference = cfg.reference if cfg.reference in per_model else None
+    if reference:
+        ref_spec = next(m for m in models if m.name == reference)
+        ref_model = load_policy_stack(ref_spec.model or recipe.policy.model, ref_spec.adapters, recipe.policy.dtype)
+        for name, result in per_model.items():
+            ref_logprobs = response_logprobs(ref_model, tokenizer, prompts, answers[name], cfg.batch_size)
+            result["kl"] = [own - ref for own, ref in zip(result["logprobs"], ref_logprobs, strict=True)]
+        del ref_model
+
+    report = summarize(per_model, cfg.compare)
+    report["_settings"] = {"prompts": len(rows), "max_new_tokens": cfg.max_new_tokens, "reference": reference,
+                           "models": {m.name: {"model": m.model or recipe.policy.model, "adapters": m.adapters}
+                                      for m in models},
+                           "wall_s": round(time.time() - started, 1)}
+    write_report(out, report, per_model, rows, answers, recipe.run.root / "ppo" / "log.jsonl")
+    write_metrics(out, {k: v for k, v in report.items() if not k.startswith("_")})
+    return report
+
+
+def summarize(per_model: dict[str, dict[str, Any]], compare: list[str]) -> dict[str, Any]:
+    """Flat numeric keys per model (``report.json``)."""
+    report: dict[str, Any] = {}
+    for name, result in per_model.items():
+        flat: dict[str, Any] = {f"{o}_mean": _mean(v) for o, v in result["scores"].items()}
+        flat["composite_mean"] = _mean(result["composite"])
+        flat["mean_response_tokens"] = _mean([float(x) for x in result["lengths"]])
+        flat["kl_to_ref"] = _mean(result["kl"]) if "kl" in result else None
+        flat.update(result["judge"])
+        report[name] = flat
+    if len(compare) == 2 and all(name in per_model for name in compare):
+        challenger, baseline = compare
+        wins = [1.0 if a > b else 0.5 if a == b else 0.0
+                for a, b in zip(per_model[challenger]["composite"], per_model[baseline]["composite"], strict=True)]
+        report[challenger][f"win_rate_vs_{baseline}"] = _mean(wins)
+        report[challenger][f"composite_gain_vs_{baseline}"] = (
+            report[challenger]["composite_mean"] - report[baseline]["composite_mean"])
+    return report
+
+
+def write_report(out: Path, report: dict[str, Any], per_model: dict[str, dict[str, Any]], rows: list[dict],
+                 answers: dict[str, list[str]], ppo_log: Path) -> None:
+    """``report.json``, ``report.md``, ``samples.jsonl`` and the PNG plots."""
+    from .eval_plots import plot_objective_bars, plot_ppo_curves, plot_reward_distributions
+
+    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with open(out / "samples.jsonl", "w", encoding="utf-8") as handle:
+        for i, row in enumerate(rows):
+            sample = {"id": row.get("id"), "kind": row.get("kind"), "prompt": row["messages"][-1]["content"],
+                      **{name: answers[name][i] for name in answers},
+                      **{f"{name}_composite": round(per_model[name]["composite"][i], 4) for name in per_model}}
+            handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
+    plots = [plot_objective_bars(report, out / "objective_bars.png"),
+             plot_reward_distributions({n: r["composite"] for n, r in per_model.items()},
+                                       out / "reward_distributions.png")]
+    if ppo_log.is_file():
+        plots.append(plot_ppo_curves(ppo_log, out / "ppo_reward_curves.png"))
+    (out / "report.md").write_text(render_markdown(report, [p.name for p in plots]), encoding="utf-8")
+
+
+ROWS = [
+    ("composite_mean", "composite reward (normalized)"),
+    ("quality_mean", "quality"),
+    ("safety_mean", "safety"),
+    ("faithfulness_mean", "faithfulness"),
+    ("win_rate_vs_sft", "win rate vs SFT (composite)"),
+    ("harmful_refusal_rate", "refusal of harmful requests"),
+    ("over_refusal_rate", "over-refusal of benign-risky requests"),
+    ("kb_fact_accuracy", "KB-fact accuracy"),
+    ("translation_language_accuracy", "translation: right language"),
+    ("translation_chrf", "translation chrF"),
+    ("kl_to_ref", "KL to reference (nats/response)"),
+    ("mean_response_tokens", "mean response tokens"),
+]
+
+
+def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
+    names = [n for n in report if not n.startswith("_")]
+    settings = report.get("_settings", {})
+    lines = ["# Evaluation report", "",
+             f"Held-out prompts: {settings.get('prompts')}, greedy, max {settings.get('max_new_tokens')} new tokens; "
+             f"KL reference: {settings.get('reference')}.", "",
+             "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, label in ROWS:
+        cells = []
+        for name in names:
+            value = report[name].get(key)
+            cells.append("" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value))
+        if any(cells):
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", *[f"![{p}]({p})" for p in plots], ""]
+    return "\n".join(lines)

@@ -1,0 +1,193 @@
+"""``parley pipeline``: data -> sft -> reward x3 -> ppo -> quantize -> evaluate, skipping what is current.
+
+Each stage has a fingerprint: a hash of the recipe sections it reads, the files it reads and the
+fingerprints of the stages it depends on. A stage that finishes writes ``stage.json`` with that
+fingerprint; the next run skips it while the fingerprint is unchanged. A stage that was interrupted
+has no ``stage.json`` and runs again (PPO resumes from its last checkpoint), so re-running the same
+command after a crash finishes the loop without redoing completed stages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config_io import to_dict
+from .recipe import Recipe
+
+OBJECTIVES = ("quality", "safety", "faithfulness")
+
+
+@dataclass
+class Stage:
+    """One pipeline stage: what it reads (recipe sections, files, upstream stages) and how to run it."""
+
+    name: str
+    sections: tuple[str, ...]
+    depends: tuple[str, ...]
+    run: Callable[[Recipe, bool], dict[str, Any]]
+    key_metrics: tuple[str, ...] = ()
+
+
+def _hash_files(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _section(recipe: Recipe, dotted: str) -> Any:
+    node: Any = recipe
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return to_dict(node) if hasattr(node, "__dataclass_fields__") else node
+
+
+def fingerprint(stage: Stage, recipe: Recipe, data_hash: str, upstream: dict[str, str]) -> str:
+    payload = {
+        "stage": stage.name,
+        "sections": {s: _section(recipe, s) for s in stage.sections},
+        "data": data_hash,
+        "upstream": {d: upstream[d] for d in stage.depends},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _stage_file(recipe: Recipe, name: str) -> Path:
+    return recipe.run.root / name / "stage.json"
+
+
+def _run_data(recipe: Recipe, resume: bool) -> dict[str, Any]:
+    from .data_stats import data_stats
+
+    stats = data_stats(recipe.data.data_dir)
+    (recipe.run.root / "data").mkdir(parents=True, exist_ok=True)
+    return stats
+
+
+def _run_sft(recipe: Recipe, resume: bool) -> dict[str, Any]:
+    from .sft import run_sft
+
+    return run_sft(recipe)
+
+
+def _reward_runner(objective: str) -> Callable[[Recipe, bool], dict[str, Any]]:
+    def run(recipe: Recipe, resume: bool) -> dict[str, Any]:
+        from reward_models.train import run_reward_training
+
+        return run_reward_training(recipe, objective)
+
+    return run
+
+
+def _run_ppo(recipe: Recipe, resume: bool) -> dict[str, Any]:
+    from .ppo.trainer import run_ppo
+    from .runs import recipe_yaml
+
+    saved = recipe.run.root / "ppo" / "recipe.yaml"
+    # Continue an interrupted PPO run only if it was started by this same recipe.
+    same_recipe = saved.is_file() and saved.read_text(encoding="utf-8") == recipe_yaml(recipe)
+    return run_ppo(recipe, resume=resume and same_recipe)
+
+
+def _run_evaluate(recipe: Recipe, resume: bool) -> dict[str, Any]:
+    from .evaluation import run_evaluation
+
+    report = run_evaluation(recipe)
+    return {k: v for k, v in report.items() if not k.startswith("_")}
+
+
+def stages() -> list[Stage]:
+    """The loop, in order."""
+    common = ("run.seed", "policy", "data")
+    reward = [Stage(f"reward-{o}", ("run.seed", "data", "reward"), ("data",), _reward_runner(o),
+                    ("heldout_accuracy", "wall_s")) for o in OBJECTIVES]
+    return [
+        Stage("data", ("data",), (), _run_data, ("kb_articles",)),
+        Stage("sft", (*common, "sft"), ("data",), _run_sft, ("eval_loss_before", "eval_loss_after", "wall_s")),
+        *reward,
+        Stage("ppo", (*common, "ppo", "reward"), ("sft", *[s.name for s in reward]), _run_ppo,
+              ("best_judge_score", "wall_s_this_run")),
+        Stage("evaluate", (*common, "evaluate", "reward"), ("ppo",), _run_evaluate, ()),
+    ]
+
+
+def _format_metrics(stage: Stage, metrics: dict[str, Any]) -> str:
+    if stage.name == "evaluate" and "ppo" in metrics:
+        ppo = metrics["ppo"]
+        keys = ("composite_gain_vs_sft", "win_rate_vs_sft", "harmful_refusal_rate", "over_refusal_rate")
+        return ", ".join(f"{k}={ppo[k]:.3f}" for k in keys if isinstance(ppo.get(k), float))
+    parts = []
+    for key in stage.key_metrics:
+        value = metrics.get(key)
+        if isinstance(value, dict):
+            value = next((v for v in value.values() if isinstance(v, float)), None)
+        if isinstance(value, float):
+            parts.append(f"{key}={value:.3f}")
+        elif value is not None:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def run_pipeline(recipe: Recipe, only: list[str] | None = None, force: list[str] | None = None,
+                 write=print) -> list[dict[str, Any]]:
+    """Run every stage that is not current; return one summary row per stage."""
+    data_hash = _hash_files(Path(recipe.data.data_dir))
+    prints: dict[str, str] = {}
+    summary = []
+    plan = stages()
+    started = time.time()
+    for index, stage in enumerate(plan, start=1):
+        stage_print = fingerprint(stage, recipe, data_hash, prints)
+        prints[stage.name] = stage_print
+        marker = _stage_file(recipe, stage.name)
+        done = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
+        header = f"[{index}/{len(plan)}] {stage.name}"
+        if only and stage.name not in only:
+            summary.append({"stage": stage.name, "status": "not selected", "seconds": 0.0, "metrics": ""})
+            continue
+        if done and done.get("fingerprint") == stage_print and stage.name not in (force or []):
+            write(f"{header}: up to date (skipped)")
+            summary.append({"stage": stage.name, "status": "skipped (current)", "seconds": done.get("seconds", 0.0),
+                            "metrics": _format_metrics(stage, done.get("metrics", {})),
+                            "path": str(marker.parent)})
+            continue
+        resume = bool(done is None and marker.parent.exists())
+        write(f"{header}: running{' (resuming)' if resume and stage.name == 'ppo' else ''} ...")
+        marker.unlink(missing_ok=True)
+        stage_started = time.time()
+        metrics = stage.run(recipe, resume)
+        seconds = round(time.time() - stage_started, 1)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"fingerprint": stage_print, "seconds": seconds, "metrics": metrics},
+                                     indent=2, default=str), encoding="utf-8")
+        write(f"{header}: done in {seconds:.0f} s (total {time.time() - started:.0f} s)")
+        summary.append({"stage": stage.name, "status": "ran", "seconds": seconds,
+                        "metrics": _format_metrics(stage, metrics), "path": str(marker.parent)})
+    return summary
+
+
+def format_summary(rows: list[dict[str, Any]]) -> str:
+    """A Markdown table of the pipeline's stages (printed at the end and saved as summary.md)."""
+    lines = ["| stage | status | wall time (s) | key metrics | artifacts |", "|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['stage']} | {row['status']} | {row['seconds']:.0f} | {row['metrics']} | "
+                     f"{row.get('path', '')} |")
+    total = sum(r["seconds"] for r in rows if r["status"] == "ran")
+    lines.append(f"\nWall time of the stages run now: {total:.0f} s")
+    return "\n".join(lines)
+
+
+def pipeline_main(recipe: Recipe, only: list[str] | None, force: list[str] | None) -> int:
+    rows = run_pipeline(recipe, only, force, write=lambda s: print(f"parley pipeline: {s}", file=sys.stderr))
+    table = format_summary(rows)
+    (recipe.run.root / "summary.md").write_text(table + "\n", encoding="utf-8")
+    print(table)
+    return 0
