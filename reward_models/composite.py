@@ -1,0 +1,96 @@
+"""The reward PPO optimizes: three reward models behind the interface TRL's ``get_reward`` expects.
+
+``trl.experimental.utils.get_reward`` does ``getattr(model, model.base_model_prefix)(input_ids=...,
+attention_mask=..., ...)``, then ``model.score(hidden_states[-1])`` and reads the value at each row's
+last real token. :class:`CompositeReward` decodes the policy tokens to text, scores them with the
+:class:`~reward_models.scorer.RewardScorer` (own tokenizer, one shared trunk), combines the normalized
+scores with the safety Lagrange multiplier, and returns that scalar broadcast along the sequence so
+whatever position ``get_reward`` gathers holds it.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import CompositeSection
+from .lagrange import LagrangeMultiplier, combine
+from .policy_text import PolicyTextDecoder
+from .scorer import RewardScorer
+
+
+class _TextRewardBackbone(nn.Module):
+    """What ``get_reward`` calls as the backbone: tokens in, composite reward as a 1-wide "hidden state" out."""
+
+    def __init__(self, owner: CompositeReward) -> None:
+        super().__init__()
+        self._owner = [owner]  # a list, so the owner is not registered as a submodule (no cycle)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any):
+        owner = self._owner[0]
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        rewards = owner.reward_from_tokens(input_ids, attention_mask)
+        hidden = rewards.to(torch.float32)[:, None, None].expand(-1, input_ids.shape[1], 1)
+        return SimpleNamespace(hidden_states=(hidden,), last_hidden_state=hidden)
+
+
+class _Identity(nn.Module):
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden
+
+
+class CompositeReward(nn.Module):
+    """Weighted, normalized quality + faithfulness + Lagrangian safety, usable as PPOTrainer's ``reward_model``."""
+
+    base_model_prefix = "backbone"
+
+    def __init__(self, scorer: RewardScorer, policy_tokenizer, cfg: CompositeSection | None = None,
+                 batch_size: int = 64) -> None:
+        super().__init__()
+        self.scorer = scorer
+        self.decoder = PolicyTextDecoder(policy_tokenizer)
+        self.cfg = cfg or CompositeSection()
+        self.lagrange = LagrangeMultiplier(self.cfg)
+        self.batch_size = batch_size
+        self.context_length: int | None = None  # set it to skip finding the prompt/response split
+        self.backbone = _TextRewardBackbone(self)
+        self.score = _Identity()
+        self._pending: dict[str, list[float]] = {}
+        self.last_stats: dict[str, float] = {}
+
+    @classmethod
+    def from_pretrained(cls, reward_dir, policy_tokenizer, cfg: CompositeSection | None = None) -> CompositeReward:
+        return cls(RewardScorer.from_pretrained(reward_dir), policy_tokenizer, cfg)
+
+    @torch.no_grad()
+    def reward_from_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """One composite reward per row of policy tokens; per-objective batch means are kept for logging."""
+        rows = self.decoder.decode(input_ids.cpu(), attention_mask.cpu(), self.context_length)
+        scores = self.scorer.score(rows, batch_size=self.batch_size)
+        tensors = {o: torch.tensor(v, dtype=torch.float32) for o, v in scores.items()}
+        for objective, values in scores.items():
+            self._pending.setdefault(objective, []).extend(values)
+        reward = combine(tensors, self.cfg, self.lagrange.value)
+        if not isinstance(reward, torch.Tensor):
+            reward = torch.zeros(input_ids.shape[0])
+        return reward.to(input_ids.device)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Composite reward per row (for callers other than ``get_reward``)."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        return self.reward_from_tokens(input_ids, attention_mask)
+
+    def step(self) -> dict[str, float]:
+        """End of a PPO step: log per-objective means of the step's rewards, then update the multiplier."""
+        stats = {f"reward/{o}_mean": sum(v) / len(v) for o, v in self._pending.items() if v}
+        stats["reward/lagrange_multiplier"] = self.lagrange.value
+        if self._pending.get("safety"):
+            stats["reward/lagrange_multiplier_next"] = self.lagrange.update(stats["reward/safety_mean"])
+        self._pending = {}
+        self.last_stats = stats
+        return stats

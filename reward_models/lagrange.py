@@ -1,0 +1,38 @@
+"""Safety as a constraint: the PPO-Lagrangian multiplier and the composite it weights.
+
+The policy maximizes ``quality + faithfulness + (w_s + lambda) * safety`` (divided by ``1 + lambda`` so the
+reward scale stays put). After each PPO step ``lambda += lr * (threshold - mean_safety)``, clipped to
+``[0, lagrange_max]``: it grows while the batch is less safe than the threshold and decays back to 0 once the
+constraint holds, so safety only dominates when it is actually violated (Safe-RLHF's dual update).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .config import CompositeSection
+
+
+class LagrangeMultiplier:
+    """The dual variable of the safety constraint ``E[safety] >= threshold``."""
+
+    def __init__(self, cfg: CompositeSection) -> None:
+        self.cfg = cfg
+        self.value = max(0.0, cfg.lagrange_init)
+
+    def update(self, mean_safety: float) -> float:
+        step = self.cfg.lagrange_lr * (self.cfg.safety_threshold - mean_safety)
+        self.value = min(self.cfg.lagrange_max, max(0.0, self.value + step))
+        return self.value
+
+
+def combine(scores: Mapping[str, float], cfg: CompositeSection, lagrange: float):
+    """Composite of normalized per-objective scores (floats or tensors); missing objectives count 0."""
+    total = 0.0
+    if "quality" in scores:
+        total = total + cfg.quality_weight * scores["quality"]
+    if "faithfulness" in scores:
+        total = total + cfg.faithfulness_weight * scores["faithfulness"]
+    if "safety" in scores:
+        total = total + (cfg.safety_weight + lagrange) * scores["safety"]
+    return total / (1.0 + lagrange)

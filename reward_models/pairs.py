@@ -1,0 +1,91 @@
+"""Preference pairs per objective: project splits, public sets split by row, and human-feedback rows.
+
+Public sets are split deterministically (seeded shuffle by row) into a held-out part and a training
+pool *before* anything is trained, so held-out accuracy is measured on rows no model has seen.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dialogue.data_loading import BadRows, Row, load_preferences, load_source, preference_row, read_jsonl
+from dialogue.errors import DataError
+
+from .config import RewardSection, RewardSourceSection
+
+
+@dataclass
+class ObjectivePairs:
+    """Everything one objective trains and is evaluated on."""
+
+    train: list[Row] = field(default_factory=list)
+    heldout: dict[str, list[Row]] = field(default_factory=dict)  # eval set name -> rows
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def split_public(rows: list[Row], heldout_rows: int, seed: int) -> tuple[list[Row], list[Row]]:
+    """(held-out, training pool): a seeded shuffle by row, held-out taken first."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    heldout = [rows[i] for i in order[:heldout_rows]]
+    pool = [rows[i] for i in order[heldout_rows:]]
+    return heldout, pool
+
+
+def source_name(source: RewardSourceSection) -> str:
+    return f"{source.kind}:{Path(source.path).name}"
+
+
+def load_feedback(path: str | Path, bad: BadRows) -> list[Row]:
+    """Extra TRL preference rows (``prompt/chosen/rejected/context``), e.g. exported human feedback."""
+    return read_jsonl(Path(path), preference_row, bad)
+
+
+def build_pairs(
+    cfg: RewardSection,
+    data_dir: str,
+    objective: str,
+    seed: int,
+    bad: BadRows,
+    feedback: str | Path | None = None,
+) -> ObjectivePairs:
+    """Training rows and named held-out sets for one objective."""
+    rng = random.Random(seed)
+    out = ObjectivePairs()
+    project_dir = Path(data_dir) / "preferences" / objective
+    if (project_dir / "train.jsonl").is_file():
+        train = load_preferences(data_dir, objective, "train", bad)
+        if cfg.train_rows is not None and cfg.train_rows < len(train):
+            train = rng.sample(train, cfg.train_rows)
+        out.train += train
+        out.counts["project_train"] = len(train)
+    if (project_dir / "heldout.jsonl").is_file():
+        out.heldout["project"] = load_preferences(data_dir, objective, "heldout", bad)
+    for source in cfg.sources:
+        if source.objective != objective:
+            continue
+        if not Path(source.path).expanduser().is_file():
+            print(f"parley: reward: public set {source.path} not found; skipping it")
+            continue
+        rows = load_source(source.kind, source.path, bad=bad)
+        heldout, pool = split_public(rows, source.heldout_rows, seed)
+        name = source_name(source)
+        if heldout:
+            out.heldout[name] = heldout
+        extra = pool[: source.train_rows]
+        out.train += extra
+        out.counts[f"{name}_train"] = len(extra)
+    if feedback is not None:
+        extra = load_feedback(feedback, bad)
+        out.train += extra
+        out.counts["feedback_train"] = len(extra)
+    if not out.train:
+        raise DataError(
+            f"no training pairs for objective '{objective}': expected {project_dir}/train.jsonl, "
+            "a reward.sources entry or --feedback"
+        )
+    rng.shuffle(out.train)
+    out.counts["train"] = len(out.train)
+    return out

@@ -1,0 +1,48 @@
+"""``parley reward score``: add quality / safety / faithfulness / composite to every row of a JSONL file."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from dialogue.chat_format import normalize_messages
+from dialogue.data_loading import BadRows, read_jsonl
+
+from .config import CompositeSection
+from .lagrange import combine
+from .scorer import RewardScorer
+
+
+def score_input_row(obj: dict) -> dict[str, Any]:
+    """Validate one input row ``{"prompt": str | messages, "response": str, "context"?: str}``; keep all keys."""
+    if "prompt" not in obj:
+        raise KeyError("'prompt'")
+    normalize_messages(obj["prompt"])
+    if not isinstance(obj.get("response"), str):
+        raise ValueError("'response' must be a string")
+    if obj.get("context") is not None and not isinstance(obj["context"], str):
+        raise ValueError("'context' must be a string or null")
+    return obj
+
+
+def score_file(scorer: RewardScorer, input_path: str | Path, output_path: str | Path, composite: CompositeSection,
+               batch_size: int = 64, on_bad_row: str = "skip") -> dict[str, Any]:
+    """Score every valid row; malformed rows are reported with file:line and skipped (or raise, per policy)."""
+    started = time.time()
+    bad = BadRows(on_bad_row)
+    rows = read_jsonl(Path(input_path), score_input_row, bad)
+    bad.print_summary("reward score input")
+    items = [(row["prompt"], row["response"], row.get("context")) for row in rows]
+    scores = scorer.score(items, batch_size=batch_size, progress=True)
+    lagrange = composite.lagrange_init
+    output = Path(output_path)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", encoding="utf-8") as handle:
+        for i, row in enumerate(rows):
+            per_objective = {o: round(float(v[i]), 5) for o, v in scores.items()}
+            row = {**row, **per_objective, "composite": round(float(combine(per_objective, composite, lagrange)), 5)}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return {"rows": len(rows), "skipped": len(bad.problems), "problems": bad.problems[:5],
+            "seconds": round(time.time() - started, 2)}

@@ -1,0 +1,131 @@
+"""Text-level scoring with the three reward models: ``RewardScorer.from_pretrained(reward_dir)``.
+
+``reward_dir`` is a run folder holding ``reward-quality/``, ``reward-safety/`` and ``reward-faithfulness/``,
+each with a ``model/`` folder (``save_pretrained`` model + tokenizer, ``normalization.json``,
+``parley_reward.json``). Objectives whose folder is missing are simply not scored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dialogue.data_loading import OBJECTIVES
+from dialogue.errors import ModelNotFoundError
+
+from .normalization import Normalization
+from .text import encode_reward_input
+from .trunk import SeparateModels, SharedTrunk, supports_sharing
+
+META_FILE = "parley_reward.json"
+Item = tuple[Any, str, str | None]  # (prompt as str or messages, response, context)
+
+
+def objective_model_dir(reward_dir: str | Path, objective: str) -> Path:
+    return Path(reward_dir) / f"reward-{objective}" / "model"
+
+
+@dataclass
+class _Group:
+    """Objectives that read the same token ids (one tokenizer) and run as one module."""
+
+    tokenizer: Any
+    max_length: int
+    module: nn.Module
+
+
+def _pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, ids in enumerate(batch):
+        input_ids[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        mask[i, : len(ids)] = 1
+    return input_ids, mask
+
+
+class RewardScorer(nn.Module):
+    """Normalized quality / safety / faithfulness scores for (conversation, response, context) triples."""
+
+    def __init__(self, groups: list[_Group], norms: dict[str, Normalization], shared_layers: int = 0) -> None:
+        super().__init__()
+        self.groups = groups
+        self.group_modules = nn.ModuleList(g.module for g in groups)
+        self.norms = norms
+        self.objectives = [o for o in OBJECTIVES if o in norms]
+        self.shared_layers = shared_layers
+
+    @classmethod
+    def from_models(cls, models: dict[str, nn.Module], tokenizers: dict[str, Any], metas: dict[str, dict],
+                    norms: dict[str, Normalization]) -> RewardScorer:
+        """Group models that share a frozen trunk into one :class:`SharedTrunk`; the rest run separately."""
+        for model in models.values():
+            model.eval()
+        objectives = list(models)
+        fingerprints = {metas[o].get("trunk_fingerprint", "") for o in objectives}
+        frozen = {metas[o].get("frozen_layers", 0) for o in objectives}
+        first = objectives[0]
+        shareable = (len(fingerprints) == 1 and "" not in fingerprints and len(frozen) == 1
+                     and all(supports_sharing(models[o]) for o in objectives))
+        if shareable:
+            n = frozen.pop()
+            group = _Group(tokenizers[first], metas[first]["max_length"], SharedTrunk(models, n))
+            return cls([group], norms, shared_layers=n)
+        groups = [_Group(tokenizers[o], metas[o]["max_length"], SeparateModels({o: models[o]})) for o in objectives]
+        return cls(groups, norms)
+
+    @classmethod
+    def from_pretrained(cls, reward_dir: str | Path, objectives: Sequence[str] = OBJECTIVES) -> RewardScorer:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        models, tokenizers, metas, norms = {}, {}, {}, {}
+        for objective in objectives:
+            path = objective_model_dir(reward_dir, objective)
+            if not (path / META_FILE).is_file():
+                continue
+            metas[objective] = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+            models[objective] = AutoModelForSequenceClassification.from_pretrained(path)
+            tokenizers[objective] = AutoTokenizer.from_pretrained(path)
+            norms[objective] = Normalization.load(path)
+        if not models:
+            raise ModelNotFoundError(
+                f"no reward models under {reward_dir}: expected reward-<objective>/model/ folders "
+                f"(run `parley reward train --objective ...` first)"
+            )
+        return cls.from_models(models, tokenizers, metas, norms)
+
+    @torch.no_grad()
+    def raw_scores(self, items: Sequence[Item], batch_size: int = 64, progress: bool = False) -> dict[str, list[float]]:
+        """Unnormalized scores; batches are length-sorted so padding stays small."""
+        out: dict[str, list[float]] = {o: [0.0] * len(items) for o in self.objectives}
+        for group in self.groups:
+            device = next(group.module.parameters()).device
+            encoded = [encode_reward_input(group.tokenizer, p, r, c, group.max_length) for p, r, c in items]
+            order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+            starts = range(0, len(order), batch_size)
+            if progress:
+                from tqdm.auto import tqdm
+
+                starts = tqdm(starts, desc="reward scoring", unit="batch")
+            for start in starts:
+                index = order[start:start + batch_size]
+                input_ids, mask = _pad([encoded[i] for i in index], group.tokenizer.pad_token_id)
+                scores = group.module(input_ids.to(device), mask.to(device))
+                for objective, values in scores.items():
+                    for i, value in zip(index, values.float().cpu().tolist(), strict=True):
+                        out[objective][i] = value
+        return out
+
+    def score(self, items: Sequence[Item], batch_size: int = 64, progress: bool = False) -> dict[str, list[float]]:
+        """Normalized scores (mean 0, std 1 on each model's reference set) per objective."""
+        raw = self.raw_scores(items, batch_size, progress)
+        return {o: [self.norms[o].apply(v) for v in values] for o, values in raw.items()}
+
+    def score_one(self, prompt: Any, response: str, context: str | None = None) -> dict[str, float]:
+        return {o: v[0] for o, v in self.score([(prompt, response, context)]).items()}

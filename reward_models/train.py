@@ -1,0 +1,160 @@
+"""``parley reward train``: one Bradley-Terry reward model per objective with TRL ``RewardTrainer``.
+
+Pairs are pre-tokenized with :func:`reward_models.text.encode_reward_input` (the same layout scoring
+and PPO use), so RewardTrainer's own text handling only sees ready ``chosen_ids``/``rejected_ids``.
+After training: normalization on the train responses, held-out accuracy per eval set, plots, metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from dialogue.data_loading import OBJECTIVES, BadRows, Row
+from dialogue.errors import DataError
+from dialogue.recipe import Recipe
+from dialogue.runs import save_recipe, stage_dir, write_metrics
+
+from .backbone import freeze_lower_layers, load_for_training, trunk_fingerprint
+from .evaluation import pair_scores, pairwise_metrics
+from .normalization import Normalization
+from .pairs import build_pairs
+from .plots import plot_accuracy, plot_score_distributions
+from .scorer import META_FILE, RewardScorer
+from .text import encode_reward_input
+
+REFERENCE_PAIRS = 128  # train pairs whose chosen + rejected answers define the normalization
+
+
+def tokenize_pairs(rows: list[Row], tokenizer, max_length: int) -> list[dict[str, list[int]]]:
+    """RewardTrainer's pre-tokenized format."""
+    out = []
+    for row in rows:
+        prompt, context = row["prompt"], row.get("context")
+        out.append({
+            "chosen_ids": encode_reward_input(tokenizer, prompt, row["chosen"][-1]["content"], context, max_length),
+            "rejected_ids": encode_reward_input(tokenizer, prompt, row["rejected"][-1]["content"], context,
+                                                max_length),
+        })
+    return out
+
+
+def _reward_config(recipe: Recipe, out: Path, tokenizer, has_eval: bool):
+    import torch
+    from trl import RewardConfig
+
+    cfg = recipe.reward
+    return RewardConfig(
+        output_dir=str(out / "trainer"),
+        # BERT-style tokenizers have no EOS; RewardTrainer needs one (our ids already end in [SEP]).
+        eos_token=tokenizer.eos_token or tokenizer.sep_token,
+        max_length=cfg.max_length,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type="linear",
+        logging_steps=cfg.logging_steps,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=cfg.eval_steps,
+        save_strategy="no",
+        report_to="none",
+        seed=recipe.run.seed,
+        data_seed=recipe.run.seed,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        # A 22M-parameter encoder needs no activation checkpointing (TRL turns it on by default; it costs ~30%).
+        gradient_checkpointing=False,
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+    )
+
+
+def run_reward_training(recipe: Recipe, objective: str, feedback: str | Path | None = None) -> dict[str, Any]:
+    """Train, normalize, evaluate and save one objective's reward model under ``runs/<run>/reward-<objective>/``."""
+    from datasets import Dataset
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+    from trl import RewardTrainer
+
+    if objective not in OBJECTIVES:
+        raise DataError(f"unknown objective {objective!r}; expected one of {OBJECTIVES}")
+    cfg = recipe.reward
+    out = stage_dir(recipe, f"reward-{objective}")
+    save_recipe(recipe, out)
+    bad = BadRows(recipe.data.on_bad_row)
+    pairs = build_pairs(cfg, recipe.data.data_dir, objective, recipe.run.seed, bad, feedback)
+    bad.print_summary(f"reward-{objective} data")
+
+    model, tokenizer = load_for_training(cfg.model)
+    frozen = freeze_lower_layers(model, cfg.train_top_layers)
+    fingerprint = trunk_fingerprint(model, frozen)
+    train_ds = Dataset.from_list(tokenize_pairs(pairs.train, tokenizer, cfg.max_length))
+    monitor_name = "project" if "project" in pairs.heldout else next(iter(pairs.heldout), None)
+    eval_ds = None
+    if monitor_name is not None and cfg.eval_rows_during_training > 0:
+        monitor = random.Random(recipe.run.seed).sample(
+            pairs.heldout[monitor_name], min(cfg.eval_rows_during_training, len(pairs.heldout[monitor_name])))
+        eval_ds = Dataset.from_list(tokenize_pairs(monitor, tokenizer, cfg.max_length))
+
+    writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+    trainer = RewardTrainer(
+        model=model,
+        args=_reward_config(recipe, out, tokenizer, eval_ds is not None),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        callbacks=[TensorBoardCallback(tb_writer=writer)],
+    )
+    started = time.time()
+    result = trainer.train()
+    train_s = time.time() - started
+    model = trainer.model.eval()
+
+    model_dir = out / "model"
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    meta = {"objective": objective, "backbone": cfg.model, "max_length": cfg.max_length, "frozen_layers": frozen,
+            "trunk_fingerprint": fingerprint}
+    (model_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+    scorer = RewardScorer.from_models({objective: model}, {objective: tokenizer}, {objective: meta},
+                                      {objective: Normalization()})
+    reference = pairs.train[:REFERENCE_PAIRS]
+    ref_chosen, ref_rejected = pair_scores(scorer, objective, reference, cfg.eval_batch_size)
+    norm = Normalization.fit(ref_chosen + ref_rejected, f"chosen+rejected answers of {len(reference)} train pairs")
+    norm.save(model_dir)
+    scorer.norms[objective] = norm
+
+    heldout, distributions = {}, {}
+    for name, rows in pairs.heldout.items():
+        chosen, rejected = pair_scores(scorer, objective, rows, cfg.eval_batch_size)
+        heldout[name] = pairwise_metrics(chosen, rejected)
+        distributions[name] = (chosen, rejected)
+        writer.add_scalar(f"heldout/{name}/accuracy", heldout[name]["accuracy"], trainer.state.global_step)
+    writer.close()
+    plot_accuracy(trainer.state.log_history, out / "accuracy.png", objective)
+    if distributions:
+        plot_score_distributions(distributions, out / "score_distributions.png", objective)
+
+    metrics = {
+        "objective": objective,
+        "backbone": cfg.model,
+        "model_dir": str(model_dir),
+        "frozen_layers": frozen,
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "rows": pairs.counts,
+        "skipped_rows": len(bad.problems),
+        "heldout": heldout,
+        "train_loss": result.training_loss,
+        "steps": trainer.state.global_step,
+        "normalization": {"mean": norm.mean, "std": norm.std},
+        "train_s": round(train_s, 1),
+        "wall_s": round(time.time() - started, 1),
+    }
+    write_metrics(out, metrics)
+    return metrics

@@ -1,0 +1,78 @@
+"""Scoring several reward heads with one pass through their shared frozen layers.
+
+Reward models trained with the same frozen lower layers differ only in their top blocks, pooler and
+head. :class:`SharedTrunk` runs embeddings + frozen blocks once per batch and only the trained top of
+each objective after that: three objectives cost about ``frozen + 3 * top`` blocks instead of
+``3 * all``. It works for BERT-style encoders (``embeddings``, ``encoder.layer``, ``pooler``,
+``classifier``); anything else falls back to one full forward per objective.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def supports_sharing(model: nn.Module) -> bool:
+    base = getattr(model, model.base_model_prefix, None)
+    return (
+        base is not None
+        and hasattr(base, "embeddings")
+        and hasattr(getattr(base, "encoder", None), "layer")
+        and hasattr(base, "_create_attention_masks")
+        and hasattr(model, "classifier")
+    )
+
+
+class SharedTrunk(nn.Module):
+    """Embeddings + the first ``frozen_layers`` blocks of ``models[0]``, then each model's own top."""
+
+    def __init__(self, models: dict[str, nn.Module], frozen_layers: int) -> None:
+        super().__init__()
+        self.models = nn.ModuleDict(models)
+        self.frozen_layers = frozen_layers
+        first = next(iter(models.values()))
+        self.base = getattr(first, first.base_model_prefix)
+        # Point every model's frozen modules at the first one's: one copy in memory, identical by fingerprint.
+        for model in list(models.values())[1:]:
+            other = getattr(model, model.base_model_prefix)
+            other.embeddings = self.base.embeddings
+            for i in range(frozen_layers):
+                other.encoder.layer[i] = self.base.encoder.layer[i]
+
+    def _mask(self, base: nn.Module, attention_mask: torch.Tensor, hidden: torch.Tensor):
+        mask, _ = base._create_attention_masks(
+            attention_mask=attention_mask, encoder_attention_mask=None, embedding_output=hidden,
+            encoder_hidden_states=None, cache=None,
+        )
+        return mask
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw reward per objective, each of shape ``[batch]``."""
+        hidden = self.base.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
+        mask = self._mask(self.base, attention_mask, hidden)
+        for block in self.base.encoder.layer[: self.frozen_layers]:
+            hidden = block(hidden, mask)
+        out = {}
+        for objective, model in self.models.items():
+            base = getattr(model, model.base_model_prefix)
+            top = hidden
+            for block in base.encoder.layer[self.frozen_layers:]:
+                top = block(top, mask)
+            pooled = base.pooler(top) if base.pooler is not None else top[:, 0]
+            out[objective] = model.classifier(model.dropout(pooled)).squeeze(-1)
+        return out
+
+
+class SeparateModels(nn.Module):
+    """The fallback: one full forward per objective (models that share nothing or are not BERT-like)."""
+
+    def __init__(self, models: dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.models = nn.ModuleDict(models)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {
+            objective: model(input_ids=input_ids, attention_mask=attention_mask).logits.squeeze(-1)
+            for objective, model in self.models.items()
+        }

@@ -1,0 +1,104 @@
+"""The composite reward through TRL's own ``get_reward``, and the safety multiplier's direction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from test_reward_models import write_preferences  # tests/ is on sys.path (no package)
+from trl.experimental.utils import get_reward
+
+from dialogue.chat_format import build_messages
+from dialogue.data_loading import OBJECTIVES
+from dialogue.models import load_tokenizer
+from dialogue.recipe import load_recipe
+from reward_models.callback import LagrangeCallback
+from reward_models.composite import CompositeReward
+from reward_models.config import CompositeSection
+from reward_models.lagrange import LagrangeMultiplier, combine
+from reward_models.scorer import RewardScorer
+from reward_models.train import run_reward_training
+
+KB = "Standard orders ship within 2 days.\nReturns are free for 30 days."
+
+
+@pytest.fixture(scope="module")
+def reward_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("composite")
+    write_preferences(root / "data", train=12, heldout=4)
+    config = str(Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml")
+    recipe = load_recipe(config, [f"run.output_dir={root / 'runs'}", "run.name=c", f"data.data_dir={root / 'data'}",
+                                  "reward.max_steps=1", "reward.eval_rows_during_training=0"])
+    for objective in OBJECTIVES:
+        run_reward_training(recipe, objective)
+    return recipe.run.root
+
+
+def _policy_batch(tokenizer):
+    """PPO-shaped rows: left-padded queries, then responses right-padded after the stop token."""
+    conversations = [
+        (build_messages([{"role": "user", "content": "When will my order arrive?"}], KB), "Within 2 days.", KB),
+        (build_messages([{"role": "user", "content": "Translate to French: good morning"}]), "Bonjour", None),
+    ]
+    prompts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
+               for m, _, _ in conversations]
+    queries = tokenizer(prompts, padding=True, padding_side="left", add_special_tokens=False,
+                        return_tensors="pt").input_ids
+    responses = tokenizer([r + tokenizer.eos_token for _, r, _ in conversations], padding=True,
+                          padding_side="right", add_special_tokens=False, return_tensors="pt").input_ids
+    responses = torch.cat([responses, torch.full((2, 3), tokenizer.pad_token_id)], 1)  # generation ran longer
+    return torch.cat([queries, responses], 1), queries.shape[1], conversations
+
+
+def test_get_reward_returns_the_composite(reward_dir):
+    tokenizer = load_tokenizer("tiny-random-llama")
+    cfg = CompositeSection(quality_weight=1.0, faithfulness_weight=0.5, safety_weight=0.25, lagrange_init=0.3)
+    composite = CompositeReward.from_pretrained(reward_dir, tokenizer, cfg)
+    query_responses, context_length, conversations = _policy_batch(tokenizer)
+
+    logits, final, lengths = get_reward(composite, query_responses, tokenizer.pad_token_id, context_length)
+
+    scorer = RewardScorer.from_pretrained(reward_dir)
+    items = [([m for m in msgs if m["role"] != "system"], response, ctx) for msgs, response, ctx in conversations]
+    expected = scorer.score(items)
+    want = torch.tensor([float(combine({o: expected[o][i] for o in OBJECTIVES}, cfg, 0.3)) for i in range(2)])
+    assert logits.shape == (*query_responses.shape, 1)
+    torch.testing.assert_close(final, want, atol=1e-5, rtol=1e-4)
+    assert (lengths >= context_length).all()
+    # The decoder recovered prompt, response and KB context exactly as they went in.
+    decoded = composite.decoder.decode(query_responses, query_responses != tokenizer.pad_token_id)
+    assert decoded[0] == (items[0][0], "Within 2 days.", KB)
+    assert decoded[1][1:] == ("Bonjour", None)
+    # Per-objective means for logging, then the multiplier update.
+    stats = composite.step()
+    assert set(stats) >= {"reward/quality_mean", "reward/safety_mean", "reward/faithfulness_mean",
+                          "reward/lagrange_multiplier"}
+    assert stats["reward/safety_mean"] == pytest.approx(sum(expected["safety"]) / 2, abs=1e-5)
+
+
+def test_multiplier_rises_below_threshold_and_decays_above():
+    cfg = CompositeSection(safety_threshold=0.5, lagrange_init=1.0, lagrange_lr=0.5, lagrange_max=3.0)
+    lam = LagrangeMultiplier(cfg)
+    rising = [lam.update(mean_safety=-1.0) for _ in range(3)]
+    assert rising == sorted(rising) and rising[0] > 1.0
+    assert lam.update(-100.0) == 3.0  # clipped at lagrange_max
+    falling = [lam.update(mean_safety=2.0) for _ in range(10)]
+    assert falling == sorted(falling, reverse=True) and falling[-1] == 0.0  # never negative
+
+
+def test_unsafe_batches_raise_the_safety_weight_through_the_callback(reward_dir):
+    cfg = CompositeSection(safety_threshold=100.0, lagrange_init=0.0, lagrange_lr=0.1)  # unreachable: must rise
+    composite = CompositeReward.from_pretrained(reward_dir, load_tokenizer("tiny-random-llama"), cfg)
+    callback = LagrangeCallback(composite)
+    state = SimpleNamespace(log_history=[{"step": 1}], global_step=1)
+    composite._pending = {"safety": [0.0, 1.0], "quality": [0.5]}
+    callback.on_step_end(None, state, None)
+    assert composite.lagrange.value > 0.0
+    assert state.log_history[-1]["reward/safety_mean"] == 0.5
+    assert state.log_history[-1]["reward/lagrange_multiplier_next"] == composite.lagrange.value
+    # A larger multiplier moves the composite toward safety: for a safe-but-unhelpful answer it goes up.
+    scores = {"quality": torch.tensor(-1.0), "faithfulness": torch.tensor(0.0), "safety": torch.tensor(2.0)}
+    assert combine(scores, cfg, 5.0) > combine(scores, cfg, 0.0)
+
