@@ -7,6 +7,11 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from reward_models.cli import add_reward_commands
+from serving.cli import add_serve_command
+from serving.feedback.cli import add_feedback_commands
+from serving.quantize.cli import add_quantize_command
+
 from .errors import ParleyError
 from .recipe import Recipe, load_recipe
 
@@ -32,6 +37,28 @@ def cmd_sft(args: argparse.Namespace) -> int:
 
     _print_json(run_sft(_recipe(args)))
     return 0
+
+
+def cmd_ppo(args: argparse.Namespace) -> int:
+    from .ppo.trainer import run_ppo
+
+    _print_json(run_ppo(_recipe(args), resume=args.resume))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import run_evaluation
+
+    report = run_evaluation(_recipe(args), out_dir=args.out)
+    _print_json({k: v for k, v in report.items() if not k.startswith("_")})
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from .pipeline import pipeline_main
+
+    return pipeline_main(_recipe(args), args.only, args.force, serve=args.serve, config=args.config,
+                         overrides=args.overrides)
 
 
 def _generator(args: argparse.Namespace, recipe: Recipe):
@@ -104,6 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipe_args(sft)
     sft.set_defaults(handler=cmd_sft)
 
+    pipeline = sub.add_parser("pipeline", help="the whole loop: data, sft, reward x3, ppo, evaluate (resumable)")
+    _add_recipe_args(pipeline)
+    pipeline.add_argument("--only", nargs="+", metavar="STAGE", help="run only these stages")
+    pipeline.add_argument("--force", nargs="+", metavar="STAGE", default=[], help="re-run these stages")
+    pipeline.add_argument("--serve", action="store_true", help="then serve the tuned model (UI at / and /v1)")
+    pipeline.set_defaults(handler=cmd_pipeline)
+
+    ppo = sub.add_parser("ppo", help="PPO against the composite reward (LoRA policy, resumable)")
+    _add_recipe_args(ppo)
+    ppo.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this run")
+    ppo.set_defaults(handler=cmd_ppo)
+
+    evaluate = sub.add_parser("evaluate", help="compare base/SFT/PPO on held-out prompts; writes report.md/json")
+    _add_recipe_args(evaluate)
+    evaluate.add_argument("--out", help="report folder (default runs/<run>/evaluate)")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
     generate = sub.add_parser("generate", help="answer every row of a JSONL file")
     _add_recipe_args(generate)
     _add_model_args(generate)
@@ -123,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     stats = data_sub.add_parser("stats", help="row counts per file and split")
     _add_recipe_args(stats)
     stats.set_defaults(handler=cmd_data_stats)
+    add_reward_commands(sub, _add_recipe_args)
+    add_feedback_commands(sub)
+    add_quantize_command(sub)
+    add_serve_command(sub, _add_recipe_args)
     return parser
 
 

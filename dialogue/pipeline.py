@@ -185,9 +185,34 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def pipeline_main(recipe: Recipe, only: list[str] | None, force: list[str] | None) -> int:
+def serve_overrides(recipe: Recipe) -> list[str]:
+    """``serve.*`` settings that point the server at this run's result: the tuned policy, the safety guard."""
+    root = recipe.run.root
+    overrides = []
+    artifact = root / "quantize" / "int8"
+    if recipe.serve.engine == "torch" and (artifact / "manifest.json").is_file():
+        overrides.append(f"serve.artifact={artifact}")
+    else:
+        for adapter in (root / "ppo" / "policy_adapter", root / "sft" / "adapter"):
+            if adapter.is_dir():
+                overrides.append(f"serve.adapter={adapter}")
+                break
+    if (root / "reward-safety" / "model").is_dir():
+        overrides.append(f"serve.reward_dir={root}")
+    return overrides
+
+
+def pipeline_main(recipe: Recipe, only: list[str] | None, force: list[str] | None, serve: bool = False,
+                  config: str | None = None, overrides: list[str] | None = None) -> int:
     rows = run_pipeline(recipe, only, force, write=lambda s: print(f"parley pipeline: {s}", file=sys.stderr))
     table = format_summary(rows)
     (recipe.run.root / "summary.md").write_text(table + "\n", encoding="utf-8")
-    print(table)
+    print(table, flush=True)
+    if serve:
+        from serving.server import serve as start_server
+
+        from .recipe import load_recipe
+
+        served = load_recipe(config, [*(overrides or []), *serve_overrides(recipe)])
+        start_server(served.serve, served.policy.model, served.policy.dtype, served.policy.system_prompt)
     return 0

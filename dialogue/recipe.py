@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Literal
 
 from reward_models.config import RewardSection
+from serving.config import ServeSection
 
 from .config_io import apply_override, from_dict, load_yaml
+from .evaluate_config import EvaluateSection
 from .lora_config import LoraSection
 from .ppo.config import PPOSection
 
@@ -73,6 +75,7 @@ class SFTSection:
     grad_accum: int = 1
     max_length: int = 512
     warmup_ratio: float = 0.05
+    gradient_checkpointing: bool = False
     logging_steps: int = 5
     save_steps: int = 200
     lora: LoraSection = field(default_factory=LoraSection)
@@ -98,7 +101,9 @@ class Recipe:
     sft: SFTSection = field(default_factory=SFTSection)
     generate: GenerateSection = field(default_factory=GenerateSection)
     ppo: PPOSection = field(default_factory=PPOSection)
+    evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     reward: RewardSection = field(default_factory=RewardSection)
+    serve: ServeSection = field(default_factory=ServeSection)
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:

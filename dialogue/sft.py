@@ -26,6 +26,7 @@ from .data_loading import (
 )
 from .models import load_causal_lm, load_tokenizer
 from .plots import plot_log_history
+from .ppo.distributed import distributed_state, trainable_digest, write_rank_report
 from .recipe import Recipe
 from .runs import recipe_yaml, save_recipe, stage_dir, write_metrics
 
@@ -72,19 +73,28 @@ def _latest_checkpoint(trainer_dir: Path) -> str | None:
 
 
 def run_sft(recipe: Recipe) -> dict[str, Any]:
-    """Run the SFT stage and return its metrics (also written to ``runs/<run>/sft/metrics.json``)."""
+    """Run the SFT stage and return its metrics (also written to ``runs/<run>/sft/metrics.json``).
+
+    Under ``accelerate launch`` the Trainer runs data-parallel (``sft.batch_size`` is per process); only the
+    main process writes the adapter, plots, TensorBoard and metrics.
+    """
     from datasets import Dataset
     from peft import LoraConfig
     from torch.utils.tensorboard import SummaryWriter
     from transformers.integrations import TensorBoardCallback
     from trl import SFTConfig, SFTTrainer
 
+    ranks = distributed_state()
+    main = ranks.is_main_process
     cfg = recipe.sft
     out = stage_dir(recipe, "sft")
-    _discard_stale_checkpoints(recipe, out)
-    save_recipe(recipe, out)
+    if main:
+        _discard_stale_checkpoints(recipe, out)
+        save_recipe(recipe, out)
+    ranks.wait_for_everyone()  # no rank looks for a checkpoint to resume while stale ones are being removed
     train_rows, eval_rows, bad = build_sft_datasets(recipe)
-    bad.print_summary("sft data")
+    if main:
+        bad.print_summary("sft data")
     tokenizer = load_tokenizer(recipe.policy.model, padding_side="right")
     model = load_causal_lm(recipe.policy.model, recipe.policy.dtype)
     model.train()
@@ -109,6 +119,10 @@ def run_sft(recipe: Recipe) -> dict[str, Any]:
         bf16=recipe.policy.dtype == "bfloat16",
         dataloader_num_workers=0,
         completion_only_loss=True,
+        # Recomputing activations doubles step time on CPU; a 135M policy's activations fit in memory.
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        # Batches of similar length: support prompts carry KB passages, translations are short.
+        train_sampling_strategy="group_by_length",
     )
     lora = LoraConfig(
         r=cfg.lora.r,
@@ -117,7 +131,7 @@ def run_sft(recipe: Recipe) -> dict[str, Any]:
         target_modules=cfg.lora.target_modules,
         task_type="CAUSAL_LM",
     )
-    writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+    writer = SummaryWriter(log_dir=str(out / "tensorboard")) if main else None
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -125,16 +139,29 @@ def run_sft(recipe: Recipe) -> dict[str, Any]:
         eval_dataset=Dataset.from_list(eval_rows),
         processing_class=tokenizer,
         peft_config=lora,
-        callbacks=[TensorBoardCallback(tb_writer=writer)],
+        callbacks=[TensorBoardCallback(tb_writer=writer)] if writer is not None else [],
     )
     started = time.time()
-    before = trainer.evaluate(metric_key_prefix="eval_before")
+    # With several processes, evaluate() before train() marks the model as prepared and train() then skips the
+    # DDP wrap, so each rank would train its own copy (transformers 5.24 / accelerate 1.15). There the base model
+    # is measured after training with the adapter disabled: the same model, as a fresh LoRA adapter is zero.
+    distributed = ranks.num_processes > 1
+    before = None if distributed else trainer.evaluate(metric_key_prefix="eval_before")
     result = trainer.train(resume_from_checkpoint=_latest_checkpoint(out / "trainer"))
     after = trainer.evaluate(metric_key_prefix="eval_after")
-    trainer.model.save_pretrained(out / "adapter")
-    tokenizer.save_pretrained(out / "adapter")
-    writer.close()
-    plot_log_history(trainer.state.log_history, ["loss"], out / "loss_curve.png", "SFT training loss")
+    if distributed:
+        with trainer.model.disable_adapter():
+            before = trainer.evaluate(metric_key_prefix="eval_before")
+    write_rank_report(out, stage="sft", trainable_sha256=trainable_digest(trainer.model),
+                      steps=trainer.state.global_step)
+    if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
+        trainer.save_model(str(out / "adapter"))  # collective: gathers sharded weights, the main process writes
+    elif main:
+        trainer.model.save_pretrained(out / "adapter")
+    if main:
+        tokenizer.save_pretrained(out / "adapter")
+        writer.close()
+        plot_log_history(trainer.state.log_history, ["loss"], out / "loss_curve.png", "SFT training loss")
 
     metrics = {
         "base_model": recipe.policy.model,
@@ -149,7 +176,11 @@ def run_sft(recipe: Recipe) -> dict[str, Any]:
         "train_tokens_per_s": _tokens_per_s(trainer.state.log_history, result.metrics),
         "wall_s": round(time.time() - started, 1),
     }
-    write_metrics(out, metrics)
+    if ranks.num_processes > 1:
+        metrics["processes"] = ranks.num_processes
+    if main:
+        write_metrics(out, metrics)
+    ranks.wait_for_everyone()  # the next stage (often launched right after) finds the adapter complete
     return metrics
 
 

@@ -1,0 +1,267 @@
+"""Serving benchmark: the tuned model in every engine/format against llama.cpp on the untouched base GGUF.
+
+One run measures, on the same held-out support prompts (with their KB context, rendered by
+``build_messages``), greedy, batch 1, a fixed thread count: decode tokens/s and time to first token
+(medians over prompts), peak RSS (each engine in its own child process), artifact size, and quality
+against the merged fp32 model (greedy token agreement; composite reward delta when ``--reward-dir``
+holds trained reward models). Prints one JSON line and appends it to ``benchmarks/results/serving.jsonl``.
+
+    python benchmarks/serving.py [--adapter DIR] [--reward-dir RUN/] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+RESULTS = ROOT / "benchmarks" / "results" / "serving.jsonl"
+FALLBACK_PROMPTS = [
+    ("How long do I have to return an item?", "Items can be returned within 30 days of delivery if unused."),
+    ("Can I cancel my order?", "Orders can be cancelled free of charge within 1 hour of placing them."),
+    ("When will my refund arrive?", "Refunds are issued to the original payment method within 5 business days."),
+    ("Do you ship to Canada?", "We ship to the US, Canada and the EU. Canadian orders arrive in 5-8 days."),
+    ("My parcel shows delivered but I don't have it.", "If a parcel marked delivered is missing, wait 24 hours, "
+                                                       "then contact us and we open a carrier investigation."),
+]
+
+
+def load_prompts(n: int) -> tuple[list[dict[str, Any]], str]:
+    """Held-out support rows (messages + KB context); the built-in list only when data/ is absent."""
+    for path, kind in ((ROOT / "data" / "ppo" / "heldout.jsonl", "support"),
+                       (ROOT / "data" / "support" / "heldout.jsonl", None)):
+        if path.is_file():
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            rows = [r for r in rows if kind is None or r.get("kind") == kind]
+            if rows:
+                return [{"messages": r["messages"], "context": r.get("context")} for r in rows[:n]], str(
+                    path.relative_to(ROOT))
+    rows = [{"messages": [{"role": "user", "content": q}], "context": c} for q, c in FALLBACK_PROMPTS]
+    return (rows * (n // len(rows) + 1))[:n], "built-in fallback"
+
+
+# ---------------------------------------------------------------- child process: one engine, all prompts
+
+def peak_rss_kb() -> int:
+    """This process's own high-water RSS (VmHWM): ``ru_maxrss`` would include the parent's peak from fork."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from serving.engines import load_engine
+
+    torch.set_num_threads(spec["threads"])
+    started = time.perf_counter()
+    engine = load_engine(spec["kind"], **spec["engine_args"], threads=spec["threads"])
+    load_s = time.perf_counter() - started
+    rows = spec["prompts"]
+    engine.generate(rows[0]["messages"], rows[0]["context"], max_tokens=8)  # warm-up (allocations, kernels)
+    outputs, rates, ttfts, tokens = [], [], [], 0
+    for row in rows:
+        text = engine.generate(row["messages"], row["context"], max_tokens=spec["max_tokens"], temperature=0.0)
+        stats = engine.last_stats
+        outputs.append(text)
+        tokens += stats.completion_tokens
+        if stats.decode_tokens_per_s is not None:
+            rates.append(stats.decode_tokens_per_s)
+        if stats.ttft_s is not None:
+            ttfts.append(stats.ttft_s * 1000)
+    peak_kb = peak_rss_kb()
+    return {"outputs": outputs, "tokens_per_s": round(statistics.median(rates), 2) if rates else None,
+            "ttft_ms": round(statistics.median(ttfts), 1) if ttfts else None, "peak_rss_mb": round(peak_kb / 1024, 1),
+            "load_s": round(load_s, 2), "generated_tokens": tokens, "engine": getattr(engine, "description", "")}
+
+
+def spawn_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Each engine in a fresh interpreter, so peak RSS belongs to that engine alone."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(spec, handle)
+    try:
+        done = subprocess.run([sys.executable, __file__, "--worker", handle.name], capture_output=True, text=True,
+                              check=False)
+    finally:
+        os.unlink(handle.name)
+    if done.returncode != 0:
+        raise RuntimeError(f"{spec['name']} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- quality
+
+def token_agreement(tokenizer, reference: list[str], candidate: list[str]) -> float:
+    """Greedy agreement: share of the reference's tokens generated identically before the first divergence."""
+    scores = []
+    for ref, cand in zip(reference, candidate, strict=True):
+        a = tokenizer(ref, add_special_tokens=False)["input_ids"]
+        b = tokenizer(cand, add_special_tokens=False)["input_ids"]
+        same = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+        scores.append(same / max(len(a), len(b), 1))
+    return round(statistics.mean(scores), 4)
+
+
+def composite_rewards(reward_dir: str | None, prompts: list[dict], outputs: dict[str, list[str]]):
+    """Mean composite reward per variant (lambda 0: the plain weighted sum), or None without reward models."""
+    if not reward_dir:
+        return None, "no --reward-dir given"
+    try:
+        from reward_models.config import CompositeSection
+        from reward_models.lagrange import combine
+        from reward_models.scorer import RewardScorer
+
+        scorer = RewardScorer.from_pretrained(reward_dir)
+    except Exception as exc:  # noqa: BLE001 - any failure means "no reward numbers", reported as such
+        return None, f"reward models unavailable: {type(exc).__name__}: {exc}"
+    cfg = CompositeSection()
+    means = {}
+    for name, texts in outputs.items():
+        scores = scorer.score([(p["messages"], t, p["context"]) for p, t in zip(prompts, texts, strict=True)])
+        per_item = [combine({o: v[i] for o, v in scores.items()}, cfg, 0.0) for i in range(len(texts))]
+        means[name] = statistics.mean(float(x) for x in per_item)
+    return means, f"RewardScorer({reward_dir}), objectives {scorer.objectives}, lambda=0"
+
+
+# ---------------------------------------------------------------- driver
+
+def ensure_export(model: str, adapter: str, out: Path) -> dict[str, Any]:
+    from serving.quantize import QuantizeSettings, adapter_sha256, quantize, read_manifest
+
+    wanted = adapter_sha256(adapter)
+    if (out / "manifest.json").is_file():
+        manifest = read_manifest(out)
+        have = {a["format"] for a in manifest["artifacts"]}
+        if manifest.get("adapter_sha256") == wanted and {"int8", "gguf-q8_0", "gguf-q4_1"} <= have:
+            return manifest
+    return quantize(model, adapter, out, QuantizeSettings(formats=("int8", "gguf"), gguf_types=("q8_0", "q4_1"),
+                                                          verify=False))
+
+
+def fp32_size(model: str) -> int:
+    from dialogue.models import resolve_model
+
+    folder = Path(resolve_model(model))
+    return sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--adapter", help="LoRA adapter (default: a fresh random r=16 LoRA on all linear layers)")
+    parser.add_argument("--export-dir", help="parley quantize output to use or create (default: temp dir)")
+    parser.add_argument("--reward-dir", help="run folder with reward-quality/ etc. for reward_delta")
+    parser.add_argument("--prompts", type=int, default=30)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--engines", default="torch-fp32,torch-int8,llamacpp-q8_0,llamacpp-q4_1,base-llamacpp-q4_1")
+    parser.add_argument("--quick", action="store_true", help="5 prompts, 32 tokens (development)")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to results")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(run_worker(json.loads(Path(args.worker).read_text()))))
+        return 0
+    if args.quick:
+        args.prompts, args.max_tokens = 5, 32
+
+    from dialogue.models import load_tokenizer, smollm2_gguf_path
+    from serving.quantize import adapter_sha256, make_random_lora
+
+    load_before = os.getloadavg()
+    work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    adapter = args.adapter or str(make_random_lora(args.model, work / "random-lora", r=16, scale=0.01, seed=0))
+    export = Path(args.export_dir) if args.export_dir else work / "export"
+    started = time.time()
+    manifest = ensure_export(args.model, adapter, export)
+    export_s = round(time.time() - started, 1)
+    sizes = {a["format"]: a["size_bytes"] for a in manifest["artifacts"]}
+    prompts, source = load_prompts(args.prompts)
+
+    variants = {
+        "torch-fp32": ("torch", {"model": args.model, "adapter": adapter, "dtype": "float32"}, fp32_size(args.model)),
+        "torch-bf16": ("torch", {"model": args.model, "adapter": adapter, "dtype": "bfloat16"},
+                       fp32_size(args.model) // 2),
+        "torch-int8": ("torch", {"artifact": str(export / "int8")},
+                       (export / "int8" / "model.int8.safetensors").stat().st_size),
+        "llamacpp-q8_0": ("llamacpp", {"artifact": str(export), "gguf_type": "q8_0"}, sizes["gguf-q8_0"]),
+        "llamacpp-q4_1": ("llamacpp", {"artifact": str(export), "gguf_type": "q4_1"}, sizes["gguf-q4_1"]),
+        "base-llamacpp-q4_1": ("llamacpp", {"artifact": str(smollm2_gguf_path()), "model": args.model},
+                               smollm2_gguf_path().stat().st_size),
+    }
+    results: dict[str, dict[str, Any]] = {}
+    for name in [n.strip() for n in args.engines.split(",") if n.strip()]:
+        kind, engine_args, size = variants[name]
+        print(f"benchmark: {name} ...", file=sys.stderr, flush=True)
+        spec = {"name": name, "kind": kind, "engine_args": engine_args, "threads": args.threads,
+                "max_tokens": args.max_tokens, "prompts": prompts}
+        results[name] = spawn_worker(spec) | {"size_mb": round(size / 1e6, 1)}
+        print(f"benchmark: {name}: {results[name]['tokens_per_s']} tok/s, ttft {results[name]['ttft_ms']} ms, "
+              f"rss {results[name]['peak_rss_mb']} MB", file=sys.stderr, flush=True)
+
+    tokenizer = load_tokenizer(args.model)
+    reference = results.get("torch-fp32", {}).get("outputs")
+    tuned = {n: r["outputs"] for n, r in results.items() if not n.startswith("base-")}
+    rewards, reward_note = composite_rewards(args.reward_dir, prompts, tuned)
+    for name, result in results.items():
+        result["token_agreement"] = token_agreement(tokenizer, reference, result["outputs"]) if reference else None
+        result["exact_match"] = (round(statistics.mean(a == b for a, b in zip(reference, result["outputs"],
+                                                                               strict=True)), 3)
+                                 if reference else None)
+        result["reward_delta"] = (round(rewards[name] - rewards["torch-fp32"], 4)
+                                  if rewards and name in rewards and "torch-fp32" in rewards else None)
+        result["reward_mean"] = round(rewards[name], 4) if rewards and name in rewards else None
+        result["sample"] = result["outputs"][0][:160]
+        del result["outputs"]
+    base_rate = results.get("base-llamacpp-q4_1", {}).get("tokens_per_s")
+    tuned_rates = {n: r["tokens_per_s"] for n, r in results.items() if not n.startswith("base-") and r["tokens_per_s"]}
+    best = max(tuned_rates, key=tuned_rates.get) if tuned_rates else None
+    fp32 = results.get("torch-fp32", {})
+    record = {
+        "benchmark": "serving",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "ratio_vs_llamacpp_base": round(tuned_rates[best] / base_rate, 3) if best and base_rate else None,
+        "best_tuned_engine": best,
+        "int8_speedup_vs_fp32": (round(results["torch-int8"]["tokens_per_s"] / fp32["tokens_per_s"], 2)
+                                 if "torch-int8" in results and fp32.get("tokens_per_s") else None),
+        "size_ratio_vs_fp32": {n: round(r["size_mb"] / fp32["size_mb"], 3) for n, r in results.items()
+                               if fp32.get("size_mb") and not n.startswith("base-")},
+        "engines": results,
+        "settings": {
+            "model": args.model, "adapter": adapter if args.adapter else f"random LoRA r=16 scale=0.01 ({adapter})",
+            "adapter_sha256": adapter_sha256(adapter), "prompts": len(prompts), "prompt_source": source,
+            "max_tokens": args.max_tokens, "greedy": True, "batch": 1, "threads": args.threads,
+            "tokens_per_s": "median over prompts of (completion_tokens - 1) / (total - ttft)",
+            "reward": reward_note, "export_s": export_s, "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()], "cpu": platform.processor() or platform.machine(),
+            "quick": args.quick,
+        },
+    }
+    line = json.dumps(record, ensure_ascii=False)
+    print(line)
+    if not args.no_append:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with open(RESULTS, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""The chat service: one code path for the Gradio app and the API (limits, retrieval, guard, handoff, storage).
+
+A front end holds a :class:`Session` per browser tab (or per API request) and calls :meth:`ChatService.turn`,
+which yields text deltas while it fills in a :class:`Turn` (citations, stored message id, ticket, why it
+stopped). Everything a user can bypass in a browser is checked here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dialogue.languages import LANGUAGES, check_language, translation_request
+from serving.guard import Guard
+from serving.handoff import DislikeStreak, notice, wants_human
+from serving.limits import Gate, LimitError, Limits, with_deadline
+from serving.retrieval import KnowledgeBase
+
+log = logging.getLogger("parley.serve")
+
+EMPTY_ANSWER = "I'm sorry, I don't have an answer to that. A human colleague can help: press \"Talk to a human\"."
+
+Mode = Literal["support", "translate", "api"]
+
+
+@dataclass
+class Session:
+    """One conversation as the server sees it; the client never supplies the history it is judged on."""
+
+    mode: Mode
+    conversation_id: int | None = None
+    history: list[dict[str, str]] = field(default_factory=list)
+    user_turns: int = 0
+    streak: DislikeStreak = field(default_factory=DislikeStreak)
+    language: str = "en"
+
+
+@dataclass
+class Turn:
+    """What one exchange produced; filled in while :meth:`ChatService.turn` streams."""
+
+    user_text: str
+    text: str = ""
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    message_id: int | None = None
+    ticket_id: int | None = None
+    blocked: Literal["input", "output"] | None = None
+    finish_reason: Literal["stop", "timeout", "handoff", "refused"] = "stop"
+    replaced: bool = False  # the streamed text was swapped for a safe one at the end
+    cancel: threading.Event = field(default_factory=threading.Event)  # set it to stop generation early
+    stats: Any = None  # the engine's GenerationStats, when it keeps them
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_new_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def params(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"max_tokens": self.max_new_tokens, "temperature": self.temperature,
+                               "top_p": self.top_p}
+        if self.stop:
+            out["stop"] = list(self.stop)
+        if self.seed is not None:
+            out["seed"] = self.seed
+        return out
+
+
+class ChatService:
+    """Engine + KB + guard + feedback store + limits, shared by every front end."""
+
+    def __init__(self, engine: Any, kb: KnowledgeBase | None, guard: Guard, store: Any, limits: Limits, gate: Gate,
+                 model_name: str, adapter_hash: str | None, top_k: int = 3, temperature: float = 0.0,
+                 top_p: float = 1.0) -> None:
+        self.engine = engine
+        self.kb = kb
+        self.guard = guard
+        self.store = store
+        self.limits = limits
+        self.gate = gate
+        self.model_name = model_name
+        self.adapter_hash = adapter_hash
+        self.top_k = top_k
+        self.default_sampling = Sampling(limits.max_new_tokens, temperature, top_p)
+
+    # --- building blocks -------------------------------------------------------------------------------
+
+    def _conversation(self, session: Session) -> int:
+        if session.conversation_id is None:
+            session.conversation_id = self.store.create_conversation(session.mode, self.model_name,
+                                                                     self.adapter_hash)
+        return session.conversation_id
+
+    def retrieve(self, query: str) -> list[dict[str, Any]]:
+        """Top-k KB passages for a query as citation dicts (empty without a KB)."""
+        if self.kb is None:
+            return []
+        return [p.citation() for p in self.kb.search(query, self.top_k)]
+
+    @staticmethod
+    def context_of(citations: list[dict[str, Any]]) -> list[str] | None:
+        return [f"{c['title']}: {c['text']}" for c in citations] or None
+
+    def _generate(self, messages: list[dict[str, str]], context: list[str] | None, sampling: Sampling,
+                  turn: Turn) -> Iterator[str]:
+        def timed_out() -> None:
+            turn.finish_reason = "timeout"
+            turn.cancel.set()
+
+        chunks = self.engine.stream(messages, context=context, cancel=turn.cancel, **sampling.params())
+        yield from self.gate.hold(with_deadline(chunks, self.limits.request_timeout_s, timed_out))
+        # Token counts for the API's usage field; the engine keeps only its latest request's stats.
+        turn.stats = getattr(self.engine, "last_stats", None)
+
+    def _finish(self, session: Session, turn: Turn, kb_ids: list[str] | None = None) -> None:
+        conversation = self._conversation(session)
+        turn.message_id = self.store.add_message(conversation, "assistant", turn.text, kb_ids=kb_ids,
+                                                 citations=turn.citations or None)
+        session.history.append({"role": "assistant", "content": turn.text})
+
+    def open_handoff(self, session: Session, reason: str) -> int:
+        """A ticket for a human agent with the (redacted) stored conversation; returns its id."""
+        return self.store.open_handoff(self._conversation(session), reason)
+
+    @staticmethod
+    def _note_language(session: Session, text: str) -> None:
+        """Remember the customer's language (for handoff notices) when langid is confident."""
+        from dialogue.language_id import detect_language
+
+        code, probability = detect_language(text)
+        if probability >= 0.9:
+            session.language = code
+
+    def preload(self, session: Session, messages: list[dict[str, str]]) -> None:
+        """Seed a session with earlier turns sent by an API client (stored too, so feedback has its prompt)."""
+        for message in messages:
+            # Earlier answers and system prompts may be longer than a customer message, but not unbounded.
+            limit = self.limits.max_message_chars * (1 if message["role"] == "user" else 4)
+            if len(message["content"]) > limit:
+                raise LimitError(f"a {message['role']} message is {len(message['content'])} characters long; "
+                                 f"the limit is {limit}")
+            self.store.add_message(self._conversation(session), message["role"], message["content"])
+            session.history.append(dict(message))
+            session.user_turns += message["role"] == "user"
+
+    # --- one exchange ----------------------------------------------------------------------------------
+
+    def turn(self, session: Session, user_text: str, *, prompt: str | None = None, sampling: Sampling | None = None,
+             use_kb: bool = True, detect_handoff: bool = True, live: bool = True) -> tuple[Turn, Iterator[str]]:
+        """Check limits (raises :class:`~serving.limits.LimitError` at once), then return the turn and its deltas.
+
+        ``prompt`` is what the model sees when it differs from what the user typed (a translation request).
+        With ``live`` False the answer is checked by the guard *before* anything is yielded (the API cannot
+        take back streamed text); with ``live`` True it streams and a rejected answer is replaced at the end
+        (:attr:`Turn.replaced`).
+        """
+        text = self.limits.check_message(user_text)
+        self.limits.check_turns(session.user_turns + 1)
+        sampling = sampling or self.default_sampling
+        turn = Turn(user_text=text)
+        return turn, self._run(session, turn, prompt or text, sampling, use_kb, detect_handoff, live)
+
+    def _run(self, session: Session, turn: Turn, prompt: str, sampling: Sampling, use_kb: bool,
+             detect_handoff: bool, live: bool) -> Iterator[str]:
+        conversation = self._conversation(session)
+        self.store.add_message(conversation, "user", prompt)
+        session.history.append({"role": "user", "content": prompt})
+        session.user_turns += 1
+
+        language = wants_human(turn.user_text) if detect_handoff else None
+        if detect_handoff:
+            self._note_language(session, turn.user_text)
+        if language is not None:
+            session.language = language
+            turn.ticket_id = self.open_handoff(session, "customer asked for a human agent")
+            turn.text, turn.finish_reason = notice(turn.ticket_id, language), "handoff"
+            self._finish(session, turn)
+            yield turn.text
+            return
+
+        verdict = self.guard.check_input(session.history)
+        if not verdict.safe:
+            log.info("guard refused input (score %.3f)", verdict.score)
+            turn.text, turn.blocked, turn.finish_reason = verdict.text, "input", "refused"
+            self._finish(session, turn)
+            yield turn.text
+            return
+
+        turn.citations = self.retrieve(turn.user_text) if use_kb else []
+        context = self.context_of(turn.citations)
+        pieces: list[str] = []
+        for delta in self._generate(list(session.history), context, sampling, turn):
+            pieces.append(delta)
+            if live:
+                yield delta
+        answer = "".join(pieces).strip()
+        checked = self.guard.check_output(session.history, answer, "\n\n".join(context or []) or None)
+        turn.text = checked.text
+        if not turn.text:
+            turn.text, turn.replaced = EMPTY_ANSWER, True
+        if not checked.safe:
+            log.info("guard replaced output (score %.3f)", checked.score)
+            turn.blocked, turn.replaced = "output", True
+        self._finish(session, turn, kb_ids=[c["id"] for c in turn.citations] or None)
+        if not live:
+            yield turn.text
+
+    # --- translation -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def translation_prompt(text: str, target: str, source: str | None) -> tuple[str, str | None]:
+        """(model prompt, detected source or None); unknown codes raise UnknownLanguageError with the list."""
+        from dialogue.language_id import detect_language
+
+        target = check_language(target)
+        detected = None
+        if source in (None, "", "auto"):
+            detected, _ = detect_language(text)
+            source = detected
+        source = check_language(source)
+        return translation_request(text, target, None if source == target else source), detected
+
+    # --- feedback --------------------------------------------------------------------------------------
+
+    def feedback(self, session: Session, message_id: int, rater: str, like: bool | None = None,
+                 rating: int | None = None, correction: str | None = None) -> int | None:
+        """Store feedback; returns a handoff ticket id when this dislike completes a streak."""
+        if correction is not None:
+            correction = self.limits.check_message(correction)
+        self.store.record_feedback(message_id, rater, like=like, rating=rating, correction=correction)
+        if like is not None and session.streak.record(message_id, like):
+            return self.open_handoff(session, f"{session.streak.limit} answers in a row were disliked")
+        return None
+
+
+def language_choices() -> list[tuple[str, str]]:
+    return [(f"{name} ({code})", code) for code, name in LANGUAGES.items()]

@@ -1,0 +1,105 @@
+"""The Gradio Blocks: Support, Translate and Feedback tabs (layout and wiring only; logic is in handlers).
+
+Endpoints are named (``api_name``) so ``gradio_client`` can drive the same code paths as the browser:
+``/support``, ``/human``, ``/translate``, ``/vote``, ``/rate``, ``/suggest`` (per tab: ``/translate_vote``...),
+``/admin_refresh`` and ``/admin_export``.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from serving.app.admin import Admin
+from serving.app.handlers import Handlers
+from serving.app.service import ChatService, language_choices
+from serving.app.state import ChatState
+
+TITLE = "Parley: customer service and translation"
+
+
+def _feedback_row(handlers: Handlers, state: gr.State, chatbot: gr.Chatbot, prefix: str) -> None:
+    """Rating, "suggest a better answer" and a hidden vote endpoint for the newest answer of one tab."""
+    with gr.Accordion("Rate or improve the last answer", open=False, elem_id=f"{prefix}feedback"):
+        with gr.Row():
+            rating = gr.Radio([1, 2, 3, 4, 5], label="Rating (1 = poor, 5 = great)", elem_id=f"{prefix}rating")
+            rate = gr.Button("Send rating", elem_id=f"{prefix}rate-btn", scale=0)
+        with gr.Row():
+            correction = gr.Textbox(label="Suggest a better answer", lines=2, elem_id=f"{prefix}correction")
+            suggest = gr.Button("Send suggestion", elem_id=f"{prefix}suggest-btn", scale=0)
+    status = gr.Markdown(elem_id=f"{prefix}feedback-status")  # outside the accordion: thumbs report here too
+    liked = gr.Checkbox(visible=False)
+    vote = gr.Button(visible=False)
+    api = prefix.replace("-", "_")
+    chatbot.like(handlers.like, [state], [status, state, chatbot], api_visibility="private")
+    vote.click(handlers.vote, [liked, state], [status, state, chatbot], api_name=f"{api}vote")
+    rate.click(handlers.rate, [rating, state], [status, state], api_name=f"{api}rate")
+    suggest.click(handlers.suggest, [correction, state], [status, state, correction, chatbot],
+                  api_name=f"{api}suggest")
+
+
+def _support_tab(handlers: Handlers) -> None:
+    state = gr.State(ChatState("support"))
+    chatbot = gr.Chatbot(label="Support", elem_id="support-chat", height=380, buttons=["copy"])
+    citations = gr.Markdown(elem_id="support-citations")
+    with gr.Row():
+        message = gr.Textbox(placeholder="Ask about orders, shipping, returns, your account...", show_label=False,
+                             elem_id="support-input", scale=6, max_lines=6)
+        send = gr.Button("Send", variant="primary", elem_id="support-send", scale=1)
+    with gr.Row():
+        human = gr.Button("Talk to a human", elem_id="handoff-btn")
+        new = gr.Button("New conversation", elem_id="support-reset")
+    status = gr.Markdown(elem_id="support-status")
+    outputs = [chatbot, citations, state, message, status]
+    send.click(handlers.support, [message, state], outputs, api_name="support", concurrency_id="generate")
+    message.submit(handlers.support, [message, state], outputs, api_visibility="private", concurrency_id="generate")
+    human.click(handlers.human, [state], [chatbot, state, status], api_name="human")
+    new.click(handlers.reset, [state], [chatbot, citations, state, status], api_name="reset")
+    _feedback_row(handlers, state, chatbot, "")
+
+
+def _translate_tab(handlers: Handlers) -> None:
+    state = gr.State(ChatState("translate"))
+    choices = language_choices()
+    with gr.Row():
+        source = gr.Dropdown([("Auto-detect", "auto"), *choices], value="auto", label="From",
+                             allow_custom_value=True, elem_id="translate-source")
+        target = gr.Dropdown(choices, value="en", label="To", allow_custom_value=True, elem_id="translate-target")
+    text = gr.Textbox(label="Text to translate", lines=3, elem_id="translate-input")
+    go = gr.Button("Translate", variant="primary", elem_id="translate-btn")
+    detected = gr.Markdown(elem_id="translate-detected")
+    chatbot = gr.Chatbot(label="Translations", elem_id="translate-chat", height=300, buttons=["copy"])
+    go.click(handlers.translate, [text, source, target, state], [chatbot, state, detected], api_name="translate",
+             concurrency_id="generate")
+    _feedback_row(handlers, state, chatbot, "translate-")
+
+
+def _admin_tab(admin: Admin) -> gr.Tab:
+    with gr.Tab("Feedback", id="feedback", elem_id="tab-feedback") as tab:
+        refresh = gr.Button("Refresh", elem_id="admin-refresh")
+        counts = gr.Markdown(elem_id="admin-counts")
+        plot = gr.Plot(label="Like ratio over time", elem_id="admin-plot")
+        recent = gr.Dataframe(label="Recent feedback", interactive=False, wrap=True, elem_id="admin-recent",
+                              column_widths=["15%", "9%", "9%", "8%", "35%", "24%"])
+        with gr.Row():
+            export = gr.Button("Export preference pairs (JSONL)", elem_id="admin-export")
+            exported = gr.File(label="Download", elem_id="admin-file", interactive=False)
+        export_status = gr.Markdown(elem_id="admin-export-status")
+    refresh.click(admin.refresh, None, [counts, plot, recent], api_name="admin_refresh")
+    tab.select(admin.refresh, None, [counts, plot, recent], api_visibility="private")
+    export.click(admin.export, None, [exported, export_status], api_name="admin_export")
+    return tab
+
+
+def build_blocks(service: ChatService, admin: Admin) -> gr.Blocks:
+    """The whole UI; the queue is configured by the caller (server), which knows the limits."""
+    handlers = Handlers(service)
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as blocks:
+        gr.Markdown(f"## {TITLE}")
+        with gr.Tabs():
+            with gr.Tab("Support", id="support", elem_id="tab-support"):
+                _support_tab(handlers)
+            with gr.Tab("Translate", id="translate", elem_id="tab-translate"):
+                _translate_tab(handlers)
+            _admin_tab(admin)
+        gr.Markdown(f"<small>{service.guard.note()} Model: {service.model_name}</small>", elem_id="guard-note")
+    return blocks

@@ -1,0 +1,80 @@
+"""The ``serve:`` section of a recipe: what ``parley serve`` loads and the limits it enforces.
+
+Every value can come from YAML, ``--set serve.key=value`` or a dedicated ``parley serve`` flag (flags
+win). Limits live here, not in the UI, so the Gradio app and the OpenAI-compatible API enforce the same
+numbers on the server side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class ServeSection:
+    """One server: the Gradio app at ``/`` and the OpenAI-compatible API at ``/v1``."""
+
+    # What to load. ``model`` None = ``policy.model``; ``artifact`` is a merged/quantized export.
+    engine: Literal["torch", "llamacpp", "openai"] = "torch"
+    model: str | None = None
+    adapter: str | None = None
+    artifact: str | None = None
+    # Name reported by /v1/models and stored with every conversation (default: derived from the model).
+    served_model_name: str | None = None
+    kb_dir: str = "data/kb"
+    top_k: int = 3
+    db: str = "sqlite:///runs/feedback.db"
+    # Safety guard: off when no reward dir is given.
+    reward_dir: str | None = None
+    safety_threshold: float = -1.0
+    # "user:pass" (comma-separated for several users); None = no login.
+    auth: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 7860
+    # Public URL prefix when served behind a reverse proxy under a sub-path ("" = served at the root).
+    root_path: str = ""
+    # Limits (UI and API alike).
+    max_message_chars: int = 2000
+    max_turns: int = 20
+    max_new_tokens: int = 256
+    request_timeout_s: float = 60.0
+    max_request_bytes: int = 2_000_000
+    # Queueing: at most ``concurrency`` generations at once, ``queue_size`` more waiting; the rest hear "busy".
+    concurrency: int = 2
+    queue_size: int = 16
+    # Sampling defaults (the API may override within the limits).
+    temperature: float = 0.0
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        positive = {
+            "top_k": self.top_k,
+            "max_message_chars": self.max_message_chars,
+            "max_turns": self.max_turns,
+            "max_new_tokens": self.max_new_tokens,
+            "request_timeout_s": self.request_timeout_s,
+            "max_request_bytes": self.max_request_bytes,
+            "concurrency": self.concurrency,
+            "queue_size": self.queue_size,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be 1-65535, got {self.port}")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+        if self.auth is not None:
+            parse_auth(self.auth)
+
+
+def parse_auth(spec: str) -> list[tuple[str, str]]:
+    """``"alice:pw,bob:pw2"`` -> ``[("alice", "pw"), ("bob", "pw2")]``; rejects empty names or passwords."""
+    pairs = []
+    for item in spec.split(","):
+        user, sep, password = item.strip().partition(":")
+        if not sep or not user or not password:
+            raise ValueError("auth must look like user:password (several separated by commas)")
+        pairs.append((user, password))
+    return pairs

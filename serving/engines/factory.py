@@ -1,0 +1,41 @@
+"""``load_engine(kind, ...)``: one entry point for the app, the API and the benchmark."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Engine
+from .errors import EngineError
+
+ENGINE_KINDS = ("torch", "llamacpp", "openai")
+
+
+def load_engine(kind: str, model: str | None = None, adapter: str | None = None, artifact: str | None = None,
+                **opts: Any) -> Engine:
+    """Build an engine.
+
+    - ``torch``: ``model`` (+ ``adapter``, merged) in ``dtype`` (float32/bfloat16), or an int8 ``artifact``.
+    - ``llamacpp``: ``artifact`` is a ``.gguf`` or a ``parley quantize`` folder (``gguf_type`` picks the file).
+    - ``openai``: ``model`` is the served model name; ``base_url`` (and ``api_key``) in ``opts``.
+    """
+    if kind == "torch":
+        from .torch_engine import TorchEngine
+
+        return TorchEngine.from_pretrained(model, adapter=adapter, artifact=artifact, **opts)
+    if kind == "llamacpp":
+        from .llamacpp_engine import LlamaCppEngine, find_gguf, tokenizer_for_gguf
+
+        if artifact is None:
+            raise EngineError("the llamacpp engine needs a GGUF artifact; make one with: parley quantize")
+        if adapter is not None:
+            raise EngineError("llama.cpp serves merged GGUF files: merge the adapter with parley quantize first")
+        path = find_gguf(artifact, opts.pop("gguf_type", "q8_0"))
+        tokenizer = opts.pop("tokenizer", None) or tokenizer_for_gguf(path, model)
+        return LlamaCppEngine(path, tokenizer=tokenizer, **opts)
+    if kind == "openai":
+        from .openai_engine import OpenAIEngine
+
+        if not model or "base_url" not in opts:
+            raise EngineError("the openai engine needs model= (served name) and base_url=")
+        return OpenAIEngine(model, **opts)
+    raise EngineError(f"unknown engine {kind!r}; choose one of {', '.join(ENGINE_KINDS)}")

@@ -1,0 +1,107 @@
+"""llama.cpp through llama-cpp-python (``pip install 'parley[llamacpp]'``): the fastest CPU engine.
+
+The prompt is rendered by Parley with the HF tokenizer's chat template and passed as text to
+``create_completion``; llama.cpp's own chat handlers are not used, so the model sees byte-for-byte the
+prompt the torch engine sees (a test checks that both tokenize it to the same ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .base import CancelToken, Engine, GenerationStats, SamplingParams
+from .errors import EngineError, EngineUnavailableError
+
+INSTALL_HINT = "pip install 'parley[llamacpp]'  (builds llama-cpp-python from source, ~6 min)"
+
+
+def llama_cpp_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def find_gguf(artifact: str | Path, gguf_type: str = "q8_0") -> Path:
+    """A ``.gguf`` path as given, or ``model-<type>.gguf`` inside a ``parley quantize`` output folder."""
+    path = Path(artifact)
+    if path.is_file():
+        return path
+    candidate = path / f"model-{gguf_type.lower()}.gguf"
+    if candidate.is_file():
+        return candidate
+    found = sorted(path.glob("*.gguf")) if path.is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    raise EngineError(f"no GGUF file at {artifact} (looked for {candidate.name}); run parley quantize first")
+
+
+def tokenizer_for_gguf(path: Path, model: str | None = None):
+    """The HF tokenizer that renders prompts: saved beside the GGUF, else the model's, else read from the GGUF."""
+    from transformers import AutoTokenizer
+
+    from dialogue.models import load_tokenizer
+
+    if (path.parent / "tokenizer_config.json").is_file():
+        return AutoTokenizer.from_pretrained(str(path.parent))
+    if model:
+        return load_tokenizer(model)
+
+    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+
+class LlamaCppEngine(Engine):
+    """A GGUF file run by llama.cpp."""
+
+    kind = "llamacpp"
+
+    def __init__(self, gguf_path: str | Path, tokenizer=None, n_ctx: int = 2048, threads: int | None = None,
+                 system_prompt: str | None = None, seed: int = 0, **llama_kwargs: Any) -> None:
+        if not llama_cpp_available():
+            raise EngineUnavailableError(f"the llamacpp engine needs llama-cpp-python: {INSTALL_HINT}")
+        from llama_cpp import Llama
+
+        path = Path(gguf_path)
+        if not path.is_file():
+            raise EngineError(f"GGUF file not found: {gguf_path}")
+        super().__init__(tokenizer if tokenizer is not None else tokenizer_for_gguf(path), system_prompt)
+        self.path = path
+        self.description = f"llamacpp:{path.name}"
+        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                         seed=seed, verbose=False, **llama_kwargs)
+
+    def tokenize(self, text: str) -> list[int]:
+        """llama.cpp's tokenization of a rendered prompt (as ``create_completion`` does it)."""
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+
+    def _token_stream(self, prompt: str, params: SamplingParams, cancel: CancelToken,
+                      stats: GenerationStats) -> Iterator[str]:
+        stats.prompt_tokens = len(self.tokenize(prompt))
+        if stats.prompt_tokens + params.max_tokens > self.llm.n_ctx():
+            raise EngineError(f"prompt ({stats.prompt_tokens} tokens) + max_tokens exceeds n_ctx {self.llm.n_ctx()}")
+        greedy = params.temperature <= 0
+        chunks = self.llm.create_completion(
+            prompt, max_tokens=params.max_tokens, stream=True,
+            temperature=0.0 if greedy else params.temperature, top_p=1.0 if greedy else params.top_p,
+            top_k=0, min_p=0.0, repeat_penalty=1.0, seed=params.seed,
+        )
+        try:
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                if choice.get("finish_reason"):
+                    stats.finish_reason = "stop" if choice["finish_reason"] == "stop" else "length"
+                    if not choice["text"]:
+                        break  # the closing chunk carries no token
+                stats.completion_tokens += 1
+                yield choice["text"]
+                if cancel.is_set():
+                    break
+        finally:
+            chunks.close()
+
+    def close(self) -> None:
+        super().close()
+        if getattr(self, "llm", None) is not None:
+            self.llm.close()
+            self.llm = None

@@ -1,0 +1,149 @@
+"""The transformers engine: fp32/bf16 (base + adapter, merged) or the int8 artifact, streamed from a thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from .base import CancelToken, Engine, GenerationStats, SamplingParams
+from .errors import EngineError
+
+
+def _streamer_class():
+    from transformers import TextIteratorStreamer
+
+    class CountingStreamer(TextIteratorStreamer):
+        """TextIteratorStreamer that also counts generated tokens (for tokens/s)."""
+
+        def __init__(self, tokenizer, stats: GenerationStats, **kwargs: Any) -> None:
+            super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True, **kwargs)
+            self.stats = stats
+            self._seen_prompt = False
+
+        def put(self, value) -> None:
+            if self._seen_prompt:
+                self.stats.completion_tokens += int(value.numel())
+            else:
+                self._seen_prompt = True
+                self.stats.prompt_tokens = int(value.shape[-1])
+            super().put(value)
+
+    return CountingStreamer
+
+
+def _cancel_criterion(cancel: CancelToken):
+    import torch
+    from transformers import StoppingCriteria
+
+    class Cancelled(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool)
+
+    return Cancelled()
+
+
+class TorchEngine(Engine):
+    """A transformers causal LM; one request at a time (generation holds the model)."""
+
+    kind = "torch"
+
+    def __init__(self, model, tokenizer, threads: int | None = None, system_prompt: str | None = None,
+                 description: str = "") -> None:
+        super().__init__(tokenizer, system_prompt)
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = model
+        self.description = description
+        self._generate_lock = threading.Lock()
+        eos = {tokenizer.eos_token_id}
+        config_eos = getattr(model.generation_config, "eos_token_id", None)
+        eos.update(config_eos if isinstance(config_eos, list) else [config_eos])
+        self.eos_token_ids = sorted(i for i in eos if i is not None)
+
+    @classmethod
+    def from_pretrained(cls, model: str | None = None, adapter: str | None = None, artifact: str | None = None,
+                        dtype: str = "float32", threads: int | None = None, system_prompt: str | None = None,
+                        merge: bool = True) -> TorchEngine:
+        """``artifact`` is an int8 folder (or a ``parley quantize`` output holding ``int8/``); else base + adapter."""
+        from dialogue.models import load_causal_lm, load_tokenizer
+        from serving.quantize.int8 import is_int8_artifact, load_int8
+
+        if artifact:
+            folder = Path(artifact)
+            if not is_int8_artifact(folder) and is_int8_artifact(folder / "int8"):
+                folder = folder / "int8"
+            if not is_int8_artifact(folder):
+                raise EngineError(f"{artifact} is not an int8 artifact (run parley quantize --formats int8)")
+            tokenizer = load_tokenizer(str(folder))
+            return cls(load_int8(folder), tokenizer, threads, system_prompt, description=f"int8:{folder}")
+        if not model:
+            raise EngineError("the torch engine needs a model (or an int8 artifact)")
+        tokenizer = load_tokenizer(model)
+        lm = load_causal_lm(model, dtype, adapter=adapter)
+        if adapter and merge:
+            lm = lm.merge_and_unload()  # no per-token LoRA overhead while serving
+        lm.eval()
+        return cls(lm, tokenizer, threads, system_prompt, description=f"{dtype}:{model}+{adapter or 'no adapter'}")
+
+    def _generate_kwargs(self, params: SamplingParams) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens, "eos_token_id": self.eos_token_ids,
+                                  "pad_token_id": self.tokenizer.pad_token_id}
+        if params.temperature > 0:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=None)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kwargs
+
+    def _token_stream(self, prompt: str, params: SamplingParams, cancel: CancelToken,
+                      stats: GenerationStats) -> Iterator[str]:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        streamer = _streamer_class()(self.tokenizer, stats, timeout=0.05)
+        kwargs = self._generate_kwargs(params)
+        errors: list[BaseException] = []
+        output: list[Any] = []
+
+        def run() -> None:
+            try:
+                with self._generate_lock, torch.inference_mode():
+                    if params.seed is not None:
+                        torch.manual_seed(params.seed)
+                    output.append(self.model.generate(**encoded, **kwargs, streamer=streamer,
+                                                      stopping_criteria=StoppingCriteriaList(
+                                                          [_cancel_criterion(cancel)])))
+            except BaseException as exc:  # surfaced in the consumer thread
+                errors.append(exc)
+                streamer.end()
+
+        worker = threading.Thread(target=run, name="parley-torch-generate", daemon=True)
+        worker.start()
+        try:
+            while True:
+                try:
+                    text = next(streamer)
+                except Empty:
+                    if not worker.is_alive() and streamer.text_queue.empty():
+                        break
+                    continue
+                except StopIteration:
+                    break
+                yield text
+        finally:
+            cancel.set()
+            worker.join()
+        if errors:
+            raise EngineError(f"generation failed: {errors[0]}") from errors[0]
+        if output:
+            last = int(output[0][0, -1])
+            stats.finish_reason = "stop" if last in self.eos_token_ids else "length"
+
+    def close(self) -> None:
+        super().close()
+        self.model = None

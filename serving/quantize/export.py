@@ -1,0 +1,100 @@
+"""``parley quantize``: merge the adapter once, then write every requested artifact and the manifest."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import QuantizeError
+from .gguf_export import GGUF_TYPES, check_llama, export_gguf
+from .int8 import save_int8
+from .manifest import dir_size, write_manifest
+from .merge import adapter_sha256, load_merged
+
+FORMATS = ("int8", "gguf", "merged")
+INT8_DIR = "int8"
+MERGED_DIR = "merged"
+
+
+def gguf_name(qtype: str) -> str:
+    return f"model-{qtype.lower()}.gguf"
+
+
+@dataclass
+class QuantizeSettings:
+    """What to write. ``merged`` is the fp32 merged model (what the CUDA NF4 path loads)."""
+
+    formats: tuple[str, ...] = ("int8", "gguf")
+    gguf_types: tuple[str, ...] = ("q8_0", "q4_1")
+    base_gguf: str | None = None
+    verify: bool = True
+
+    def validate(self) -> None:
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            raise QuantizeError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
+        bad = [t for t in self.gguf_types if t.lower() not in GGUF_TYPES]
+        if bad:
+            raise QuantizeError(f"unknown GGUF type(s) {bad}; choose from {', '.join(GGUF_TYPES)}")
+
+
+def quantize(model: str, adapter: str | None, out_dir: str | Path,
+             settings: QuantizeSettings | None = None) -> dict[str, Any]:
+    """Merge ``adapter`` into ``model`` and export; returns the manifest written to ``out_dir``."""
+    settings = settings or QuantizeSettings()
+    settings.validate()
+    adapter_hash = adapter_sha256(adapter) if adapter else None
+    out = Path(out_dir)
+    merged, tokenizer = load_merged(model, adapter)
+    if "gguf" in settings.formats:
+        check_llama(merged.config)  # before writing anything
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(out)  # engines render prompts with the same HF chat template next to every artifact
+    provenance = {"base": model, "adapter_sha256": adapter_hash or "none"}
+    artifacts: list[dict[str, Any]] = []
+
+    if "merged" in settings.formats:
+        started = time.time()
+        merged.save_pretrained(out / MERGED_DIR)
+        tokenizer.save_pretrained(out / MERGED_DIR)
+        artifacts.append({"format": "merged", "method": "peft merge_and_unload, fp32 safetensors; load with "
+                          "serving.quantize.bnb.load_nf4 for bitsandbytes NF4 on CUDA", "path": MERGED_DIR,
+                          "size_bytes": dir_size(out / MERGED_DIR), "seconds": round(time.time() - started, 2)})
+
+    if "gguf" in settings.formats:
+        for qtype in settings.gguf_types:
+            started = time.time()
+            summary = export_gguf(merged, out / gguf_name(qtype), qtype, settings.base_gguf, tokenizer, provenance)
+            entry = {"format": f"gguf-{qtype.lower()}",
+                     "method": "gguf.quants.quantize (numpy); base GGUF metadata + tokenizer; llama.cpp q/k "
+                               "permutation; 1-D norms F32" + ("; token_embd Q8_0" if qtype.startswith("q4") or
+                                                              qtype.startswith("q5") else ""),
+                     "path": gguf_name(qtype), "size_bytes": summary["size_bytes"],
+                     "tensor_types": summary["tensor_types"], "base_gguf": summary["base_gguf"],
+                     "seconds": round(time.time() - started, 2)}
+            if settings.verify:
+                from .verify import verify_gguf
+
+                entry["verify_vs_merged_fp32"] = verify_gguf(merged, tokenizer, out / gguf_name(qtype))
+            artifacts.append(entry)
+
+    if "int8" in settings.formats:  # last: quantizes ``merged`` in place
+        started = time.time()
+        save_int8(merged, tokenizer, out / INT8_DIR, settings={"base": model, "adapter_sha256": adapter_hash})
+        artifacts.append({"format": "int8", "method": "SmoothQuant-style smoothing (alpha 0.7, 8 built-in "
+                          "prompts, folded into norms/up/v) then symmetric per-row int8 weights (Linear + embedding; "
+                          "tied lm_head shares the int8 embedding); fbgemm dynamic int8 Linear; reload needs no "
+                          "calibration",
+                          "path": INT8_DIR, "size_bytes": dir_size(out / INT8_DIR),
+                          "seconds": round(time.time() - started, 2)})
+
+    write_manifest(out, base=model, adapter=str(adapter) if adapter else None, adapter_sha256=adapter_hash,
+                   artifacts=artifacts, settings=asdict(settings) | {"merge": "peft merge_and_unload (fp32)"})
+    from .manifest import read_manifest
+
+    return read_manifest(out)
+
+
+__all__ = ["FORMATS", "QuantizeSettings", "gguf_name", "quantize"]

@@ -1,0 +1,31 @@
+"""A LoRA adapter with random non-zero ``B`` matrices, for tests and benchmarks without a trained adapter.
+
+PEFT initializes ``B`` to zero, which would make merging a no-op and hide merge or export bugs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def make_random_lora(model: str, out_dir: str | Path, r: int = 16, scale: float = 0.02, seed: int = 0,
+                     target_modules: tuple[str, ...] = ALL_LINEAR) -> Path:
+    """Save a LoRA adapter for ``model`` whose update is small but non-zero on every target module."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from dialogue.models import load_causal_lm
+
+    torch.manual_seed(seed)
+    base = load_causal_lm(model)
+    peft_model = get_peft_model(base, LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(target_modules),
+                                                 lora_dropout=0.0, task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, scale)
+    out = Path(out_dir)
+    peft_model.save_pretrained(out)
+    return out

@@ -1,0 +1,60 @@
+"""llama.cpp engine on an exported tiny GGUF; skipped unless ``parley[llamacpp]`` is installed."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (pip install 'parley[llamacpp]')")
+
+from serving.engines import load_engine  # noqa: E402
+from serving.quantize import QuantizeSettings, make_random_lora, quantize  # noqa: E402
+
+TINY = "tiny-random-llama"
+ASK = "Can I return shoes I already wore?"
+KB = "Returns are accepted within 30 days for unworn items."
+SAMPLED = {"temperature": 1.0, "seed": 5}
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    adapter = make_random_lora(TINY, tmp_path_factory.mktemp("lora") / "a", r=4, scale=0.05)
+    out = tmp_path_factory.mktemp("export") / "out"
+    quantize(TINY, str(adapter), out, QuantizeSettings(formats=("gguf",), gguf_types=("q8_0",), verify=False))
+    torch_engine = load_engine("torch", TINY, adapter=str(adapter))
+    cpp = load_engine("llamacpp", artifact=str(out), gguf_type="q8_0", n_ctx=1024, threads=1)
+    yield torch_engine, cpp
+    cpp.close()
+    torch_engine.close()
+
+
+def test_same_prompt_text_and_tokens_as_torch(engines):
+    torch_engine, cpp = engines
+    for conversation, context in [(ASK, KB), ([{"role": "user", "content": "Hola"},
+                                               {"role": "assistant", "content": "¡Hola! ¿En qué puedo ayudar?"},
+                                               {"role": "user", "content": "Translate to German: thank you"}], None)]:
+        text = cpp.render(conversation, context)
+        assert text == torch_engine.render(conversation, context)
+        hf_ids = torch_engine.tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert cpp.tokenize(text) == hf_ids  # llama.cpp sees exactly the tokens transformers sees
+
+
+def test_generate_equals_stream_and_max_tokens(engines):
+    _, cpp = engines
+    chunks = list(cpp.stream(ASK, KB, max_tokens=16, **SAMPLED))
+    assert "".join(chunks) == cpp.generate(ASK, KB, max_tokens=16, **SAMPLED)
+    assert cpp.last_stats.completion_tokens <= 16
+
+
+def test_stop_and_cancel(engines):
+    _, cpp = engines
+    full = cpp.generate(ASK, max_tokens=40, **SAMPLED)
+    stop = full[len(full) // 2:len(full) // 2 + 3]
+    assert cpp.generate(ASK, max_tokens=40, stop=[stop], **SAMPLED) == full[:full.find(stop)]
+    event, got = threading.Event(), []
+    for chunk in cpp.stream(ASK, cancel=event, max_tokens=200, **SAMPLED):
+        got.append(chunk)
+        if len(got) == 2:
+            event.set()
+    assert len(got) == 2 and cpp.last_stats.finish_reason == "cancelled"

@@ -1,0 +1,63 @@
+"""``parley pipeline`` on the smoke recipe: all stages, skip when current, finish after a kill mid-PPO."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ["data", "sft", "reward-quality", "reward-safety", "reward-faithfulness", "ppo", "evaluate"]
+
+
+def _command(output_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "dialogue.cli", "pipeline", "-c", str(ROOT / "configs" / "smoke.yaml"),
+            "--set", f"run.output_dir={output_dir}", "--set", f"data.data_dir={ROOT / 'data'}",
+            "--set", "ppo.steps=8", *extra]
+
+
+def _statuses(stdout: str) -> dict[str, str]:
+    rows = [line.split("|") for line in stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    return {cells[1].strip(): cells[2].strip() for cells in rows if cells[1].strip() in STAGES}
+
+
+def test_pipeline_resumes_after_a_kill_mid_ppo_and_skips_current_stages(tmp_path: Path) -> None:
+    run = tmp_path / "smoke"
+    process = subprocess.Popen(_command(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = run / "ppo" / "checkpoints" / "step-2"
+    deadline = time.time() + 900
+    while not checkpoint.is_dir():
+        assert process.poll() is None, "pipeline exited before PPO wrote a checkpoint"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run / "ppo" / "stage.json").exists()
+    finished_before = {s for s in STAGES if (run / s / "stage.json").is_file()}
+    assert finished_before == {"data", "sft", "reward-quality", "reward-safety", "reward-faithfulness"}
+
+    second = subprocess.run(_command(tmp_path), capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stderr[-3000:]
+    statuses = _statuses(second.stdout)
+    assert all(statuses[s] == "skipped (current)" for s in finished_before), statuses
+    assert statuses["ppo"] == "ran" and statuses["evaluate"] == "ran"
+    ppo = json.loads((run / "ppo" / "metrics.json").read_text())
+    assert ppo["resumed_from_step"] >= 2
+    log = [json.loads(line) for line in (run / "ppo" / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == list(range(1, 9))
+    assert (run / "evaluate" / "report.json").is_file()
+    assert "| ppo | ran |" in (run / "summary.md").read_text()
+
+    third = subprocess.run(_command(tmp_path), capture_output=True, text=True, timeout=900)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert set(_statuses(third.stdout).values()) == {"skipped (current)"}
+
+    # A changed recipe key re-runs the stage that reads it and everything downstream, nothing upstream.
+    fourth = subprocess.run(_command(tmp_path, "--set", "ppo.kl_coef=0.2"), capture_output=True, text=True,
+                            timeout=900)
+    assert fourth.returncode == 0, fourth.stderr[-3000:]
+    statuses = _statuses(fourth.stdout)
+    assert statuses["sft"] == "skipped (current)" and statuses["ppo"] == "ran" and statuses["evaluate"] == "ran"

@@ -1,0 +1,170 @@
+"""Merge + export: int8 artifact round-trip, GGUF export through transformers, q/k permutation, manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dialogue.cli import main
+from serving.quantize import (
+    QuantizeError,
+    QuantizeSettings,
+    UnsupportedArchitectureError,
+    export_gguf,
+    load_int8,
+    load_merged,
+    make_random_lora,
+    permute_qk,
+    quantize,
+    save_int8,
+    unpermute_qk,
+)
+from serving.quantize.verify import compare_logits, load_gguf_transformers, prompt_ids
+
+TINY = "tiny-random-llama"
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tmp_path_factory) -> Path:
+    return make_random_lora(TINY, tmp_path_factory.mktemp("lora") / "adapter", r=4, scale=0.05)
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory, tiny_adapter) -> Path:
+    """One export shared by the tests below: int8 + Q8_0 + F32 GGUF (verification done by the tests)."""
+    out = tmp_path_factory.mktemp("export") / "out"
+    quantize(TINY, str(tiny_adapter), out, QuantizeSettings(gguf_types=("q8_0", "f32"), verify=False))
+    return out
+
+
+@pytest.fixture(scope="module")
+def merged(tiny_adapter):
+    return load_merged(TINY, str(tiny_adapter))
+
+
+def test_permutation_matches_llama_cpp_rotary_layout():
+    """HF pairs row i with i + d/2 (rotate_half); GGML pairs rows 2i and 2i+1 of each head."""
+    n_head, head_dim, cols = 3, 8, 5
+    w = np.arange(n_head * head_dim * cols, dtype=np.float32).reshape(n_head * head_dim, cols)
+    p = permute_qk(w, n_head)
+    for h in range(n_head):
+        for i in range(head_dim // 2):
+            np.testing.assert_array_equal(p[h * head_dim + 2 * i], w[h * head_dim + i])
+            np.testing.assert_array_equal(p[h * head_dim + 2 * i + 1], w[h * head_dim + i + head_dim // 2])
+    np.testing.assert_array_equal(unpermute_qk(p, n_head), w)
+
+
+def test_merge_changes_the_model(merged, tiny_adapter):
+    from dialogue.models import load_causal_lm
+
+    model, tokenizer = merged
+    base = load_causal_lm(TINY)
+    ids = prompt_ids(tokenizer)[:1]
+    assert compare_logits(base, model, ids)["max_abs_logit_diff"] > 1e-3  # a zero LoRA would hide merge bugs
+
+
+def test_gguf_f32_roundtrip_is_exact(export_dir, merged):
+    """F32 export -> transformers (which un-permutes q/k): identical logits prove names, permutation, metadata."""
+    model, tokenizer = merged
+    result = compare_logits(model, load_gguf_transformers(export_dir / "model-f32.gguf"), prompt_ids(tokenizer))
+    assert result["max_abs_logit_diff"] < 1e-5
+    assert result["top1_agreement"] == 1.0
+
+
+def test_gguf_q8_0_roundtrip_is_close(export_dir, merged):
+    """Q8_0 rounds each weight to 1/254 of its 32-block's max|w|; through this model that moves logits by ~1%.
+
+    We allow 5% of the logit range (and 1% on average): a wrong permutation or tensor name moves them by ~100%.
+    """
+    model, tokenizer = merged
+    ids = prompt_ids(tokenizer)
+    scale = max(model(input_ids=i).logits.abs().max().item() for i in ids)
+    result = compare_logits(model, load_gguf_transformers(export_dir / "model-q8_0.gguf"), ids)
+    assert result["max_abs_logit_diff"] < 0.05 * scale
+    assert result["mean_abs_logit_diff"] < 0.01 * scale
+
+
+def test_gguf_keeps_base_tokenizer_and_norms_f32(export_dir):
+    import gguf
+
+    reader = gguf.GGUFReader(str(export_dir / "model-q8_0.gguf"))
+    types = {t.name: t.tensor_type.name for t in reader.tensors}
+    assert types["blk.0.attn_norm.weight"] == "F32" and types["output_norm.weight"] == "F32"
+    assert types["blk.0.attn_q.weight"] == "Q8_0" and types["token_embd.weight"] == "Q8_0"
+    assert "output.weight" not in types  # tied embedding: llama.cpp reuses token_embd
+    assert reader.fields["llama.embedding_length"].contents() == 32
+    assert reader.fields["llama.attention.head_count_kv"].contents() == 2
+    assert "<|im_start|>" in reader.fields["tokenizer.chat_template"].contents()
+    assert len(reader.fields["tokenizer.ggml.tokens"].data) == 49152
+
+
+def test_int8_reload_is_identical_without_calibration(merged, tmp_path):
+    from dialogue.models import load_causal_lm
+
+    model, tokenizer = merged
+    fresh = load_causal_lm(TINY)  # save_int8 quantizes in place: work on a copy of the merged weights
+    fresh.load_state_dict(model.state_dict())
+    save_int8(fresh, tokenizer, tmp_path / "int8")
+    reloaded = load_int8(tmp_path / "int8")
+    ids = prompt_ids(tokenizer)
+    assert compare_logits(fresh, reloaded, ids)["max_abs_logit_diff"] == 0.0
+    assert compare_logits(model, reloaded, ids)["top1_agreement"] > 0.9
+    kwargs = {"max_new_tokens": 12, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
+    with torch.inference_mode():
+        assert torch.equal(fresh.generate(ids[0], **kwargs), reloaded.generate(ids[0], **kwargs))
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "int8" / "model.int8.safetensors"), "pt") as handle:
+        assert handle.get_tensor("model.embed_tokens.weight_int8").dtype == torch.int8
+        assert handle.get_tensor("model.layers.0.mlp.down_proj.weight_int8").dtype == torch.int8
+        assert "lm_head.weight_int8" not in handle.keys()  # tied: rebuilt from the int8 embedding
+
+
+def test_manifest_records_inputs_and_files(export_dir, tiny_adapter, merged):
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    expected = hashlib.sha256((tiny_adapter / "adapter_model.safetensors").read_bytes()).hexdigest()
+    assert manifest["base"] == TINY and manifest["adapter_sha256"] == expected
+    formats = {a["format"]: a for a in manifest["artifacts"]}
+    assert set(formats) == {"int8", "gguf-q8_0", "gguf-f32"}
+    assert formats["gguf-q8_0"]["size_bytes"] == (export_dir / "model-q8_0.gguf").stat().st_size
+    int8_size = sum(p.stat().st_size for p in (export_dir / "int8").rglob("*") if p.is_file())
+    assert formats["int8"]["size_bytes"] == int8_size
+    assert all(a["method"] for a in manifest["artifacts"])
+    assert manifest["settings"]["gguf_types"] == ["q8_0", "f32"] and manifest["versions"]["gguf"]
+    fp32_bytes = sum(p.numel() * 4 for p in merged[0].parameters())  # tied embedding counted once
+    assert (export_dir / "int8" / "model.int8.safetensors").stat().st_size < 0.3 * fp32_bytes
+
+
+def test_missing_adapter_is_one_line_error(tmp_path, capsys):
+    code = main(["quantize", "--model", TINY, "--adapter", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "adapter" in err and "Traceback" not in err
+
+
+def test_non_llama_model_refused_for_gguf(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=64, n_positions=32, n_embd=32, n_layer=1, n_head=2)
+    with pytest.raises(UnsupportedArchitectureError, match="Llama"):
+        export_gguf(GPT2LMHeadModel(config), tmp_path / "x.gguf", "q8_0")
+    with pytest.raises(QuantizeError, match="unknown GGUF type"):
+        QuantizeSettings(gguf_types=("q3_k",)).validate()
+
+
+def test_smoothing_preserves_the_fp32_function(merged):
+    """SmoothQuant scaling is folded into norms / up_proj / v_proj: same logits before quantization."""
+    from dialogue.models import load_causal_lm
+    from serving.quantize.smooth import calibration_inputs, smooth_llama
+
+    model, tokenizer = merged
+    copy = load_causal_lm(TINY)
+    copy.load_state_dict(model.state_dict())
+    largest = smooth_llama(copy, calibration_inputs(tokenizer), alpha=0.7)
+    assert any(v != 1.0 for v in largest.values())
+    assert not torch.equal(copy.model.layers[0].input_layernorm.weight, model.model.layers[0].input_layernorm.weight)
+    assert compare_logits(model, copy, prompt_ids(tokenizer))["max_abs_logit_diff"] < 1e-4
