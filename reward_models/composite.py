@@ -10,6 +10,7 @@ whatever position ``get_reward`` gathers holds it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -85,11 +86,21 @@ class CompositeReward(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         return self.reward_from_tokens(input_ids, attention_mask)
 
-    def step(self) -> dict[str, float]:
-        """End of a PPO step: log per-objective means of the step's rewards, then update the multiplier."""
-        stats = {f"reward/{o}_mean": sum(v) / len(v) for o, v in self._pending.items() if v}
+    def step(self, gather: Callable[[list[Any]], list[Any]] | None = None) -> dict[str, float]:
+        """End of a PPO step: log per-objective means of the step's rewards, then update the multiplier.
+
+        In a multi-process run pass ``gather`` (e.g. accelerate's ``gather_object``): every rank then pools all
+        ranks' rewards in rank order, so the means, and therefore the multiplier, are identical everywhere.
+        """
+        pending = self._pending
+        if gather is not None:
+            pending = {}
+            for part in gather([self._pending]):
+                for objective, values in part.items():
+                    pending.setdefault(objective, []).extend(values)
+        stats = {f"reward/{o}_mean": sum(v) / len(v) for o, v in pending.items() if v}
         stats["reward/lagrange_multiplier"] = self.lagrange.value
-        if self._pending.get("safety"):
+        if pending.get("safety"):
             stats["reward/lagrange_multiplier_next"] = self.lagrange.update(stats["reward/safety_mean"])
         self._pending = {}
         self.last_stats = stats

@@ -15,8 +15,9 @@ from typing import Any
 
 from dialogue.data_loading import OBJECTIVES, BadRows, Row
 from dialogue.errors import DataError
+from dialogue.ppo.distributed import distributed_state, trainable_digest, write_rank_report
 from dialogue.recipe import Recipe
-from dialogue.runs import save_recipe, stage_dir, write_metrics
+from dialogue.runs import read_metrics, save_recipe, stage_dir, write_metrics
 
 from .backbone import freeze_lower_layers, load_for_training, trunk_fingerprint
 from .evaluation import pair_scores, pairwise_metrics
@@ -75,7 +76,12 @@ def _reward_config(recipe: Recipe, out: Path, tokenizer, has_eval: bool):
 
 
 def run_reward_training(recipe: Recipe, objective: str, feedback: str | Path | None = None) -> dict[str, Any]:
-    """Train, normalize, evaluate and save one objective's reward model under ``runs/<run>/reward-<objective>/``."""
+    """Train, normalize, evaluate and save one objective's reward model under ``runs/<run>/reward-<objective>/``.
+
+    Under ``accelerate launch`` only training is data-parallel (``reward.batch_size`` is per process). Saving,
+    normalization and the held-out evaluation run once, on the main process; the other ranks wait for it and
+    return the metrics it wrote.
+    """
     from datasets import Dataset
     from torch.utils.tensorboard import SummaryWriter
     from transformers.integrations import TensorBoardCallback
@@ -83,12 +89,16 @@ def run_reward_training(recipe: Recipe, objective: str, feedback: str | Path | N
 
     if objective not in OBJECTIVES:
         raise DataError(f"unknown objective {objective!r}; expected one of {OBJECTIVES}")
+    ranks = distributed_state()
+    main = ranks.is_main_process
     cfg = recipe.reward
     out = stage_dir(recipe, f"reward-{objective}")
-    save_recipe(recipe, out)
+    if main:
+        save_recipe(recipe, out)
     bad = BadRows(recipe.data.on_bad_row)
     pairs = build_pairs(cfg, recipe.data.data_dir, objective, recipe.run.seed, bad, feedback)
-    bad.print_summary(f"reward-{objective} data")
+    if main:
+        bad.print_summary(f"reward-{objective} data")
 
     model, tokenizer = load_for_training(cfg.model)
     frozen = freeze_lower_layers(model, cfg.train_top_layers)
@@ -101,19 +111,24 @@ def run_reward_training(recipe: Recipe, objective: str, feedback: str | Path | N
             pairs.heldout[monitor_name], min(cfg.eval_rows_during_training, len(pairs.heldout[monitor_name])))
         eval_ds = Dataset.from_list(tokenize_pairs(monitor, tokenizer, cfg.max_length))
 
-    writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+    writer = SummaryWriter(log_dir=str(out / "tensorboard")) if main else None
     trainer = RewardTrainer(
         model=model,
         args=_reward_config(recipe, out, tokenizer, eval_ds is not None),
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=tokenizer,
-        callbacks=[TensorBoardCallback(tb_writer=writer)],
+        callbacks=[TensorBoardCallback(tb_writer=writer)] if writer is not None else [],
     )
     started = time.time()
     result = trainer.train()
     train_s = time.time() - started
     model = trainer.model.eval()
+    write_rank_report(out, stage=f"reward-{objective}", trainable_sha256=trainable_digest(model),
+                      steps=trainer.state.global_step)
+    if not main:
+        ranks.wait_for_everyone()  # the main process saves, normalizes and evaluates
+        return read_metrics(out)
 
     model_dir = out / "model"
     model.save_pretrained(model_dir)
@@ -156,5 +171,8 @@ def run_reward_training(recipe: Recipe, objective: str, feedback: str | Path | N
         "train_s": round(train_s, 1),
         "wall_s": round(time.time() - started, 1),
     }
+    if ranks.num_processes > 1:
+        metrics["processes"] = ranks.num_processes
     write_metrics(out, metrics)
+    ranks.wait_for_everyone()
     return metrics

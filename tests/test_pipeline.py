@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ["data", "sft", "reward-quality", "reward-safety", "reward-faithfulness", "ppo", "evaluate"]
+STAGES = ["data", "sft", "reward-quality", "reward-safety", "reward-faithfulness", "ppo", "quantize", "evaluate"]
 
 
 def _command(output_dir: Path, *extra: str) -> list[str]:
@@ -43,7 +43,7 @@ def test_pipeline_resumes_after_a_kill_mid_ppo_and_skips_current_stages(tmp_path
     assert second.returncode == 0, second.stderr[-3000:]
     statuses = _statuses(second.stdout)
     assert all(statuses[s] == "skipped (current)" for s in finished_before), statuses
-    assert statuses["ppo"] == "ran" and statuses["evaluate"] == "ran"
+    assert statuses["ppo"] == "ran" and statuses["quantize"] == "ran" and statuses["evaluate"] == "ran"
     ppo = json.loads((run / "ppo" / "metrics.json").read_text())
     assert ppo["resumed_from_step"] >= 2
     log = [json.loads(line) for line in (run / "ppo" / "log.jsonl").read_text().splitlines()]

@@ -33,16 +33,21 @@ class PPOGuardError(ParleyError):
     """PPO was stopped by a guard; the message says which and where the last good checkpoint is."""
 
 
-def seed_step(seed: int, step: int) -> None:
-    """Make update ``step``'s randomness a function of (seed, step) only."""
-    value = seed * 1000003 + step
+def seed_step(seed: int, step: int, rank: int = 0) -> None:
+    """Make update ``step``'s randomness a function of (seed, step, rank) only (ranks sample independently)."""
+    value = seed * 1000003 + step + rank * 7919
     torch.manual_seed(value)
     np.random.seed(value % (2**32))
     random.seed(value)
 
 
 class ParleyPPOCallback(TrainerCallback):
-    """Logging, guards, checkpoints and the judge watch for one PPO run."""
+    """Logging, guards, checkpoints and the judge watch for one PPO run.
+
+    In a multi-process run every rank keeps the same in-memory log (TRL gathers the metrics; the reward stats and
+    the judge score are pooled/broadcast by the callables passed in), but only the main process gets a
+    ``log_path`` and a ``writer``; the others pass ``None`` and write nothing.
+    """
 
     def __init__(
         self,
@@ -50,7 +55,7 @@ class ParleyPPOCallback(TrainerCallback):
         seed: int,
         step_offset: int,
         log: list[dict[str, Any]],
-        log_path: Path,
+        log_path: Path | None,
         writer,
         after_update: Callable[[int], dict[str, float]],
         save: Callable[[int, list[dict[str, Any]]], Path],
@@ -58,6 +63,7 @@ class ParleyPPOCallback(TrainerCallback):
         checkpoint_root: Path,
         batch_size: int,
         dataset_size: int,
+        rank: int = 0,
     ) -> None:
         self.cfg = cfg
         self.seed = seed
@@ -72,12 +78,13 @@ class ParleyPPOCallback(TrainerCallback):
         self.batch_size = batch_size
         self.dataset_size = dataset_size
         self.ratio_strikes = 0
+        self.rank = rank
 
     def step(self, state) -> int:
         return self.offset + state.global_step
 
     def on_train_begin(self, args, state, control, **kwargs):
-        seed_step(self.seed, self.offset)
+        seed_step(self.seed, self.offset, self.rank)
 
     def _last_good(self) -> str:
         from .checkpoint import latest_checkpoint
@@ -121,7 +128,7 @@ class ParleyPPOCallback(TrainerCallback):
             score = self.judge(step)
             if score is not None and self.log:
                 self.log[-1]["judge/score"] = score
-        if self.log and self.log[-1]["step"] == step:
+        if self.log and self.log[-1]["step"] == step and self.log_path is not None:
             with open(self.log_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(self.log[-1]) + "\n")
             for key, value in self.log[-1].items():
@@ -130,5 +137,5 @@ class ParleyPPOCallback(TrainerCallback):
             self.writer.flush()
         if self.cfg.checkpoint_every > 0 and step % self.cfg.checkpoint_every == 0:
             self.save(step, self.log)
-        seed_step(self.seed, step)
+        seed_step(self.seed, step, self.rank)
         return control

@@ -9,6 +9,7 @@ built here (not inside TRL) so a checkpoint can restore them exactly.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -18,9 +19,10 @@ from ..errors import ParleyError
 from ..models import load_tokenizer
 from ..plots import plot_log_history
 from ..recipe import Recipe
-from ..runs import recipe_yaml, save_recipe, stage_dir, write_metrics
+from ..runs import read_metrics, recipe_yaml, save_recipe, stage_dir, write_metrics
 from .callbacks import ParleyPPOCallback, seed_step
 from .checkpoint import (
+    PREFIX,
     TrainingState,
     latest_checkpoint,
     load_log,
@@ -29,6 +31,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import PPOSection
+from .distributed import broadcast, distributed_state, gather_objects, trainable_digest, write_rank_report
 from .export import export_policy_adapter
 from .models import add_ppo_adapter, build_value_model, load_sft_policy
 from .prompts import load_prompt_pools, tokenize_prompts
@@ -44,7 +47,8 @@ def _default_path(configured: str | None, fallback: Path) -> str | None:
     return str(fallback) if fallback.exists() else None
 
 
-def _ppo_config(cfg: PPOSection, out: Path, seed: int, remaining_steps: int, dtype: str):
+def _ppo_config(cfg: PPOSection, out: Path, seed: int, remaining_steps: int, dtype: str, world: int = 1):
+    """``ppo.batch_size`` is per process (TRL's ``local_batch_size``): an update sees batch_size x world prompts."""
     from trl.experimental.ppo import PPOConfig
 
     return PPOConfig(
@@ -55,7 +59,7 @@ def _ppo_config(cfg: PPOSection, out: Path, seed: int, remaining_steps: int, dty
         local_rollout_forward_batch_size=cfg.batch_size,
         num_mini_batches=cfg.num_mini_batches,
         num_ppo_epochs=cfg.num_ppo_epochs,
-        total_episodes=remaining_steps * cfg.batch_size,
+        total_episodes=remaining_steps * cfg.batch_size * world,
         response_length=cfg.response_length,
         temperature=cfg.temperature,
         learning_rate=cfg.learning_rate,
@@ -116,7 +120,11 @@ class _Judge:
 
 
 def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
-    """Run (or resume) the PPO stage; returns the metrics also written to ``runs/<run>/ppo/metrics.json``."""
+    """Run (or resume) the PPO stage; returns the metrics also written to ``runs/<run>/ppo/metrics.json``.
+
+    Under ``accelerate launch`` every rank rolls out its own slice of each global batch; only the main process
+    writes the log, TensorBoard, checkpoints, the judge watch's best adapter and the final export.
+    """
     import torch
     from torch.utils.data import DataLoader
     from torch.utils.tensorboard import SummaryWriter
@@ -125,23 +133,32 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
 
     from reward_models.composite import CompositeReward
 
+    _refuse_deepspeed()
+    ranks = distributed_state()
+    main, world, rank = ranks.is_main_process, ranks.num_processes, ranks.process_index
     cfg = recipe.ppo
     out = stage_dir(recipe, "ppo")
     checkpoint_root = out / "checkpoints"
     checkpoint = latest_checkpoint(checkpoint_root) if resume else None
-    if checkpoint is not None and (out / "recipe.yaml").read_text(encoding="utf-8") != recipe_yaml(recipe):
-        raise ParleyError(f"the recipe changed since {checkpoint} was written; run without --resume to start over")
-    if checkpoint is None:
-        for stale in (checkpoint_root, out / "best", out / "tensorboard"):
-            shutil.rmtree(stale, ignore_errors=True)
-        (out / "log.jsonl").unlink(missing_ok=True)
-    save_recipe(recipe, out)
+    changed = checkpoint is not None and (out / "recipe.yaml").read_text(encoding="utf-8") != recipe_yaml(recipe)
     state = load_state(checkpoint) if checkpoint else TrainingState(step=0, episode=0, extra={})
     log = load_log(checkpoint) if checkpoint else []
-    with open(out / "log.jsonl", "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(entry) + "\n" for entry in log)
-    if state.step >= cfg.steps:
-        print(f"parley: ppo already finished {state.step} steps ({checkpoint})")
+    ranks.wait_for_everyone()  # every rank has read the checkpoint before the main process rewrites the folder
+    if changed:
+        raise ParleyError(f"the recipe changed since {checkpoint} was written; run without --resume to start over")
+    if checkpoint is not None and state.extra.get("world_size", 1) != world:
+        raise ParleyError(f"{checkpoint} was written by {state.extra.get('world_size', 1)} process(es); resume "
+                          f"with the same number (the prompt order is per global batch), or run without --resume")
+    if main:
+        if checkpoint is None:
+            for stale in (checkpoint_root, out / "best", out / "tensorboard"):
+                shutil.rmtree(stale, ignore_errors=True)
+            (out / "log.jsonl").unlink(missing_ok=True)
+        save_recipe(recipe, out)
+        with open(out / "log.jsonl", "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(entry) + "\n" for entry in log)
+        if state.step >= cfg.steps:
+            print(f"parley: ppo already finished {state.step} steps ({checkpoint})")
 
     root = recipe.run.root
     sft_adapter = _default_path(cfg.sft_adapter, root / "sft" / "adapter")
@@ -157,11 +174,12 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
 
     train_rows, judge_rows, bad = load_prompt_pools(recipe.data.data_dir, cfg.judge_prompts if cfg.judge_every else 0,
                                                     recipe.run.seed, cfg.max_prompts, recipe.data.on_bad_row)
-    bad.print_summary("ppo prompts")
+    if main:
+        bad.print_summary("ppo prompts")
     train_ids, dropped = tokenize_prompts(tokenizer, train_rows, cfg.max_prompt_tokens, recipe.policy.system_prompt)
-    if len(train_ids) < cfg.batch_size:
+    if len(train_ids) < cfg.batch_size * world:
         raise ParleyError(f"only {len(train_ids)} PPO prompts fit ppo.max_prompt_tokens={cfg.max_prompt_tokens}; "
-                          f"need at least ppo.batch_size={cfg.batch_size}")
+                          f"need at least ppo.batch_size={cfg.batch_size} x {world} process(es)")
     from datasets import Dataset
 
     dataset = Dataset.from_list(train_ids)
@@ -172,40 +190,64 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
     if checkpoint is not None:
         restore_trainer_state(checkpoint, value_model, optimizer, scheduler)
 
-    writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+    writer = SummaryWriter(log_dir=str(out / "tensorboard")) if main else None
     judge = _Judge(policy, tokenizer, judge_rows, cfg, out, recipe.policy.system_prompt,
                    state.extra.get("best_judge_score"))
+    global_batch = cfg.batch_size * world
 
     def after_update(step: int) -> dict[str, float]:
-        return composite.step()
+        # Pooled over ranks, so the logged means and the Lagrange multiplier are the same on every rank.
+        return composite.step(gather=gather_objects if world > 1 else None)
+
+    def judge_watch(step: int) -> float | None:
+        # The main process judges (and keeps the best adapter); the broadcast doubles as the barrier.
+        result = (judge(step), judge.best) if main else (None, None)
+        score, judge.best = broadcast(result)
+        return score
 
     def save(step: int, entries: list[dict[str, Any]]) -> Path:
-        extra = {"lagrange": composite.lagrange.value, "best_judge_score": judge.best}
-        return save_checkpoint(checkpoint_root, TrainingState(step, step * cfg.batch_size, extra), policy,
-                               value_model, optimizer, scheduler, entries, cfg.keep_checkpoints)
+        path = checkpoint_root / f"{PREFIX}{step}"
+        if main:
+            extra = {"lagrange": composite.lagrange.value, "best_judge_score": judge.best, "world_size": world}
+            path = save_checkpoint(checkpoint_root, TrainingState(step, step * global_batch, extra), policy,
+                                   value_model, optimizer, scheduler, entries, cfg.keep_checkpoints)
+        ranks.wait_for_everyone()
+        return path
 
-    callback = ParleyPPOCallback(cfg, recipe.run.seed, state.step, log, out / "log.jsonl", writer,
-                                 after_update=after_update, save=save, judge=judge if cfg.judge_every else None,
-                                 checkpoint_root=checkpoint_root, batch_size=cfg.batch_size,
-                                 dataset_size=len(dataset))
+    callback = ParleyPPOCallback(cfg, recipe.run.seed, state.step, log, out / "log.jsonl" if main else None, writer,
+                                 after_update=after_update, save=save,
+                                 judge=judge_watch if cfg.judge_every else None,
+                                 checkpoint_root=checkpoint_root, batch_size=global_batch,
+                                 dataset_size=len(dataset), rank=rank)
     remaining = max(cfg.steps - state.step, 0)
     started = time.time()
     if remaining:
         trainer = PPOTrainer(
-            args=_ppo_config(cfg, out, recipe.run.seed, remaining, recipe.policy.dtype),
+            args=_ppo_config(cfg, out, recipe.run.seed, remaining, recipe.policy.dtype, world),
             processing_class=tokenizer, model=policy, ref_model=None, reward_model=composite,
             train_dataset=dataset, value_model=value_model, eval_dataset=dataset.select(range(cfg.batch_size)),
             optimizers=(optimizer, scheduler), callbacks=[callback],
         )
-        sampler = ResumableSampler(len(dataset), cfg.batch_size, recipe.run.seed, skip_batches=state.step)
+        _prepare_for_ranks(trainer)
+        sampler = ResumableSampler(len(dataset), cfg.batch_size, recipe.run.seed, skip_batches=state.step,
+                                   num_replicas=world, rank=rank)
         # The loader gets its own generator: creating an iterator would otherwise draw from the global RNG,
         # and a resumed run creates its first iterator at a different step than an uninterrupted one.
-        trainer.dataloader = trainer.accelerator.prepare(DataLoader(
+        # It is not passed through accelerator.prepare: the sampler already gives each rank its own slice of each
+        # global batch (prepare would deal out whole batches round-robin), and TRL moves the batch to the device.
+        trainer.dataloader = DataLoader(
             dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=trainer.data_collator, drop_last=True,
-            generator=torch.Generator().manual_seed(recipe.run.seed)))
+            generator=torch.Generator().manual_seed(recipe.run.seed))
         trainer.train()
         if cfg.checkpoint_every <= 0 or cfg.steps % cfg.checkpoint_every:
             save(cfg.steps, log)
+    write_rank_report(out, stage="ppo", trainable_sha256=trainable_digest(policy, value_model),
+                      lagrange=composite.lagrange.value, steps=cfg.steps, global_batch=global_batch,
+                      final={k: log[-1][k] for k in sorted(log[-1]) if k.startswith(("reward/", "judge/"))}
+                      if log else {})
+    if not main:
+        ranks.wait_for_everyone()  # the main process exports and writes metrics.json
+        return read_metrics(out)
     writer.close()
     policy.save_pretrained(out / "adapter")
     tokenizer.save_pretrained(out / "adapter")
@@ -228,7 +270,27 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
         "policy_adapter_from": str(chosen),
         "final": {k: v for k, v in (log[-1] if log else {}).items()},
         "wall_s_this_run": round(time.time() - started, 1),
-        "episodes_per_s_this_run": round(remaining * cfg.batch_size / max(time.time() - started, 1e-9), 3),
+        "episodes_per_s_this_run": round(remaining * global_batch / max(time.time() - started, 1e-9), 3),
     }
+    if world > 1:
+        metrics["processes"] = world
     write_metrics(out, metrics)
+    ranks.wait_for_everyone()
     return metrics
+
+
+def _refuse_deepspeed() -> None:
+    """Checkpoints save the optimizer (ZeRO shards it) and the judge reads the policy on the main process only."""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        raise ParleyError("PPO runs data-parallel (DDP), not under DeepSpeed ZeRO: its checkpoints and judge watch "
+                          "read the optimizer and policy on the main process only; launch it with "
+                          "configs/accelerate/ddp-multigpu.yaml (the LoRA policy is small enough to replicate)")
+
+
+def _prepare_for_ranks(trainer) -> None:
+    """Let TRL 1.12 find ``model.policy`` when DDP wraps its policy-and-value module."""
+    # DDP wraps PolicyAndValueWrapper, and TRL 1.12 reads ``model.policy`` off the wrapped model for the
+    # reference forward pass (adapter disabled): make that attribute resolve to the wrapped policy.
+    wrapped = trainer.model
+    if not hasattr(wrapped, "policy"):
+        object.__setattr__(wrapped, "policy", trainer.accelerator.unwrap_model(wrapped).policy)

@@ -1,0 +1,105 @@
+"""The ``openai`` engine against a real OpenAI-compatible server: ``parley serve`` itself, started as a subprocess.
+
+Greedy (and seeded) generation through the openai engine must equal the local torch engine's on the same
+prompt, and ``parley serve --engine openai --engine-url`` must work as a front end for such a server (the
+vLLM deployment, with Parley's own API standing in for vLLM).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytest.importorskip("openai")
+
+from serve_fixtures import free_port  # noqa: E402  (tests/ is on sys.path)
+
+from serving.engines import load_engine  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = "tiny-random-llama"
+ASK = "Do you ship to Spain?"
+GREEDY = {"temperature": 0.0, "max_tokens": 16}
+SEEDED = {"temperature": 1.0, "seed": 11, "max_tokens": 16}  # the random model prints visible tokens when sampling
+
+
+@contextmanager
+def parley_serve(tmp: Path, *flags: str) -> Iterator[str]:
+    """``parley serve`` on a free port (no KB: the client's messages reach the engine unchanged); yields its URL."""
+    port = free_port()
+    args = [sys.executable, "-m", "dialogue.cli", "serve", "--port", str(port), "--kb", "",
+            "--db", f"sqlite:///{tmp / f'feedback-{port}.db'}", *flags]
+    log = open(tmp / f"serve-{port}.log", "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"parley serve exited: {(tmp / f'serve-{port}.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("parley serve did not come up in 180 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _served_name(url: str) -> str:
+    return httpx.get(f"{url}/v1/models", timeout=10).json()["data"][0]["id"]
+
+
+@pytest.fixture(scope="module")
+def local():
+    engine = load_engine("torch", TINY)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory) -> Iterator[str]:
+    with parley_serve(tmp_path_factory.mktemp("upstream"), "--model", TINY) as url:
+        yield url
+
+
+@pytest.mark.parametrize("params", [GREEDY, SEEDED], ids=["greedy", "seeded"])
+def test_openai_engine_matches_the_torch_engine_through_parley_serve(local, upstream: str, params: dict) -> None:
+    remote = load_engine("openai", _served_name(upstream), base_url=f"{upstream}/v1", timeout=60)
+    expected = local.generate(ASK, **params)
+    assert expected, "the local engine produced nothing to compare"
+    chunks = list(remote.stream(ASK, **params))
+    assert len(chunks) > 1  # really streamed, not one final blob
+    assert "".join(chunks) == expected
+    assert remote.generate(ASK, **params) == expected
+    conversation = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi, how can I help?"},
+                    {"role": "user", "content": ASK}]
+    assert remote.generate(conversation, **params) == local.generate(conversation, **params)
+
+
+def test_parley_serve_engine_openai_fronts_another_server(local, upstream: str, tmp_path: Path) -> None:
+    name = _served_name(upstream)
+    with parley_serve(tmp_path, "--engine", "openai", "--engine-url", f"{upstream}/v1", "--model", name) as front:
+        health = httpx.get(f"{front}/healthz", timeout=10).json()
+        assert health["status"] == "ok"
+        via_front = load_engine("openai", _served_name(front), base_url=f"{front}/v1", timeout=60)
+        assert via_front.generate(ASK, **SEEDED) == local.generate(ASK, **SEEDED)
