@@ -29,8 +29,9 @@ system-test-deps:
 demo: install
 	$(VENV)/bin/parley pipeline --config configs/cpu-demo.yaml --serve
 
+# The feedback-store tests run against a real PostgreSQL server as well as SQLite: start it first.
 test: install-test
-	$(PY) -m pytest -q
+	PARLEY_TEST_PG_URL="$$(bash .ci/start-postgres.sh)" $(PY) -m pytest -q
 
 lint: install-test
 	$(VENV)/bin/ruff check .
