@@ -15,11 +15,14 @@ import argparse
 import json
 import multiprocessing as mp
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, this folder comes first on sys.path and benchmarks/serving.py would shadow the package.
+sys.path[0] = str(ROOT)
 RESULTS = ROOT / "benchmarks" / "results" / "ppo_throughput.jsonl"
 
 
