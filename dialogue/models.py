@@ -14,6 +14,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,18 +61,35 @@ def minilm_dir() -> Path:
     return path
 
 
-def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
-    """Run ``build(tmpdir)`` and move the result to ``target`` atomically (safe across processes)."""
-    if (target / "config.json").is_file() or (target / "tokenizer_config.json").is_file():
+def _build_once(target: Path, build: Callable[[Path], None], required: str = "config.json") -> Path:
+    """Run ``build(tmpdir)`` and move the result to ``target`` atomically (safe across processes).
+
+    Under a multi-process launch only local rank 0 builds: once torch.distributed is initialized,
+    transformers' ``save_pretrained`` silently writes nothing on other ranks, so they wait for rank 0.
+    A build that lacks ``required`` is never published.
+    """
+    if (target / required).is_file():
+        return target
+    local_rank = os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))
+    if local_rank != "0":
+        deadline = time.time() + 900
+        while not (target / required).is_file():
+            if time.time() > deadline:
+                raise ModelNotFoundError(f"timed out waiting for local rank 0 to build {target}")
+            time.sleep(0.5)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
         build(tmp)
+        if not (tmp / required).is_file():
+            raise ModelNotFoundError(f"building {target.name} wrote no {required}")
+        if target.exists() and not (target / required).is_file():
+            shutil.rmtree(target, ignore_errors=True)  # a broken folder from an older build
         try:
             os.replace(tmp, target)
         except OSError:
-            if not target.exists():
+            if not (target / required).is_file():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -100,7 +118,7 @@ def _smollm2_tokenizer_dir() -> Path:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         _prepare_tokenizer(tokenizer).save_pretrained(tmp)
 
-    return _build_once(cache_dir() / "smollm2-135m-instruct-tokenizer", build)
+    return _build_once(cache_dir() / "smollm2-135m-instruct-tokenizer", build, required="tokenizer_config.json")
 
 
 def _smollm2_dir() -> Path:
