@@ -62,17 +62,19 @@ def select_prompts(rows: list[dict], per_kind: int | None) -> list[dict]:
     return chosen
 
 
-def response_logprobs(model, tokenizer, prompts: list[str], responses: list[str], batch_size: int) -> list[float]:
-    """Sum of log-probabilities of each response given its prompt."""
+def response_kl(model, ref_model, tokenizer, prompts: list[str], responses: list[str], batch_size: int) -> list[float]:
+    """Exact KL(model || reference) over each response, summed over its tokens (nats; >= 0).
+
+    At every response position the two next-token distributions are compared in full, so the
+    estimate is never negative, unlike a log-ratio of the sampled tokens.
+    """
     import torch
 
     totals = []
     for start in range(0, len(prompts), batch_size):
-        batch_prompts = prompts[start:start + batch_size]
-        batch_responses = responses[start:start + batch_size]
-        prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in batch_prompts]
+        prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[start:start + batch_size]]
         response_ids = [tokenizer(r + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-                        for r in batch_responses]
+                        for r in responses[start:start + batch_size]]
         sequences = [p + r for p, r in zip(prompt_ids, response_ids, strict=True)]
         width = max(len(s) for s in sequences)
         input_ids = torch.full((len(sequences), width), tokenizer.pad_token_id, dtype=torch.long)
@@ -81,10 +83,11 @@ def response_logprobs(model, tokenizer, prompts: list[str], responses: list[str]
             input_ids[i, :len(seq)] = torch.tensor(seq)
             mask[i, :len(seq)] = 1
         with torch.inference_mode():
-            logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+            own = torch.log_softmax(model(input_ids=input_ids, attention_mask=mask).logits.float(), dim=-1)
+            ref = torch.log_softmax(ref_model(input_ids=input_ids, attention_mask=mask).logits.float(), dim=-1)
+            per_position = (own.exp() * (own - ref)).sum(-1)
         for i, (p, r) in enumerate(zip(prompt_ids, response_ids, strict=True)):
-            totals.append(float(logprobs[i, len(p) - 1:len(p) - 1 + len(r)].sum()))
+            totals.append(float(per_position[i, len(p) - 1:len(p) - 1 + len(r)].sum()))
     return totals
 
 
@@ -114,6 +117,12 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     prompts = render_rows(tokenizer, rows, recipe.policy.system_prompt)
     params = GenerationParams(max_new_tokens=cfg.max_new_tokens)
 
+    reference = cfg.reference if any(m.name == cfg.reference for m in models) else None
+    ref_model = None
+    if reference:
+        ref_spec = next(m for m in models if m.name == reference)
+        ref_model = load_policy_stack(ref_spec.model or recipe.policy.model, ref_spec.adapters, recipe.policy.dtype)
+
     per_model: dict[str, dict[str, Any]] = {}
     answers: dict[str, list[str]] = {}
     started = time.time()
@@ -129,20 +138,13 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
         per_model[spec.name] = {
             "scores": {o: [float(x) for x in v] for o, v in scores.items()},
             "composite": composite,
-            "logprobs": response_logprobs(model, tokenizer, prompts, responses, cfg.batch_size),
             "lengths": lengths,
             "judge": judge(rows, responses),
         }
+        if ref_model is not None:
+            per_model[spec.name]["kl"] = response_kl(model, ref_model, tokenizer, prompts, responses, cfg.batch_size)
         del model
-
-    reference = cfg.reference if cfg.reference in per_model else None
-    if reference:
-        ref_spec = next(m for m in models if m.name == reference)
-        ref_model = load_policy_stack(ref_spec.model or recipe.policy.model, ref_spec.adapters, recipe.policy.dtype)
-        for name, result in per_model.items():
-            ref_logprobs = response_logprobs(ref_model, tokenizer, prompts, answers[name], cfg.batch_size)
-            result["kl"] = [own - ref for own, ref in zip(result["logprobs"], ref_logprobs, strict=True)]
-        del ref_model
+    del ref_model
 
     report = summarize(per_model, cfg.compare)
     report["_settings"] = {"prompts": len(rows), "max_new_tokens": cfg.max_new_tokens, "reference": reference,

@@ -24,6 +24,7 @@ def test_evaluate_writes_report_for_base_and_sft(trained_run: Path, tmp_path: Pa
         for key in REQUIRED:
             assert key in saved[name], (name, key)
     assert saved["sft"]["kl_to_ref"] == 0.0  # the reference is the SFT policy itself
+    assert saved["base"]["kl_to_ref"] > 0.0  # an exact KL: positive for a different model, never negative
     assert saved["_settings"]["prompts"] == 3 * 4
     for plot in ("objective_bars.png", "reward_distributions.png"):
         assert (tmp_path / "eval" / plot).stat().st_size > 1000
