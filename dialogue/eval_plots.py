@@ -6,10 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from .plots import plt, save_figure
 
 OBJECTIVE_KEYS = ("quality_mean", "safety_mean", "faithfulness_mean", "composite_mean")
 
@@ -28,10 +25,7 @@ def plot_objective_bars(report: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("mean normalized reward")
     ax.set_title("Held-out reward per objective")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_reward_distributions(composites: dict[str, list[float]], path: Path) -> Path:
@@ -43,10 +37,7 @@ def plot_reward_distributions(composites: dict[str, list[float]], path: Path) ->
     ax.set_ylabel("held-out prompts")
     ax.set_title("Composite reward distribution")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_ppo_curves(log_path: Path, path: Path) -> Path:
@@ -66,7 +57,4 @@ def plot_ppo_curves(log_path: Path, path: Path) -> Path:
         axis.set_xlabel("PPO step")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -27,6 +27,11 @@ def plot_log_history(log_history: Sequence[dict[str, Any]], keys: Sequence[str],
     if plotted:
         ax.legend()
     ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure as PNG and free it (every Parley plot goes through here)."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dialogue.plots import plot_log_history, plt
+from dialogue.plots import plot_log_history, plt, save_figure
 
 
 def plot_accuracy(log_history: list[dict], path: Path, objective: str) -> Path:
@@ -21,7 +21,4 @@ def plot_score_distributions(sets: dict[str, tuple[list[float], list[float]]], p
         ax.set_title(f"{objective} / {name}", fontsize=9)
         ax.set_xlabel("normalized score")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
