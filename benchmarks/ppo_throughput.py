@@ -34,10 +34,10 @@ def baseline_arm(config: str, overrides: list[str], steps: int, queue) -> None:
     """Plain TRL PPO: policy-sized reward and value models (AutoModelForSequenceClassification of the policy)."""
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoModelForSequenceClassification
     from trl.experimental.ppo import PPOTrainer
 
+    from dialogue.lora_config import peft_lora_config
     from dialogue.models import load_tokenizer, resolve_model
     from dialogue.ppo.prompts import load_prompt_pools, tokenize_prompts
     from dialogue.ppo.trainer import _ppo_config
@@ -65,8 +65,7 @@ def baseline_arm(config: str, overrides: list[str], steps: int, queue) -> None:
             args=_ppo_config(cfg, Path(out), recipe.run.seed, steps, recipe.policy.dtype),
             processing_class=tokenizer, model=policy, ref_model=None, reward_model=reward, value_model=value,
             train_dataset=dataset, eval_dataset=dataset.select(range(cfg.batch_size)),
-            peft_config=LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                                   target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM"),
+            peft_config=peft_lora_config(cfg.lora, policy.config),
         )
         started = time.time()
         trainer.train()

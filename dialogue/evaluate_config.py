@@ -19,6 +19,8 @@ class EvaluateSection:
     """Which models, on how many held-out prompts, with how many new tokens."""
 
     models: list[EvalModelSection] = field(default_factory=list)
+    # With ``models`` empty: this run's sft and ppo, and the untuned base model unless this is false.
+    include_base: bool = True
     max_prompts_per_kind: int | None = None
     max_new_tokens: int = 96
     batch_size: int = 8

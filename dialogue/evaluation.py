@@ -27,11 +27,11 @@ from .runs import save_recipe, stage_dir, write_metrics
 
 
 def default_models(recipe: Recipe) -> list[EvalModelSection]:
-    """base, sft and ppo of this run (those whose artifacts exist)."""
+    """base (unless ``evaluate.include_base`` is false), sft and ppo of this run (those whose artifacts exist)."""
     root = recipe.run.root
     sft = root / "sft" / "adapter"
     ppo = root / "ppo" / "policy_adapter"  # SFT + the judge-selected PPO adapter, on the base model
-    models = [EvalModelSection("base")]
+    models = [EvalModelSection("base")] if recipe.evaluate.include_base else []
     if sft.exists():
         models.append(EvalModelSection("sft", adapters=[str(sft)]))
     if ppo.exists():

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .lora_config import peft_lora_config
 from .data_loading import (
     BadRows,
     load_preferences,
@@ -79,7 +80,6 @@ def run_sft(recipe: Recipe) -> dict[str, Any]:
     main process writes the adapter, plots, TensorBoard and metrics.
     """
     from datasets import Dataset
-    from peft import LoraConfig
     from torch.utils.tensorboard import SummaryWriter
     from transformers.integrations import TensorBoardCallback
     from trl import SFTConfig, SFTTrainer
@@ -124,13 +124,7 @@ def run_sft(recipe: Recipe) -> dict[str, Any]:
         # Batches of similar length: support prompts carry KB passages, translations are short.
         train_sampling_strategy="group_by_length",
     )
-    lora = LoraConfig(
-        r=cfg.lora.r,
-        lora_alpha=cfg.lora.alpha,
-        lora_dropout=cfg.lora.dropout,
-        target_modules=cfg.lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
+    lora = peft_lora_config(cfg.lora, model.config)
     writer = SummaryWriter(log_dir=str(out / "tensorboard")) if main else None
     trainer = SFTTrainer(
         model=model,

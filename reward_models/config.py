@@ -56,6 +56,10 @@ class RewardSection:
     eval_batch_size: int = 64
     warmup_ratio: float = 0.05
     train_rows: int | None = None
+    # Extra pairs whose rejected side is a canned non-answer ("I can help with that."), built from the sampled
+    # project rows (see reward_models.deflections): a reward model that never saw one can rate it highly, and
+    # PPO finds that first.
+    deflection_pairs: int = 0
     eval_rows_during_training: int = 64
     eval_steps: int = 20
     logging_steps: int = 5

@@ -14,6 +14,7 @@ from dialogue.data_loading import BadRows, Row, load_preferences, load_source, p
 from dialogue.errors import DataError
 
 from .config import RewardSection, RewardSourceSection
+from .deflections import deflection_pairs
 
 
 @dataclass
@@ -61,8 +62,15 @@ def build_pairs(
             train = rng.sample(train, cfg.train_rows)
         out.train += train
         out.counts["project_train"] = len(train)
+        deflections = deflection_pairs(train, cfg.deflection_pairs, rng)
+        out.train += deflections
+        out.counts["deflection_train"] = len(deflections)
     if (project_dir / "heldout.jsonl").is_file():
         out.heldout["project"] = load_preferences(data_dir, objective, "heldout", bad)
+        if cfg.deflection_pairs:
+            # Does the model still prefer a real answer to a canned non-answer on rows it never saw?
+            out.heldout["deflection"] = deflection_pairs(out.heldout["project"], len(out.heldout["project"]),
+                                                         random.Random(seed + 1))
     for source in cfg.sources:
         if source.objective != objective:
             continue

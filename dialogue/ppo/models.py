@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..lora_config import LoraSection
+from ..lora_config import LoraSection, peft_lora_config
 from ..models import load_adapter, load_causal_lm
 
 
@@ -23,13 +23,11 @@ def load_sft_policy(model_name: str, sft_adapter: str | None, dtype: str = "floa
 
 def add_ppo_adapter(model, lora: LoraSection, resume_adapter: str | Path | None = None):
     """Wrap the policy with a trainable LoRA adapter (fresh, or the one saved in a checkpoint)."""
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel, get_peft_model
 
     if resume_adapter is not None:
         return PeftModel.from_pretrained(model, str(resume_adapter), is_trainable=True)
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=lora.target_modules, task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    return get_peft_model(model, peft_lora_config(lora, model.config))
 
 
 def build_value_model(policy, num_layers: int | None, pad_token_id: int):
