@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .lora_config import peft_lora_config
 from .data_loading import (
     BadRows,
     load_preferences,
@@ -25,6 +24,7 @@ from .data_loading import (
     preference_to_conversation,
     to_prompt_completion,
 )
+from .lora_config import peft_lora_config
 from .models import load_causal_lm, load_tokenizer
 from .plots import plot_log_history
 from .ppo.distributed import distributed_state, trainable_digest, write_rank_report

@@ -33,7 +33,8 @@ def test_top_layer_adapters_export_as_one_adapter(tmp_path):
     saved = []
     for name, seed in (("sft", 1), ("ppo", 2)):
         torch.manual_seed(seed)
-        model = get_peft_model(load_causal_lm(TINY_POLICY), peft_lora_config(section, load_causal_lm(TINY_POLICY).config))
+        base = load_causal_lm(TINY_POLICY)
+        model = get_peft_model(base, peft_lora_config(section, base.config))
         for pname, param in model.named_parameters():
             if "lora_B" in pname:
                 torch.nn.init.normal_(param, std=0.5)
