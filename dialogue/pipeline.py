@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .config_io import to_dict
+from .pipeline_lanes import LANES, lanes_to_run, run_lanes
 from .recipe import Recipe
 
 OBJECTIVES = ("quality", "safety", "faithfulness")
@@ -148,6 +149,11 @@ def _format_metrics(stage: Stage, metrics: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _is_current(recipe: Recipe, name: str, stage_print: str) -> bool:
+    marker = _stage_file(recipe, name)
+    return marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == stage_print
+
+
 def run_pipeline(recipe: Recipe, only: list[str] | None = None, force: list[str] | None = None,
                  write=print) -> list[dict[str, Any]]:
     """Run every stage that is not current; return one summary row per stage."""
@@ -155,15 +161,34 @@ def run_pipeline(recipe: Recipe, only: list[str] | None = None, force: list[str]
     prints: dict[str, str] = {}
     summary = []
     plan = stages()
+    by_name = {stage.name: stage for stage in plan}
+    ran_in_lanes: set[str] = set()
     started = time.time()
     for index, stage in enumerate(plan, start=1):
         stage_print = fingerprint(stage, recipe, data_hash, prints)
         prints[stage.name] = stage_print
         marker = _stage_file(recipe, stage.name)
-        done = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
         header = f"[{index}/{len(plan)}] {stage.name}"
         if only and stage.name not in only:
             summary.append({"stage": stage.name, "status": "not selected", "seconds": 0.0, "metrics": ""})
+            continue
+        if recipe.pipeline.parallel_lanes and not ran_in_lanes and any(stage.name in lane for lane in LANES):
+            pending = [name for lane in LANES for name in lane
+                       if (not only or name in only) and (name in (force or []) or not _is_current(
+                           recipe, name, fingerprint(by_name[name], recipe, data_hash, prints)))]
+            lanes = lanes_to_run(pending)
+            if lanes:
+                write(f"{header}: running {len(lanes)} lanes side by side ...")
+                lanes_started = time.time()
+                run_lanes(recipe, lanes, force or [], write=lambda line: write(f"  {line}"))
+                ran_in_lanes.update(name for lane in lanes for name in lane)
+                summary.append({"stage": "lanes", "status": "ran", "seconds": round(time.time() - lanes_started, 1),
+                                "metrics": " | ".join(" -> ".join(lane) for lane in lanes),
+                                "path": str(recipe.run.root / "lane-*.log")})
+        done = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
+        if stage.name in ran_in_lanes and done:
+            summary.append({"stage": stage.name, "status": "ran (lane)", "seconds": done.get("seconds", 0.0),
+                            "metrics": _format_metrics(stage, done.get("metrics", {})), "path": str(marker.parent)})
             continue
         if done and done.get("fingerprint") == stage_print and stage.name not in (force or []):
             write(f"{header}: up to date (skipped)")
@@ -193,6 +218,8 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {row['stage']} | {row['status']} | {row['seconds']:.0f} | {row['metrics']} | "
                      f"{row.get('path', '')} |")
     total = sum(r["seconds"] for r in rows if r["status"] == "ran")
+    if any(r["status"] == "ran (lane)" for r in rows):
+        lines.append("\nStages marked 'ran (lane)' ran side by side (row 'lanes' is their wall time, counted once).")
     lines.append(f"\nWall time of the stages run now: {total:.0f} s")
     return "\n".join(lines)
 

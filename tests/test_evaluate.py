@@ -67,3 +67,30 @@ def test_judge_scores_facts_languages_and_refusals() -> None:
                        "Your order has shipped."])
     assert bad["judge_score"] == 0.0 and bad["translation_chrf"] < 40
     assert states_fact("within 30 days", [r"\b30\b"]) and not states_fact("", [r"\b30\b"])
+
+
+def test_response_kl_matches_a_full_sequence_computation() -> None:
+    """The left-padded, last-positions-only KL equals KL computed one unpadded sequence at a time."""
+    import torch
+
+    from dialogue.evaluation import response_kl
+    from dialogue.models import load_causal_lm, load_tokenizer
+
+    tokenizer = load_tokenizer("tiny-random-llama", padding_side="left")
+    torch.manual_seed(0)
+    model, ref = load_causal_lm("tiny-random-llama").eval(), load_causal_lm("tiny-random-llama").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    prompts = ["Hello there, how long is the return window for opened items?", "Hi", "Translate to German: thanks"]
+    responses = ["Thirty days from delivery.", "Hello! How can I help you today with your order?", "Danke"]
+    fast = response_kl(model, ref, tokenizer, prompts, responses, batch_size=2)
+    for prompt, response, got in zip(prompts, responses, fast, strict=True):
+        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        r = tokenizer(response + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p + r])
+        with torch.no_grad():
+            own = torch.log_softmax(model(input_ids=ids).logits.float(), -1)[0, len(p) - 1:len(p) - 1 + len(r)]
+            other = torch.log_softmax(ref(input_ids=ids).logits.float(), -1)[0, len(p) - 1:len(p) - 1 + len(r)]
+        expected = float((own.exp() * (own - other)).sum())
+        assert expected > 1e-4 and abs(got - expected) < 1e-4 * max(1.0, expected)

@@ -61,3 +61,33 @@ def test_pipeline_resumes_after_a_kill_mid_ppo_and_skips_current_stages(tmp_path
     assert fourth.returncode == 0, fourth.stderr[-3000:]
     statuses = _statuses(fourth.stdout)
     assert statuses["sft"] == "skipped (current)" and statuses["ppo"] == "ran" and statuses["evaluate"] == "ran"
+
+
+def test_parallel_lanes_run_sft_beside_the_reward_models_and_keep_a_finished_lane_when_the_other_fails(
+        tmp_path: Path) -> None:
+    run = tmp_path / "smoke"
+    early = ["--only", "data", "sft", "reward-quality", "reward-safety", "reward-faithfulness",
+             "--set", "pipeline.parallel_lanes=true"]
+    broken = subprocess.run(_command(tmp_path, *early, "--set", f"reward.model={tmp_path / 'no-such-model'}"),
+                            capture_output=True, text=True, timeout=900)
+    assert broken.returncode != 0
+    assert "lane reward-quality -> reward-safety -> reward-faithfulness exited with" in broken.stderr
+    assert (run / "sft" / "stage.json").is_file() and not (run / "reward-quality" / "stage.json").exists()
+    assert "no-such-model" in (run / "lane-2.log").read_text()
+
+    fixed = subprocess.run(_command(tmp_path, *early), capture_output=True, text=True, timeout=900)
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    statuses = _statuses(fixed.stdout)
+    assert statuses["sft"] == "skipped (current)", statuses  # the finished lane was kept
+    # Only one lane was left to run, so it ran in this process.
+    assert all(statuses[f"reward-{o}"] == "ran" for o in ("quality", "safety", "faithfulness")), statuses
+
+    both = subprocess.run(_command(tmp_path, *early, "--force", "sft", "reward-quality", "reward-safety",
+                                   "reward-faithfulness"), capture_output=True, text=True, timeout=900)
+    assert both.returncode == 0, both.stderr[-3000:]
+    statuses = _statuses(both.stdout)
+    assert all(statuses[s] == "ran (lane)" for s in STAGES[1:5]), statuses
+    assert "| lanes | ran |" in both.stdout
+    assert both.stderr.count("thread(s), log:") == 2
+    for name in STAGES[1:5]:
+        assert json.loads((run / name / "stage.json").read_text())["seconds"] > 0

@@ -129,3 +129,20 @@ def test_guards_stop_with_a_clear_message_and_keep_the_last_good_checkpoint(
     assert all(int(p.name.split("-")[1]) < stopped_at for p in checkpoints)
     if stopped_at > 1:
         assert checkpoints and f"last good checkpoint: {checkpoints[-1]}" in str(caught.value)
+
+
+def test_value_model_copies_the_lower_layers_and_freezes_the_embeddings() -> None:
+    """The value model's decoder layers and head train; its token embeddings (the largest matrix) do not."""
+    import torch
+
+    from dialogue.models import load_causal_lm
+    from dialogue.ppo.models import build_value_model
+
+    policy = load_causal_lm("tiny-random-llama")
+    value = build_value_model(policy, 1, pad_token_id=0)
+    embeddings = value.get_input_embeddings().weight
+    assert not embeddings.requires_grad
+    assert torch.equal(embeddings, policy.get_input_embeddings().weight)
+    trainable = {name for name, p in value.named_parameters() if p.requires_grad}
+    assert "score.weight" in trainable and any(".layers.0." in name for name in trainable)
+    assert value.config.num_hidden_layers == 1

@@ -33,8 +33,10 @@ def add_ppo_adapter(model, lora: LoraSection, resume_adapter: str | Path | None 
 def build_value_model(policy, num_layers: int | None, pad_token_id: int):
     """A sequence-classification copy of the policy's first ``num_layers`` decoder layers.
 
-    The value model is trained in full and run on every rollout and minibatch, so its depth is a direct
-    PPO cost; the lower layers of the SFT policy are a good initialization for value prediction.
+    The value model is run on every rollout and minibatch, so its depth is a direct PPO cost; the lower
+    layers of the SFT policy are a good initialization for value prediction. Its decoder layers and head
+    train; the token embeddings (49k x 576 on SmolLM2, more weights than six decoder layers) stay frozen, so
+    neither their dense gradient nor their AdamW state is paid on every minibatch and in every checkpoint.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -54,4 +56,5 @@ def build_value_model(policy, num_layers: int | None, pad_token_id: int):
     if missing or extra_layers:
         raise RuntimeError(f"value model init mismatch: missing={missing[:5]} unexpected={extra_layers[:5]}")
     torch.nn.init.zeros_(value.score.weight)
+    value.get_input_embeddings().weight.requires_grad_(False)
     return value.to(next(policy.parameters()).dtype)

@@ -184,7 +184,7 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
 
     dataset = Dataset.from_list(train_ids)
 
-    trainable = [p for p in policy.parameters() if p.requires_grad] + list(value_model.parameters())
+    trainable = [p for p in (*policy.parameters(), *value_model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, eps=1e-5)
     scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=0, num_training_steps=cfg.steps)
     if checkpoint is not None:
