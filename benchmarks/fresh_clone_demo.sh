@@ -1,12 +1,12 @@
 #!/bin/bash
 # Time `make demo` as a new user meets it: fresh clone next to this checkout (so ../shared resolves the same),
-# fresh venv, no pip cache, empty model cache; stops the server once the chat answers and prints the seconds.
+# fresh venv, no pip or uv cache, empty model cache; stops the server once the chat answers and prints the seconds.
 # Usage: bash benchmarks/fresh_clone_demo.sh [clone-dir]   (the pipeline's stage times: <clone>/runs/demo/summary.md)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 clone=${1:-$(dirname "$repo")/parley-fresh-demo}
 rm -rf "$clone" && git clone -q "$repo" "$clone" && cd "$clone"
-export PIP_NO_CACHE_DIR=1 PARLEY_CACHE="$clone/.parley-cache"
+export PIP_NO_CACHE_DIR=1 UV_NO_CACHE=1 PARLEY_CACHE="$clone/.parley-cache"
 start=$(date +%s)
 make demo > demo.log 2>&1 &
 pid=$!
