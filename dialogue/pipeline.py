@@ -4,7 +4,9 @@ Each stage has a fingerprint: a hash of the recipe sections it reads, the files 
 fingerprints of the stages it depends on. A stage that finishes writes ``stage.json`` with that
 fingerprint; the next run skips it while the fingerprint is unchanged. A stage that was interrupted
 has no ``stage.json`` and runs again (PPO resumes from its last checkpoint), so re-running the same
-command after a crash finishes the loop without redoing completed stages.
+command after a crash finishes the loop without redoing completed stages. With
+``pipeline.parallel_lanes`` SFT and the reward models, which do not depend on each other, run side by side
+in child processes (:mod:`dialogue.pipeline_lanes`) that write the same markers.
 """
 
 from __future__ import annotations
