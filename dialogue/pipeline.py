@@ -185,7 +185,7 @@ def run_pipeline(recipe: Recipe, only: list[str] | None = None, force: list[str]
                 run_lanes(recipe, lanes, force or [], write=lambda line: write(f"  {line}"))
                 ran_in_lanes.update(name for lane in lanes for name in lane)
                 summary.append({"stage": "lanes", "status": "ran", "seconds": round(time.time() - lanes_started, 1),
-                                "metrics": " | ".join(" -> ".join(lane) for lane in lanes),
+                                "metrics": " beside ".join(" -> ".join(lane) for lane in lanes),
                                 "path": str(recipe.run.root / "lane-*.log")})
         done = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
         if stage.name in ran_in_lanes and done:
