@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=30)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--engines", default="torch-fp32,torch-int8,llamacpp-q8_0,llamacpp-q4_1,base-llamacpp-q4_1")
+    parser.add_argument("--engines", default="torch-fp32,torch-int8,torch-int8-unfused,llamacpp-q8_0,llamacpp-q4_1,"
+                                              "base-llamacpp-q4_1")
     parser.add_argument("--quick", action="store_true", help="5 prompts, 32 tokens (development)")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to results")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -201,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                        fp32_size(args.model) // 2),
         "torch-int8": ("torch", {"artifact": str(export / "int8")},
                        (export / "int8" / "model.int8.safetensors").stat().st_size),
+        "torch-int8-unfused": ("torch", {"artifact": str(export / "int8"), "fuse_int8": False},
+                               (export / "int8" / "model.int8.safetensors").stat().st_size),
         "llamacpp-q8_0": ("llamacpp", {"artifact": str(export), "gguf_type": "q8_0"}, sizes["gguf-q8_0"]),
         "llamacpp-q4_1": ("llamacpp", {"artifact": str(export), "gguf_type": "q4_1"}, sizes["gguf-q4_1"]),
         "base-llamacpp-q4_1": ("llamacpp", {"artifact": str(smollm2_gguf_path()), "model": args.model},

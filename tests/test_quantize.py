@@ -168,3 +168,52 @@ def test_smoothing_preserves_the_fp32_function(merged):
     assert any(v != 1.0 for v in largest.values())
     assert not torch.equal(copy.model.layers[0].input_layernorm.weight, model.model.layers[0].input_layernorm.weight)
     assert compare_logits(model, copy, prompt_ids(tokenizer))["max_abs_logit_diff"] < 1e-4
+
+
+def test_int8_fused_sibling_projections_give_the_same_logits_with_fewer_gemms(merged, tmp_path):
+    from serving.quantize.int8 import DynamicInt8Linear
+    from serving.quantize.int8_fusion import SharedInputMember
+
+    model, tokenizer = merged
+    fresh = load_causal_lm_copy(model)
+    save_int8(fresh, tokenizer, tmp_path / "int8")
+    separate, fused = load_int8(tmp_path / "int8", fuse=False), load_int8(tmp_path / "int8")
+    layers = len(fused.model.layers)
+    assert isinstance(fused.model.layers[0].self_attn.k_proj, SharedInputMember)
+
+    calls = {"n": 0}
+
+    def count(module, args, output):
+        calls["n"] += 1
+
+    def gemms(lm) -> int:
+        hooks = [m.register_forward_hook(count) for m in lm.modules() if isinstance(m, DynamicInt8Linear)]
+        calls["n"] = 0
+        with torch.inference_mode():
+            logits = lm(ids).logits
+        for hook in hooks:
+            hook.remove()
+        outputs.append(logits)
+        return calls["n"]
+
+    ids, outputs = prompt_ids(tokenizer)[0], []
+    assert gemms(separate) == 7 * layers + 1  # q, k, v, o, gate, up, down per layer + lm_head
+    assert gemms(fused) == 4 * layers + 1  # qkv, o, gate_up, down per layer + lm_head
+    assert torch.equal(outputs[0], outputs[1])
+
+    # Members called out of order, or one alone on a new input, still return their own projection.
+    attn_fused, attn_separate = fused.model.layers[0].self_attn, separate.model.layers[0].self_attn
+    x = torch.randn(1, 3, attn_fused.q_proj.in_features)
+    with torch.inference_mode():
+        assert torch.equal(attn_fused.v_proj(x), attn_separate.v_proj(x))
+        assert torch.equal(attn_fused.k_proj(x.clone()), attn_separate.k_proj(x))
+        assert torch.equal(attn_fused.q_proj(x), attn_separate.q_proj(x))
+
+
+def load_causal_lm_copy(model):
+    """save_int8 quantizes in place: a fresh copy of the merged weights to quantize."""
+    from dialogue.models import load_causal_lm
+
+    fresh = load_causal_lm(TINY)
+    fresh.load_state_dict(model.state_dict())
+    return fresh

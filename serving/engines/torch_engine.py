@@ -68,8 +68,11 @@ class TorchEngine(Engine):
     @classmethod
     def from_pretrained(cls, model: str | None = None, adapter: str | None = None, artifact: str | None = None,
                         dtype: str = "float32", threads: int | None = None, system_prompt: str | None = None,
-                        merge: bool = True) -> TorchEngine:
-        """``artifact`` is an int8 folder (or a ``parley quantize`` output holding ``int8/``); else base + adapter."""
+                        merge: bool = True, fuse_int8: bool = True) -> TorchEngine:
+        """``artifact`` is an int8 folder (or a ``parley quantize`` output holding ``int8/``); else base + adapter.
+
+        ``fuse_int8=False`` keeps one int8 GEMM per original projection (for comparison; same outputs).
+        """
         from dialogue.models import load_causal_lm, load_tokenizer
         from serving.quantize.int8 import is_int8_artifact, load_int8
 
@@ -80,7 +83,8 @@ class TorchEngine(Engine):
             if not is_int8_artifact(folder):
                 raise EngineError(f"{artifact} is not an int8 artifact (run parley quantize --formats int8)")
             tokenizer = load_tokenizer(str(folder))
-            return cls(load_int8(folder), tokenizer, threads, system_prompt, description=f"int8:{folder}")
+            return cls(load_int8(folder, fuse=fuse_int8), tokenizer, threads, system_prompt,
+                       description=f"int8{'' if fuse_int8 else ' (unfused)'}:{folder}")
         if not model:
             raise EngineError("the torch engine needs a model (or an int8 artifact)")
         tokenizer = load_tokenizer(model)

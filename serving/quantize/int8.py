@@ -96,6 +96,11 @@ class DynamicInt8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.quantized.linear_dynamic(x, self._packed, reduce_range=self.reduce_range).to(x.dtype)
 
+    def int8_rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The stored ``(int8 matrix, per-row scales, bias)``, unpacked from fbgemm's layout."""
+        qweight, bias = torch.ops.quantized.linear_unpack(self._packed)
+        return qweight.int_repr(), qweight.q_per_channel_scales().to(torch.float32), bias
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, reduce_range={self.reduce_range}"
 
@@ -103,6 +108,14 @@ class DynamicInt8Linear(nn.Module):
 def int8_linear(q: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
     """A dynamic int8 Linear packed from stored integers (no observer, no calibration)."""
     return DynamicInt8Linear(q, scales, bias)
+
+
+def fuse_for_decoding(model: nn.Module) -> dict[str, int]:
+    """Load-time speed-up that keeps the int8 function: sibling projections (q/k/v, gate/up) as one GEMM."""
+    from .int8_fusion import fuse_sibling_projections
+
+    return {"fused_projection_groups": fuse_sibling_projections(model, int8_linear, DynamicInt8Linear.int8_rows,
+                                                                 DynamicInt8Linear)}
 
 
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -115,9 +128,13 @@ def _tied_lm_head(model: nn.Module) -> bool:
     return head is not None and embedding is not None and head.weight is embedding.weight
 
 
-def quantize_int8(model: nn.Module, head_smoothing: torch.Tensor | None = None
+def quantize_int8(model: nn.Module, head_smoothing: torch.Tensor | None = None, fuse: bool = True
                   ) -> tuple[nn.Module, dict[str, torch.Tensor], dict[str, Any]]:
-    """Quantize ``model`` in place; return it with the tensors to store and a description of the layout."""
+    """Quantize ``model`` in place; return it with the tensors to store and a description of the layout.
+
+    The stored tensors are always per original ``Linear``; ``fuse`` only changes the returned module tree
+    (:func:`fuse_for_decoding`, as :func:`load_int8` does).
+    """
     tied = _tied_lm_head(model)
     head = model.get_output_embeddings()
     head_name = next(n for n, m in model.named_modules() if m is head) if head is not None else None
@@ -147,6 +164,8 @@ def quantize_int8(model: nn.Module, head_smoothing: torch.Tensor | None = None
         if owner not in quantized:
             tensors[name] = tensor.detach().contiguous()
     layout = {"linears": linears, "embedding": embedding_name, "tied_lm_head": head_name if tied else None}
+    if fuse:
+        fuse_for_decoding(model)
     return model, tensors, layout
 
 
@@ -192,8 +211,11 @@ def is_int8_artifact(path: str | Path) -> bool:
     return (Path(path) / META_FILE).is_file()
 
 
-def load_int8(path: str | Path) -> nn.Module:
-    """Rebuild an int8 artifact: skeleton on the meta device, then stored integers packed into int8 modules."""
+def load_int8(path: str | Path, fuse: bool = True) -> nn.Module:
+    """Rebuild an int8 artifact: skeleton on the meta device, then stored integers packed into int8 modules.
+
+    ``fuse`` applies :func:`fuse_for_decoding` (same outputs, fewer kernel calls per token).
+    """
     from safetensors import safe_open
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -245,5 +267,7 @@ def load_int8(path: str | Path) -> nn.Module:
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:
         raise QuantizeError(f"{path}: artifact lacks tensors for {', '.join(leftover[:5])}")
+    if fuse:
+        fuse_for_decoding(model)
     model.eval()
     return model
