@@ -106,7 +106,8 @@ def _run_quantize(recipe: Recipe, resume: bool) -> dict[str, Any]:
     cfg = recipe.quantize
     manifest = quantize(recipe.policy.model, str(recipe.run.root / "ppo" / "policy_adapter"),
                         recipe.run.root / "quantize",
-                        QuantizeSettings(tuple(cfg.formats), tuple(cfg.gguf_types), verify=cfg.verify))
+                        QuantizeSettings(tuple(cfg.formats), tuple(cfg.gguf_types), verify=cfg.verify,
+                                         gguf_lora=cfg.gguf_lora))
     sizes = {a["format"]: round(a["size_bytes"] / 1e6, 1) for a in manifest.get("artifacts", [])}
     return {"artifacts_mb": sizes}
 

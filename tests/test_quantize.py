@@ -217,3 +217,32 @@ def load_causal_lm_copy(model):
     fresh = load_causal_lm(TINY)
     fresh.load_state_dict(model.state_dict())
     return fresh
+
+
+def test_low_bit_gguf_also_exports_the_unmerged_base_and_the_lora_as_a_llama_cpp_adapter(tiny_adapter, tmp_path):
+    import gguf
+    from safetensors.numpy import load_file
+
+    out = tmp_path / "out"
+    manifest = quantize(TINY, str(tiny_adapter), out, QuantizeSettings(formats=("gguf",), gguf_types=("q4_1",),
+                                                                      verify=False))
+    entry = next(a for a in manifest["artifacts"] if a["format"] == "gguf-q4_1+lora")
+    assert (out / entry["path"]).is_file() and entry["lora_path"] == "adapter-lora.gguf"
+    reader = gguf.GGUFReader(out / "adapter-lora.gguf")
+    assert reader.fields["general.type"].contents() == "adapter"
+    assert reader.fields["adapter.type"].contents() == "lora"
+    config = json.loads((tiny_adapter / "adapter_config.json").read_text())
+    assert reader.fields["adapter.lora.alpha"].contents() == pytest.approx(config["lora_alpha"])  # scale alpha / r
+    tensors = {t.name: np.array(t.data).reshape([int(d) for d in reversed(t.shape)]) for t in reader.tensors}
+    peft = load_file(str(tiny_adapter / "adapter_model.safetensors"))
+    a_key = next(k for k in peft if k.endswith("layers.0.self_attn.q_proj.lora_A.weight"))
+    rank = peft[a_key].shape[0]
+    assert len(tensors) == len(peft)
+    q_a, q_b = tensors["blk.0.attn_q.weight.lora_a"], tensors["blk.0.attn_q.weight.lora_b"]
+    assert q_a.shape == (rank, 32) and np.array_equal(q_a, peft[a_key])
+    heads = load_merged(TINY, None)[0].config.num_attention_heads
+    assert np.array_equal(q_b, permute_qk(peft[a_key.replace("lora_A", "lora_B")], heads))
+    # The base file holds the base weights, not the merged ones.
+    base_q = next(t for t in gguf.GGUFReader(out / "base-q4_1.gguf").tensors if t.name == "blk.0.attn_q.weight")
+    merged_q = next(t for t in gguf.GGUFReader(out / "model-q4_1.gguf").tensors if t.name == "blk.0.attn_q.weight")
+    assert not np.array_equal(np.array(base_q.data), np.array(merged_q.data))

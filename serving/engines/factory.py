@@ -23,13 +23,17 @@ def load_engine(kind: str, model: str | None = None, adapter: str | None = None,
 
         return TorchEngine.from_pretrained(model, adapter=adapter, artifact=artifact, **opts)
     if kind == "llamacpp":
-        from .llamacpp_engine import LlamaCppEngine, find_gguf, tokenizer_for_gguf
+        from .llamacpp_engine import LlamaCppEngine, find_base_and_lora, find_gguf, tokenizer_for_gguf
 
         if artifact is None:
             raise EngineError("the llamacpp engine needs a GGUF artifact; make one with: parley quantize")
         if adapter is not None:
             raise EngineError("llama.cpp serves merged GGUF files: merge the adapter with parley quantize first")
-        path = find_gguf(artifact, opts.pop("gguf_type", "q8_0"))
+        gguf_type = opts.pop("gguf_type", "q8_0")
+        if gguf_type.endswith("+lora"):  # unmerged low-bit base + the adapter applied by llama.cpp
+            path, opts["lora_path"] = find_base_and_lora(artifact, gguf_type.removesuffix("+lora"))
+        else:
+            path = find_gguf(artifact, gguf_type)
         tokenizer = opts.pop("tokenizer", None) or tokenizer_for_gguf(path, model)
         return LlamaCppEngine(path, tokenizer=tokenizer, **opts)
     if kind == "openai":

@@ -37,6 +37,18 @@ def find_gguf(artifact: str | Path, gguf_type: str = "q8_0") -> Path:
     raise EngineError(f"no GGUF file at {artifact} (looked for {candidate.name}); run parley quantize first")
 
 
+def find_base_and_lora(artifact: str | Path, gguf_type: str) -> tuple[Path, str]:
+    """``(base-<type>.gguf, adapter-lora.gguf)`` inside a ``parley quantize`` output folder."""
+    from serving.quantize.export import LORA_GGUF, base_gguf_name
+
+    folder = Path(artifact)
+    base, lora = folder / base_gguf_name(gguf_type), folder / LORA_GGUF
+    if not (base.is_file() and lora.is_file()):
+        raise EngineError(f"no {base.name} + {lora.name} in {artifact}; run parley quantize with an adapter and "
+                          f"--gguf-types {gguf_type.lower()}")
+    return base, str(lora)
+
+
 def tokenizer_for_gguf(path: Path, model: str | None = None):
     """The HF tokenizer that renders prompts: saved beside the GGUF, else the model's, else read from the GGUF."""
     from transformers import AutoTokenizer
@@ -67,7 +79,8 @@ class LlamaCppEngine(Engine):
             raise EngineError(f"GGUF file not found: {gguf_path}")
         super().__init__(tokenizer if tokenizer is not None else tokenizer_for_gguf(path), system_prompt)
         self.path = path
-        self.description = f"llamacpp:{path.name}"
+        lora = llama_kwargs.get("lora_path")
+        self.description = f"llamacpp:{path.name}" + (f"+{Path(lora).name}" if lora else "")
         self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                          seed=seed, verbose=False, **llama_kwargs)
 

@@ -15,7 +15,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from .export import QuantizeSettings, quantize
 
     settings = QuantizeSettings(formats=args.formats, gguf_types=args.gguf_types, base_gguf=args.base_gguf,
-                                verify=not args.no_verify)
+                                verify=not args.no_verify, gguf_lora=not args.no_gguf_lora)
     manifest = quantize(args.model, args.adapter, args.out, settings)
     for artifact in manifest["artifacts"]:
         print(f"parley: wrote {args.out}/{artifact['path']} ({artifact['size_bytes'] / 1e6:.1f} MB, "
@@ -40,6 +40,8 @@ def add_quantize_command(sub) -> argparse.ArgumentParser:
     parser.add_argument("--gguf-types", type=_csv, default=("q8_0", "q4_1"),
                         help=f"comma list from {','.join(GGUF_TYPES)} (default: q8_0,q4_1; q4_1 = the base file grid)")
     parser.add_argument("--base-gguf", help="GGUF whose metadata and tokenizer to reuse (default: bundled SmolLM2)")
+    parser.add_argument("--no-gguf-lora", action="store_true",
+                        help="with an adapter, skip the unmerged base + LoRA GGUF written for 4/5-bit types")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip reloading each GGUF with transformers to compare logits")
     parser.set_defaults(handler=cmd_quantize)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import QuantizeError
-from .gguf_export import GGUF_TYPES, check_llama, export_gguf
+from .gguf_export import GGUF_TYPES, LOW_BIT_TYPES, check_llama, export_gguf
 from .int8 import save_int8
 from .manifest import dir_size, write_manifest
 from .merge import adapter_sha256, load_merged
@@ -18,8 +18,15 @@ INT8_DIR = "int8"
 MERGED_DIR = "merged"
 
 
+LORA_GGUF = "adapter-lora.gguf"
+
+
 def gguf_name(qtype: str) -> str:
     return f"model-{qtype.lower()}.gguf"
+
+
+def base_gguf_name(qtype: str) -> str:
+    return f"base-{qtype.lower()}.gguf"
 
 
 @dataclass
@@ -30,6 +37,9 @@ class QuantizeSettings:
     gguf_types: tuple[str, ...] = ("q8_0", "q4_1")
     base_gguf: str | None = None
     verify: bool = True
+    # With an adapter, 4/5-bit types also get the unmerged base at that type plus the LoRA as a llama.cpp
+    # adapter (see gguf_lora: merging into a base already on the 4-bit grid rounds the tuning away).
+    gguf_lora: bool = True
 
     def validate(self) -> None:
         unknown = [f for f in self.formats if f not in FORMATS]
@@ -79,6 +89,10 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
 
                 entry["verify_vs_merged_fp32"] = verify_gguf(merged, tokenizer, out / gguf_name(qtype))
             artifacts.append(entry)
+        low_bit = [t.lower() for t in settings.gguf_types if t.lower() in LOW_BIT_TYPES]
+        if adapter and settings.gguf_lora and low_bit:
+            artifacts.extend(_export_base_plus_lora(model, adapter, merged.config, out, low_bit, settings,
+                                                    tokenizer, provenance))
 
     if "int8" in settings.formats:  # last: quantizes ``merged`` in place
         started = time.time()
@@ -97,4 +111,28 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
     return read_manifest(out)
 
 
-__all__ = ["FORMATS", "QuantizeSettings", "gguf_name", "quantize"]
+def _export_base_plus_lora(model: str, adapter: str, config, out: Path, qtypes: list[str],
+                           settings: QuantizeSettings, tokenizer, provenance: dict[str, str]) -> list[dict[str, Any]]:
+    """The unmerged base at each low-bit type plus one LoRA GGUF that llama.cpp applies at run time."""
+    from dialogue.models import load_causal_lm
+
+    from .gguf_lora import export_gguf_lora
+
+    started = time.time()
+    lora = export_gguf_lora(adapter, config, out / LORA_GGUF)
+    base = load_causal_lm(model, "float32")
+    entries = []
+    for qtype in qtypes:
+        summary = export_gguf(base, out / base_gguf_name(qtype), qtype, settings.base_gguf, tokenizer,
+                              provenance | {"adapter_sha256": "none (base; LoRA in " + LORA_GGUF + ")"})
+        entries.append({"format": f"gguf-{qtype}+lora",
+                        "method": f"unmerged base as {qtype.upper()} (as gguf-{qtype}) + the PEFT LoRA as a "
+                                  f"llama.cpp LoRA GGUF (F32, rank {lora['rank']}, {lora['modules']} modules) "
+                                  "applied at run time",
+                        "path": base_gguf_name(qtype), "lora_path": LORA_GGUF,
+                        "size_bytes": summary["size_bytes"] + lora["size_bytes"],
+                        "seconds": round(time.time() - started, 2)})
+    return entries
+
+
+__all__ = ["FORMATS", "LORA_GGUF", "QuantizeSettings", "base_gguf_name", "gguf_name", "quantize"]

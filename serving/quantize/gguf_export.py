@@ -20,7 +20,7 @@ from .errors import QuantizeError, UnsupportedArchitectureError
 LLAMA_MODEL_TYPES = ("llama",)
 # Types gguf can quantize in numpy; the embedding stays Q8_0 in 4/5-bit files, as in the base file.
 GGUF_TYPES = ("f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0")
-_LOW_BIT = ("q5_1", "q5_0", "q4_1", "q4_0")
+LOW_BIT_TYPES = ("q5_1", "q5_0", "q4_1", "q4_0")
 
 
 @lru_cache(maxsize=2)
@@ -118,7 +118,7 @@ def _tensor_type(name: str, array: np.ndarray, qtype: str) -> str:
 
     if array.ndim < 2:
         return "f32"
-    if name == "token_embd.weight" and qtype in _LOW_BIT:
+    if name == "token_embd.weight" and qtype in LOW_BIT_TYPES:
         qtype = "q8_0"
     block = GGML_QUANT_SIZES[_qtype(qtype)][0]
     return qtype if array.shape[-1] % block == 0 else "f32"

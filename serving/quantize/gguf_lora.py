@@ -1,0 +1,88 @@
+"""A PEFT LoRA adapter as a llama.cpp LoRA GGUF, served on top of the unmerged low-bit base.
+
+Why: the bundled SmolLM2 weights come from a Q4_1 GGUF, so they already sit exactly on the Q4_1 grid,
+and a PPO/SFT LoRA moves them by less than half a Q4_1 step. Merging and re-quantizing to Q4_1 rounds
+almost every change back to the base value (measured on a tuned adapter: the error of the re-quantized
+delta is 1.2x the delta itself), and the "tuned" 4-bit file answers like the base model. Kept as a
+separate adapter, the delta is applied exactly at run time by llama.cpp (``lora_path``) while the base
+stays 4-bit.
+
+Layout (what llama.cpp's adapter loader checks): ``general.type = adapter``, ``adapter.type = lora``,
+``adapter.lora.alpha`` (llama.cpp scales by ``alpha / rank``, as PEFT does), and for each adapted base
+tensor ``<gguf name>.lora_a`` (rank x in) and ``<gguf name>.lora_b`` (out x rank), with the rows of
+q/k's ``lora_b`` in llama.cpp's rotary order like the base weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import QuantizeError, UnsupportedArchitectureError
+from .gguf_export import check_llama, permute_qk
+
+ADAPTER_FILE = "adapter_model.safetensors"
+_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<part>[AB])(?:\.default)?\.weight$")
+
+
+def _adapter_scaling(adapter_config: dict[str, Any]) -> tuple[int, float]:
+    """``(rank, scaling)`` of a PEFT LoRA; refuses what a plain ``alpha / rank`` LoRA cannot express."""
+    if adapter_config.get("peft_type", "LORA") != "LORA":
+        raise QuantizeError(f"only LoRA adapters export to GGUF (got {adapter_config.get('peft_type')})")
+    if adapter_config.get("use_dora"):
+        raise QuantizeError("DoRA adapters cannot be applied by llama.cpp; export a merged GGUF instead")
+    if adapter_config.get("rank_pattern") or adapter_config.get("alpha_pattern"):
+        raise QuantizeError("per-module rank/alpha patterns are not supported in the LoRA GGUF export")
+    rank, alpha = int(adapter_config["r"]), float(adapter_config["lora_alpha"])
+    return rank, alpha / (math.sqrt(rank) if adapter_config.get("use_rslora") else rank)
+
+
+def export_gguf_lora(adapter_dir: str | Path, config, out_path: str | Path) -> dict[str, Any]:
+    """Write the LoRA in ``adapter_dir`` (for a Llama model with ``config``) as a llama.cpp LoRA GGUF."""
+    import gguf
+    from safetensors.numpy import load_file
+
+    check_llama(config)
+    folder = Path(adapter_dir)
+    if not (folder / ADAPTER_FILE).is_file():
+        raise QuantizeError(f"{adapter_dir}: no {ADAPTER_FILE} (a PEFT LoRA adapter folder is expected)")
+    rank, scaling = _adapter_scaling(json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")))
+    pairs: dict[str, dict[str, np.ndarray]] = {}
+    for key, array in load_file(str(folder / ADAPTER_FILE)).items():
+        match = _KEY.match(key)
+        if not match:
+            raise UnsupportedArchitectureError(f"adapter tensor {key} is not a LoRA A/B matrix")
+        pairs.setdefault(match["module"], {})[match["part"]] = array.astype(np.float32)
+
+    name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config.num_hidden_layers)
+    arch = gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA]
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(out_path), arch)
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", scaling * rank)  # llama.cpp applies alpha / rank
+    for module, parts in sorted(pairs.items()):
+        if set(parts) != {"A", "B"}:
+            raise QuantizeError(f"adapter module {module} lacks its lora_{'B' if 'A' in parts else 'A'} matrix")
+        name = name_map.get_name(f"{module}.weight", try_suffixes=(".weight",))
+        if name is None:
+            raise UnsupportedArchitectureError(f"no GGUF name for adapted module {module}")
+        lora_b = parts["B"]
+        if module.endswith("q_proj"):
+            lora_b = permute_qk(lora_b, config.num_attention_heads)
+        elif module.endswith("k_proj"):
+            lora_b = permute_qk(lora_b, config.num_key_value_heads)
+        writer.add_tensor(f"{name}.lora_a", np.ascontiguousarray(parts["A"]))
+        writer.add_tensor(f"{name}.lora_b", np.ascontiguousarray(lora_b))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return {"path": str(out_path), "modules": len(pairs), "rank": rank, "scaling": scaling,
+            "size_bytes": out_path.stat().st_size}
