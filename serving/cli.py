@@ -29,6 +29,8 @@ def add_serve_command(sub: Any, add_recipe_args: Callable[[argparse.ArgumentPars
     serve.add_argument("--adapter", help="LoRA adapter directory (merged at load time)")
     serve.add_argument("--artifact", help="quantized artifact: int8 folder (torch) or GGUF (llamacpp)")
     serve.add_argument("--engine", choices=["torch", "llamacpp", "openai"], help="generation engine (default torch)")
+    serve.add_argument("--gguf-type", help="llamacpp with a parley quantize folder as --artifact: q8_0 (default), "
+                                           "q4_1, or q4_1+lora (the 4-bit base with the tuned LoRA applied)")
     serve.add_argument("--engine-url", help="base URL of the OpenAI-compatible server for --engine openai")
     serve.add_argument("--kb", help="knowledge-base folder of *.jsonl articles (default data/kb)")
     serve.add_argument("--db", help="feedback store URL (default sqlite:///runs/feedback.db)")
@@ -69,5 +71,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
             raise EngineError("--engine openai needs --engine-url http://host:port/v1")
         opts["base_url"] = args.engine_url
+    if args.gguf_type:
+        if recipe.serve.engine != "llamacpp":
+            from serving.engines import EngineError
+
+            raise EngineError("--gguf-type applies to --engine llamacpp")
+        opts["gguf_type"] = args.gguf_type
     serve(recipe.serve, recipe.policy.model, recipe.policy.dtype, recipe.policy.system_prompt, engine_opts=opts)
     return 0

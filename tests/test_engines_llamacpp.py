@@ -71,7 +71,7 @@ def test_base_plus_lora_gguf_answers_like_the_merged_model(tmp_path):
     quantize(TINY, str(adapter), out, QuantizeSettings(formats=("gguf",), gguf_types=("f32",), verify=False))
     base = load_causal_lm(TINY)
     export_gguf(base, out / "base-f32.gguf", "f32")
-    export_gguf_lora(adapter, base.config, out / "adapter-lora.gguf")
+    export_gguf_lora(adapter, base.config, out / "adapter-lora.gguf", dtype="f32")
     opts = {"n_ctx": 512, "threads": 1}
     answers = {}
     for name, kwargs in {"merged": {"gguf_type": "f32"}, "lora": {"gguf_type": "f32+lora"},

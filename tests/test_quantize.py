@@ -239,9 +239,10 @@ def test_low_bit_gguf_also_exports_the_unmerged_base_and_the_lora_as_a_llama_cpp
     rank = peft[a_key].shape[0]
     assert len(tensors) == len(peft)
     q_a, q_b = tensors["blk.0.attn_q.weight.lora_a"], tensors["blk.0.attn_q.weight.lora_b"]
-    assert q_a.shape == (rank, 32) and np.array_equal(q_a, peft[a_key])
+    assert q_a.dtype == np.float16  # the default: half the size of F32, as llama.cpp's own converter writes
+    assert q_a.shape == (rank, 32) and np.array_equal(q_a, peft[a_key].astype(np.float16))
     heads = load_merged(TINY, None)[0].config.num_attention_heads
-    assert np.array_equal(q_b, permute_qk(peft[a_key.replace("lora_A", "lora_B")], heads))
+    assert np.array_equal(q_b, permute_qk(peft[a_key.replace("lora_A", "lora_B")], heads).astype(np.float16))
     # The base file holds the base weights, not the merged ones.
     base_q = next(t for t in gguf.GGUFReader(out / "base-q4_1.gguf").tensors if t.name == "blk.0.attn_q.weight")
     merged_q = next(t for t in gguf.GGUFReader(out / "model-q4_1.gguf").tensors if t.name == "blk.0.attn_q.weight")

@@ -127,8 +127,8 @@ def _export_base_plus_lora(model: str, adapter: str, config, out: Path, qtypes: 
                               provenance | {"adapter_sha256": "none (base; LoRA in " + LORA_GGUF + ")"})
         entries.append({"format": f"gguf-{qtype}+lora",
                         "method": f"unmerged base as {qtype.upper()} (as gguf-{qtype}) + the PEFT LoRA as a "
-                                  f"llama.cpp LoRA GGUF (F32, rank {lora['rank']}, {lora['modules']} modules) "
-                                  "applied at run time",
+                                  f"llama.cpp LoRA GGUF ({lora['dtype'].upper()}, rank {lora['rank']}, "
+                                  f"{lora['modules']} modules) applied at run time",
                         "path": base_gguf_name(qtype), "lora_path": LORA_GGUF,
                         "size_bytes": summary["size_bytes"] + lora["size_bytes"],
                         "seconds": round(time.time() - started, 2)})

@@ -42,12 +42,18 @@ def _adapter_scaling(adapter_config: dict[str, Any]) -> tuple[int, float]:
     return rank, alpha / (math.sqrt(rank) if adapter_config.get("use_rslora") else rank)
 
 
-def export_gguf_lora(adapter_dir: str | Path, config, out_path: str | Path) -> dict[str, Any]:
-    """Write the LoRA in ``adapter_dir`` (for a Llama model with ``config``) as a llama.cpp LoRA GGUF."""
+def export_gguf_lora(adapter_dir: str | Path, config, out_path: str | Path, dtype: str = "f16") -> dict[str, Any]:
+    """Write the LoRA in ``adapter_dir`` (for a Llama model with ``config``) as a llama.cpp LoRA GGUF.
+
+    ``dtype`` f16 (default, half the file; what llama.cpp's own converter writes) or f32 (exact).
+    """
     import gguf
     from safetensors.numpy import load_file
 
     check_llama(config)
+    if dtype not in ("f16", "f32"):
+        raise QuantizeError(f"LoRA GGUF dtype must be f16 or f32, not {dtype!r}")
+    store = np.float16 if dtype == "f16" else np.float32
     folder = Path(adapter_dir)
     if not (folder / ADAPTER_FILE).is_file():
         raise QuantizeError(f"{adapter_dir}: no {ADAPTER_FILE} (a PEFT LoRA adapter folder is expected)")
@@ -78,11 +84,11 @@ def export_gguf_lora(adapter_dir: str | Path, config, out_path: str | Path) -> d
             lora_b = permute_qk(lora_b, config.num_attention_heads)
         elif module.endswith("k_proj"):
             lora_b = permute_qk(lora_b, config.num_key_value_heads)
-        writer.add_tensor(f"{name}.lora_a", np.ascontiguousarray(parts["A"]))
-        writer.add_tensor(f"{name}.lora_b", np.ascontiguousarray(lora_b))
+        writer.add_tensor(f"{name}.lora_a", np.ascontiguousarray(parts["A"], dtype=store))
+        writer.add_tensor(f"{name}.lora_b", np.ascontiguousarray(lora_b, dtype=store))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return {"path": str(out_path), "modules": len(pairs), "rank": rank, "scaling": scaling,
+    return {"path": str(out_path), "modules": len(pairs), "rank": rank, "scaling": scaling, "dtype": dtype,
             "size_bytes": out_path.stat().st_size}
