@@ -262,3 +262,21 @@ def test_int8_head_uses_unquantized_activations():
     dynamic_error = (DynamicInt8Linear(q, scales, None)(x) - exact).abs().max().item()
     assert head_error < 1e-3 * exact.abs().max().item()
     assert head_error * 20 < dynamic_error
+
+
+def test_int8_linear_quantizes_a_prompt_per_token():
+    """One huge token (like a prompt's first) must not flatten the others to a few int8 levels."""
+    from serving.quantize.int8 import DynamicInt8Linear, quantize_rows
+
+    torch.manual_seed(0)
+    q, scales = quantize_rows(torch.randn(96, 64))
+    linear = DynamicInt8Linear(q, scales, torch.randn(96))
+    x = torch.randn(1, 6, 64)
+    x[0, 0] *= 300.0
+    exact = x @ (q.float() * scales[:, None]).T + linear.bias
+    out = linear(x)
+    for t in range(1, 6):  # each ordinary token as accurate as when it is decoded alone
+        alone = linear(x[:, t:t + 1])[0, 0]
+        error = (out[0, t] - exact[0, t]).abs().max().item()
+        assert error <= 2 * (alone - exact[0, t]).abs().max().item() + 1e-4
+        assert error < 0.05 * exact[0, t].abs().max().item()

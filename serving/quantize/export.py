@@ -99,8 +99,9 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
         save_int8(merged, tokenizer, out / INT8_DIR, settings={"base": model, "adapter_sha256": adapter_hash})
         artifacts.append({"format": "int8", "method": "SmoothQuant-style smoothing (alpha 0.7, 8 built-in "
                           "prompts, folded into norms/up/v) then symmetric per-row int8 weights (Linear + embedding; "
-                          "tied lm_head shares the int8 embedding); fbgemm dynamic int8 Linear; reload needs no "
-                          "calibration",
+                          "tied lm_head shares the int8 embedding); fbgemm dynamic int8 Linear, activations "
+                          "quantized per token; the head runs its int8 rows as fp16 against fp32 activations; "
+                          "q/k/v and gate/up fused at load; reload needs no calibration",
                           "path": INT8_DIR, "size_bytes": dir_size(out / INT8_DIR),
                           "seconds": round(time.time() - started, 2)})
 

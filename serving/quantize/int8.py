@@ -79,7 +79,8 @@ class DynamicInt8Linear(nn.Module):
     """int8 x int8 GEMM with the input quantized per call (fbgemm/x86 ``linear_dynamic``).
 
     Unlike ``torch.ao``'s module it uses all 8 bits for activations where the CPU has VNNI (twice
-    the resolution of the default 7-bit ``reduce_range``), which matters for small LLMs.
+    the resolution of the default 7-bit ``reduce_range``), and it quantizes a multi-token input per
+    token rather than with one scale for all of it; both matter for small LLMs.
     """
 
     def __init__(self, q: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None,
@@ -92,16 +93,24 @@ class DynamicInt8Linear(nn.Module):
             qweight = torch._make_per_channel_quantized_tensor(
                 q, scales.to(torch.float64), torch.zeros(self.out_features, dtype=torch.int64), 0
             )
-            self._packed = torch.ops.quantized.linear_prepack(
-                qweight, None if bias is None else bias.detach().to(torch.float32))
+            self._packed = torch.ops.quantized.linear_prepack(qweight, None)
+        self.bias = None if bias is None else bias.detach().to(torch.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.quantized.linear_dynamic(x, self._packed, reduce_range=self.reduce_range).to(x.dtype)
+        if x.numel() == x.shape[-1]:  # one token (decoding): the per-call scale is already per token
+            y = torch.ops.quantized.linear_dynamic(x, self._packed, reduce_range=self.reduce_range)
+        else:
+            # fbgemm picks one scale for the whole input; in a prompt a few tokens (the first above all) are
+            # hundreds of times larger than the rest and would flatten every other token to a few levels.
+            # Dividing each token by its own absmax and multiplying it back gives per-token quantization.
+            scale = x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-8)
+            y = torch.ops.quantized.linear_dynamic(x / scale, self._packed, reduce_range=self.reduce_range) * scale
+        return (y if self.bias is None else y + self.bias).to(x.dtype)
 
     def int8_rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The stored ``(int8 matrix, per-row scales, bias)``, unpacked from fbgemm's layout."""
-        qweight, bias = torch.ops.quantized.linear_unpack(self._packed)
-        return qweight.int_repr(), qweight.q_per_channel_scales().to(torch.float32), bias
+        qweight, _ = torch.ops.quantized.linear_unpack(self._packed)
+        return qweight.int_repr(), qweight.q_per_channel_scales().to(torch.float32), self.bias
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, reduce_range={self.reduce_range}"
