@@ -16,8 +16,6 @@ from .merge import adapter_sha256, load_merged
 FORMATS = ("int8", "gguf", "merged")
 INT8_DIR = "int8"
 MERGED_DIR = "merged"
-
-
 LORA_GGUF = "adapter-lora.gguf"
 
 
