@@ -251,7 +251,8 @@ def is_int8_artifact(path: str | Path) -> bool:
 def load_int8(path: str | Path, fuse: bool = True) -> nn.Module:
     """Rebuild an int8 artifact: skeleton on the meta device, then stored integers packed into int8 modules.
 
-    ``fuse`` applies :func:`fuse_for_decoding` (same outputs, fewer kernel calls per token).
+    ``fuse`` packs sibling projections as one GEMM (as :func:`fuse_for_decoding`; same outputs, fewer
+    kernel calls per token).
     """
     from safetensors import safe_open
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -280,10 +281,25 @@ def load_int8(path: str | Path, fuse: bool = True) -> nn.Module:
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     head = model.get_output_embeddings()
     head_name = next((n for n, m in model.named_modules() if m is head), None) if head is not None else None
+
+    def stored_rows(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        return take(f"{name}.weight_int8"), take(f"{name}.scales"), take(f"{name}.bias", optional=True)
+
+    packed: set[str] = set()
+    if fuse:  # straight from the stored tensors, so separate modules for the siblings are never built
+        from .int8_fusion import install_fused_group, sibling_groups
+
+        for group in sibling_groups(meta["linears"]):
+            parts = [stored_rows(n) for n in group]
+            if install_fused_group(model, group, parts, int8_linear):
+                packed.update(group)
+            else:
+                for n, part in zip(group, parts, strict=True):
+                    _set_module(model, n, int8_linear(*part))
+                    packed.add(n)
     for name in meta["linears"]:
-        bias = take(f"{name}.bias", optional=True)
-        build = Int8RowsHead if name == head_name else int8_linear
-        _set_module(model, name, build(take(f"{name}.weight_int8"), take(f"{name}.scales"), bias))
+        if name not in packed:
+            _set_module(model, name, (Int8RowsHead if name == head_name else int8_linear)(*stored_rows(name)))
     name = meta["embedding"]
     old = model.get_submodule(name)
     embedding = Int8Embedding(old.num_embeddings, old.embedding_dim, old.padding_idx)
@@ -307,7 +323,5 @@ def load_int8(path: str | Path, fuse: bool = True) -> nn.Module:
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:
         raise QuantizeError(f"{path}: artifact lacks tensors for {', '.join(leftover[:5])}")
-    if fuse:
-        fuse_for_decoding(model)
     model.eval()
     return model

@@ -64,28 +64,45 @@ class SharedInputMember(nn.Module):
         return f"slice {self.index} of {self.group.sizes}"
 
 
-def fuse_sibling_projections(model: nn.Module, build: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None],
-                                                                nn.Module],
-                             rows: Callable[[nn.Module], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]],
+Rows = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # (int8 matrix, per-row scales, bias)
+Build = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], nn.Module]
+
+
+def sibling_groups(linear_names: list[str]) -> list[list[str]]:
+    """Complete sibling groups among ``linear_names`` (full module names), e.g. one layer's q/k/v."""
+    present, groups = set(linear_names), []
+    for name in linear_names:
+        parent, _, child = name.rpartition(".")
+        for names in SIBLING_GROUPS:
+            full = [f"{parent}.{n}" if parent else n for n in names]
+            if child == names[0] and all(f in present for f in full):
+                groups.append(full)
+    return groups
+
+
+def install_fused_group(model: nn.Module, names: list[str], parts: list[Rows], build: Build) -> bool:
+    """Put one fused projection behind the sibling modules ``names``; False (nothing changed) if they cannot
+    share one GEMM (different input sizes, or only some with a bias)."""
+    if len({p[0].shape[1] for p in parts}) != 1 or len({p[2] is None for p in parts}) != 1:
+        return False
+    bias = None if parts[0][2] is None else torch.cat([p[2] for p in parts])
+    group = SharedInputGroup(build(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), bias),
+                             [p[0].shape[0] for p in parts])
+    for index, (name, part) in enumerate(zip(names, parts, strict=True)):
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, SharedInputMember(group, index, part[0].shape[1], part[0].shape[0]))
+    return True
+
+
+def fuse_sibling_projections(model: nn.Module, build: Build, rows: Callable[[nn.Module], Rows],
                              kind: type[nn.Module]) -> int:
     """Replace each complete sibling group of ``kind`` modules by one fused projection; returns the count.
 
     ``rows(module)`` gives a member's ``(int8 rows, scales, bias)``; ``build`` makes the fused module from
-    their concatenation. Groups whose members differ in input size or in having a bias are left alone.
+    their concatenation. (:func:`~serving.quantize.int8.load_int8` fuses while loading instead, from the
+    stored tensors, so the separate modules never exist.)
     """
-    fused = 0
-    for parent in list(model.modules()):
-        for names in SIBLING_GROUPS:
-            members = [getattr(parent, n, None) for n in names]
-            if not all(isinstance(m, kind) for m in members):
-                continue
-            parts = [rows(m) for m in members]
-            if len({p[0].shape[1] for p in parts}) != 1 or len({p[2] is None for p in parts}) != 1:
-                continue
-            bias = None if parts[0][2] is None else torch.cat([p[2] for p in parts])
-            projection = build(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), bias)
-            group = SharedInputGroup(projection, [p[0].shape[0] for p in parts])
-            for index, (name, part) in enumerate(zip(names, parts, strict=True)):
-                setattr(parent, name, SharedInputMember(group, index, part[0].shape[1], part[0].shape[0]))
-            fused += 1
-    return fused
+    names = [n for n, m in model.named_modules() if isinstance(m, kind)]
+    return sum(install_fused_group(model, group, [rows(model.get_submodule(n)) for n in group], build)
+               for group in sibling_groups(names))
