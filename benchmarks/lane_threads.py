@@ -13,10 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 
 def one_arm(kind: str, steps: int) -> float:
@@ -45,13 +43,9 @@ def one_arm(kind: str, steps: int) -> float:
 
         def step() -> None:
             model(input_ids=batch).logits.sum().backward()
-    step()  # warm-up
-    times = []
-    for _ in range(steps):
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    from timing import median_seconds
+
+    return median_seconds(step, steps)
 
 
 def run_arms(arms: list[tuple[str, int]], steps: int) -> list[float]:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 from dialogue.chat_format import build_messages  # noqa: E402
 from dialogue.models import load_tokenizer  # noqa: E402
@@ -28,17 +27,6 @@ from reward_models.scorer import RewardScorer  # noqa: E402
 from reward_models.trunk import SeparateModels  # noqa: E402
 
 OBJECTIVES = ("quality", "safety", "faithfulness")
-
-
-def timed(fn, repeats: int) -> float:
-    """Median seconds of ``fn()`` after one warm-up call."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -67,9 +55,9 @@ def main() -> None:
     shared = RewardScorer.from_models(dict(models), tokenizers, metas, norms)
 
     with torch.no_grad():
-        t_single = timed(lambda: single(ids, mask), args.repeats)
-        t_separate = timed(lambda: separate(ids, mask), args.repeats)
-        t_shared = timed(lambda: shared.groups[0].module(ids, mask), args.repeats)
+        t_single = median_seconds(lambda: single(ids, mask), args.repeats)
+        t_separate = median_seconds(lambda: separate(ids, mask), args.repeats)
+        t_shared = median_seconds(lambda: shared.groups[0].module(ids, mask), args.repeats)
 
     # End to end through the PPO path: decode policy tokens, re-tokenize, shared-trunk scoring, combine.
     policy_tok = load_tokenizer(args.policy_tokenizer)
@@ -82,7 +70,7 @@ def main() -> None:
                           return_tensors="pt").input_ids[:, :48]
     rows = torch.cat([query, response], 1).repeat(args.batch, 1)
     composite.context_length = query.shape[1]
-    t_composite = timed(lambda: composite(rows, torch.ones_like(rows)), args.repeats)
+    t_composite = median_seconds(lambda: composite(rows, torch.ones_like(rows)), args.repeats)
 
     print(json.dumps({
         "model": args.model, "batch": args.batch, "tokens": args.tokens, "top_layers": args.top_layers,
