@@ -15,7 +15,6 @@ q/k's ``lora_b`` in llama.cpp's rotary order like the base weights.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -30,16 +29,20 @@ ADAPTER_FILE = "adapter_model.safetensors"
 _KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<part>[AB])(?:\.default)?\.weight$")
 
 
-def _adapter_scaling(adapter_config: dict[str, Any]) -> tuple[int, float]:
+def _adapter_scaling(folder: Path) -> tuple[int, float]:
     """``(rank, scaling)`` of a PEFT LoRA; refuses what a plain ``alpha / rank`` LoRA cannot express."""
-    if adapter_config.get("peft_type", "LORA") != "LORA":
-        raise QuantizeError(f"only LoRA adapters export to GGUF (got {adapter_config.get('peft_type')})")
-    if adapter_config.get("use_dora"):
+    from peft import LoraConfig
+
+    try:
+        config = LoraConfig.from_pretrained(str(folder))
+    except (ValueError, TypeError) as exc:
+        raise QuantizeError(f"{folder}: only LoRA adapters export to GGUF ({exc})") from exc
+    if config.use_dora:
         raise QuantizeError("DoRA adapters cannot be applied by llama.cpp; export a merged GGUF instead")
-    if adapter_config.get("rank_pattern") or adapter_config.get("alpha_pattern"):
+    if config.rank_pattern or config.alpha_pattern:
         raise QuantizeError("per-module rank/alpha patterns are not supported in the LoRA GGUF export")
-    rank, alpha = int(adapter_config["r"]), float(adapter_config["lora_alpha"])
-    return rank, alpha / (math.sqrt(rank) if adapter_config.get("use_rslora") else rank)
+    rank = int(config.r)
+    return rank, float(config.lora_alpha) / (math.sqrt(rank) if config.use_rslora else rank)
 
 
 def export_gguf_lora(adapter_dir: str | Path, config, out_path: str | Path, dtype: str = "f16") -> dict[str, Any]:
@@ -57,7 +60,7 @@ def export_gguf_lora(adapter_dir: str | Path, config, out_path: str | Path, dtyp
     folder = Path(adapter_dir)
     if not (folder / ADAPTER_FILE).is_file():
         raise QuantizeError(f"{adapter_dir}: no {ADAPTER_FILE} (a PEFT LoRA adapter folder is expected)")
-    rank, scaling = _adapter_scaling(json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")))
+    rank, scaling = _adapter_scaling(folder)
     pairs: dict[str, dict[str, np.ndarray]] = {}
     for key, array in load_file(str(folder / ADAPTER_FILE)).items():
         match = _KEY.match(key)

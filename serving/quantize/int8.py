@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from torch.nn import functional as F
 from .errors import QuantizeError
 
 WEIGHTS_FILE = "model.int8.safetensors"
+Rows = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # (int8 matrix, per-row scales, bias)
 META_FILE = "parley_int8.json"
 FORMAT = "parley-int8-v1"
 
@@ -107,11 +109,6 @@ class DynamicInt8Linear(nn.Module):
             y = torch.ops.quantized.linear_dynamic(x / scale, self._packed, reduce_range=self.reduce_range) * scale
         return (y if self.bias is None else y + self.bias).to(x.dtype)
 
-    def int8_rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """The stored ``(int8 matrix, per-row scales, bias)``, unpacked from fbgemm's layout."""
-        qweight, _ = torch.ops.quantized.linear_unpack(self._packed)
-        return qweight.int_repr(), qweight.q_per_channel_scales().to(torch.float32), self.bias
-
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, reduce_range={self.reduce_range}"
 
@@ -125,10 +122,10 @@ class Int8RowsHead(nn.Module):
     """The output head: the stored int8 rows times their scales, run against fp32 activations.
 
     Dynamic int8 would quantize the final hidden state to 7-8 bits per token, and that alone flips
-    greedy tokens: on a tuned SmolLM2 (30 held-out prompts) int8 weights everywhere with an unquantized
-    head input agreed with fp32 on every token, while quantizing the head input too dropped agreement
-    to 0.92. The rows are held as fp16 for fbgemm's fp16-weight GEMM (int8 x scale is exact in fp16's
-    11-bit mantissa up to the scale's rounding), built at load from the same stored integers: the
+    greedy tokens: simulating int8 on a tuned SmolLM2 (30 held-out prompts, per-token activations), an
+    unquantized head input agreed with fp32 on every token, a quantized one on 0.92 of them.
+    The rows are held as fp16 for fbgemm's fp16-weight GEMM (int8 x scale is exact in fp16's 11-bit
+    mantissa up to the scale's rounding), built at load from the same stored integers: the
     artifact does not grow, and the head costs ~2 ms more per token than an int8 GEMM.
     """
 
@@ -146,12 +143,26 @@ class Int8RowsHead(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 rows as fp16 weights"
 
 
-def fuse_for_decoding(model: nn.Module) -> dict[str, int]:
-    """Load-time speed-up that keeps the int8 function: sibling projections (q/k/v, gate/up) as one GEMM."""
-    from .int8_fusion import fuse_sibling_projections
+def _pack_linears(model: nn.Module, names: list[str], rows_of: Callable[[str], Rows], head_name: str | None,
+                  fuse: bool) -> None:
+    """Replace the Linears ``names`` by int8 modules built from ``rows_of(name)`` (asked once per name).
 
-    return {"fused_projection_groups": fuse_sibling_projections(model, int8_linear, DynamicInt8Linear.int8_rows,
-                                                                 DynamicInt8Linear)}
+    With ``fuse``, sibling projections that read the same input (q/k/v, gate/up) are packed as one GEMM
+    (:mod:`.int8_fusion`; same outputs, fewer kernel calls per token), straight from their rows, so the
+    separate modules are never built. The output head becomes :class:`Int8RowsHead`.
+    """
+    from .int8_fusion import install_fused_group, sibling_groups
+
+    packed: set[str] = set()
+    for group in sibling_groups(names) if fuse else []:
+        parts = [rows_of(n) for n in group]
+        if not install_fused_group(model, group, parts, int8_linear):
+            for name, part in zip(group, parts, strict=True):
+                _set_module(model, name, int8_linear(*part))
+        packed.update(group)
+    for name in names:
+        if name not in packed:
+            _set_module(model, name, (Int8RowsHead if name == head_name else int8_linear)(*rows_of(name)))
 
 
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -169,7 +180,7 @@ def quantize_int8(model: nn.Module, head_smoothing: torch.Tensor | None = None, 
     """Quantize ``model`` in place; return it with the tensors to store and a description of the layout.
 
     The stored tensors are always per original ``Linear``; ``fuse`` only changes the returned module tree
-    (:func:`fuse_for_decoding`, as :func:`load_int8` does).
+    (as in :func:`load_int8`).
     """
     tied = _tied_lm_head(model)
     head = model.get_output_embeddings()
@@ -178,13 +189,17 @@ def quantize_int8(model: nn.Module, head_smoothing: torch.Tensor | None = None, 
     embedding_name = next(n for n, m in model.named_modules() if m is embedding)
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not (tied and n == head_name)]
     tensors: dict[str, torch.Tensor] = {}
-    for name in linears:
+
+    def quantized_rows(name: str) -> Rows:
         linear = model.get_submodule(name)
         q, scales = quantize_rows(linear.weight)
         tensors[f"{name}.weight_int8"], tensors[f"{name}.scales"] = q, scales
-        if linear.bias is not None:
-            tensors[f"{name}.bias"] = linear.bias.detach().to(torch.float32).contiguous()
-        _set_module(model, name, (Int8RowsHead if name == head_name else int8_linear)(q, scales, linear.bias))
+        bias = None if linear.bias is None else linear.bias.detach().to(torch.float32).contiguous()
+        if bias is not None:
+            tensors[f"{name}.bias"] = bias
+        return q, scales, bias
+
+    _pack_linears(model, linears, quantized_rows, head_name, fuse)
     new_embedding = Int8Embedding.from_float(embedding, head_smoothing if tied else None)
     _set_module(model, embedding_name, new_embedding)
     tensors[f"{embedding_name}.weight_int8"] = new_embedding.weight_int8
@@ -200,8 +215,6 @@ def quantize_int8(model: nn.Module, head_smoothing: torch.Tensor | None = None, 
         if owner not in quantized:
             tensors[name] = tensor.detach().contiguous()
     layout = {"linears": linears, "embedding": embedding_name, "tied_lm_head": head_name if tied else None}
-    if fuse:
-        fuse_for_decoding(model)
     return model, tensors, layout
 
 
@@ -251,8 +264,7 @@ def is_int8_artifact(path: str | Path) -> bool:
 def load_int8(path: str | Path, fuse: bool = True) -> nn.Module:
     """Rebuild an int8 artifact: skeleton on the meta device, then stored integers packed into int8 modules.
 
-    ``fuse`` packs sibling projections as one GEMM (as :func:`fuse_for_decoding`; same outputs, fewer
-    kernel calls per token).
+    ``fuse`` packs sibling projections as one GEMM (same outputs, fewer kernel calls per token).
     """
     from safetensors import safe_open
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -282,24 +294,10 @@ def load_int8(path: str | Path, fuse: bool = True) -> nn.Module:
     head = model.get_output_embeddings()
     head_name = next((n for n, m in model.named_modules() if m is head), None) if head is not None else None
 
-    def stored_rows(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def stored_rows(name: str) -> Rows:
         return take(f"{name}.weight_int8"), take(f"{name}.scales"), take(f"{name}.bias", optional=True)
 
-    packed: set[str] = set()
-    if fuse:  # straight from the stored tensors, so separate modules for the siblings are never built
-        from .int8_fusion import install_fused_group, sibling_groups
-
-        for group in sibling_groups(meta["linears"]):
-            parts = [stored_rows(n) for n in group]
-            if install_fused_group(model, group, parts, int8_linear):
-                packed.update(group)
-            else:
-                for n, part in zip(group, parts, strict=True):
-                    _set_module(model, n, int8_linear(*part))
-                    packed.add(n)
-    for name in meta["linears"]:
-        if name not in packed:
-            _set_module(model, name, (Int8RowsHead if name == head_name else int8_linear)(*stored_rows(name)))
+    _pack_linears(model, meta["linears"], stored_rows, head_name, fuse)
     name = meta["embedding"]
     old = model.get_submodule(name)
     embedding = Int8Embedding(old.num_embeddings, old.embedding_dim, old.padding_idx)
