@@ -75,7 +75,11 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     engine = load_engine(spec["kind"], **spec["engine_args"], threads=spec["threads"])
     load_s = time.perf_counter() - started
     rows = spec["prompts"]
+    started = time.perf_counter()
+    if hasattr(engine, "warm_up"):
+        engine.warm_up()  # compiled engines compile here, not inside a timed prompt
     engine.generate(rows[0]["messages"], rows[0]["context"], max_tokens=8)  # warm-up (allocations, kernels)
+    warm_up_s = time.perf_counter() - started
     outputs, rates, ttfts, tokens = [], [], [], 0
     for row in rows:
         text = engine.generate(row["messages"], row["context"], max_tokens=spec["max_tokens"], temperature=0.0)
@@ -89,7 +93,8 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     peak_kb = peak_rss_kb()
     return {"outputs": outputs, "tokens_per_s": round(statistics.median(rates), 2) if rates else None,
             "ttft_ms": round(statistics.median(ttfts), 1) if ttfts else None, "peak_rss_mb": round(peak_kb / 1024, 1),
-            "load_s": round(load_s, 2), "generated_tokens": tokens, "engine": getattr(engine, "description", "")}
+            "load_s": round(load_s, 2), "warm_up_s": round(warm_up_s, 2), "generated_tokens": tokens,
+            "engine": getattr(engine, "description", "")}
 
 
 def spawn_worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -171,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=30)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--engines", default="torch-fp32,torch-int8,torch-int8-unfused,llamacpp-q8_0,llamacpp-q4_1,"
-                                              "llamacpp-q4_1-lora,base-llamacpp-q4_1")
+    parser.add_argument("--engines", default="torch-fp32,torch-int8,torch-fp32-compiled,torch-int8-compiled,"
+                                              "torch-int8-unfused,llamacpp-q8_0,llamacpp-q4_1,llamacpp-q4_1-lora,"
+                                              "base-llamacpp-q4_1")
     parser.add_argument("--quick", action="store_true", help="5 prompts, 32 tokens (development)")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to results")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -202,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
                        fp32_size(args.model) // 2),
         "torch-int8": ("torch", {"artifact": str(export / "int8")},
                        (export / "int8" / "model.int8.safetensors").stat().st_size),
+        "torch-fp32-compiled": ("torch", {"model": args.model, "adapter": adapter, "dtype": "float32",
+                                          "compile": True}, fp32_size(args.model)),
+        "torch-int8-compiled": ("torch", {"artifact": str(export / "int8"), "compile": True},
+                                (export / "int8" / "model.int8.safetensors").stat().st_size),
         "torch-int8-unfused": ("torch", {"artifact": str(export / "int8"), "fuse_int8": False},
                                (export / "int8" / "model.int8.safetensors").stat().st_size),
         "llamacpp-q8_0": ("llamacpp", {"artifact": str(export), "gguf_type": "q8_0"}, sizes["gguf-q8_0"]),
@@ -254,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         "best_faithful_engine": best_faithful,
         "int8_speedup_vs_fp32": (round(results["torch-int8"]["tokens_per_s"] / fp32["tokens_per_s"], 2)
                                  if "torch-int8" in results and fp32.get("tokens_per_s") else None),
+        "int8_speedup_vs_fp32_compiled": (
+            round(results["torch-int8-compiled"]["tokens_per_s"] / results["torch-fp32-compiled"]["tokens_per_s"], 2)
+            if results.get("torch-int8-compiled", {}).get("tokens_per_s")
+            and results.get("torch-fp32-compiled", {}).get("tokens_per_s") else None),
         "size_ratio_vs_fp32": {n: round(r["size_mb"] / fp32["size_mb"], 3) for n, r in results.items()
                                if fp32.get("size_mb") and not n.startswith("base-")},
         "engines": results,

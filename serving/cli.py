@@ -12,6 +12,7 @@ _FLAG_KEYS = {
     "adapter": "adapter",
     "artifact": "artifact",
     "engine": "engine",
+    "compile": "compile",
     "kb": "kb_dir",
     "db": "db",
     "reward_dir": "reward_dir",
@@ -31,6 +32,8 @@ def add_serve_command(sub: Any, add_recipe_args: Callable[[argparse.ArgumentPars
     serve.add_argument("--engine", choices=["torch", "llamacpp", "openai"], help="generation engine (default torch)")
     serve.add_argument("--gguf-type", help="llamacpp with a parley quantize folder as --artifact: q8_0 (default), "
                                            "q4_1, or q4_1+lora (the 4-bit base with the tuned LoRA applied)")
+    serve.add_argument("--compile", action="store_true", default=None,
+                       help="torch engine: compiled decoding step (slower start, faster tokens)")
     serve.add_argument("--engine-url", help="base URL of the OpenAI-compatible server for --engine openai")
     serve.add_argument("--kb", help="knowledge-base folder of *.jsonl articles (default data/kb)")
     serve.add_argument("--db", help="feedback store URL (default sqlite:///runs/feedback.db)")

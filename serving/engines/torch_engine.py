@@ -51,14 +51,19 @@ class TorchEngine(Engine):
     kind = "torch"
 
     def __init__(self, model, tokenizer, threads: int | None = None, system_prompt: str | None = None,
-                 description: str = "") -> None:
+                 description: str = "", compile: bool = False) -> None:
         super().__init__(tokenizer, system_prompt)
         import torch
 
         if threads:
             torch.set_num_threads(threads)
         self.model = model
-        self.description = description
+        self.description = description + (" compiled" if compile else "")
+        self.decoder = None
+        if compile:
+            from .compiled_decoding import CompiledDecoder
+
+            self.decoder = CompiledDecoder(model)
         self._generate_lock = threading.Lock()
         eos = {tokenizer.eos_token_id}
         config_eos = getattr(model.generation_config, "eos_token_id", None)
@@ -68,10 +73,12 @@ class TorchEngine(Engine):
     @classmethod
     def from_pretrained(cls, model: str | None = None, adapter: str | None = None, artifact: str | None = None,
                         dtype: str = "float32", threads: int | None = None, system_prompt: str | None = None,
-                        merge: bool = True, fuse_int8: bool = True) -> TorchEngine:
+                        merge: bool = True, fuse_int8: bool = True, compile: bool = False) -> TorchEngine:
         """``artifact`` is an int8 folder (or a ``parley quantize`` output holding ``int8/``); else base + adapter.
 
         ``fuse_int8=False`` keeps one int8 GEMM per original projection (for comparison; same outputs).
+        ``compile`` decodes with a static cache and a compiled step (:mod:`.compiled_decoding`); the first
+        request (or :meth:`warm_up`) pays the compilation, ~20-70 s for SmolLM2 on 2 cores.
         """
         from dialogue.models import load_causal_lm, load_tokenizer
         from serving.quantize.int8 import is_int8_artifact, load_int8
@@ -84,7 +91,7 @@ class TorchEngine(Engine):
                 raise EngineError(f"{artifact} is not an int8 artifact (run parley quantize --formats int8)")
             tokenizer = load_tokenizer(str(folder))
             return cls(load_int8(folder, fuse=fuse_int8), tokenizer, threads, system_prompt,
-                       description=f"int8{'' if fuse_int8 else ' (unfused)'}:{folder}")
+                       description=f"int8{'' if fuse_int8 else ' (unfused)'}:{folder}", compile=compile)
         if not model:
             raise EngineError("the torch engine needs a model (or an int8 artifact)")
         tokenizer = load_tokenizer(model)
@@ -92,7 +99,16 @@ class TorchEngine(Engine):
         if adapter and merge:
             lm = lm.merge_and_unload()  # no per-token LoRA overhead while serving
         lm.eval()
-        return cls(lm, tokenizer, threads, system_prompt, description=f"{dtype}:{model}+{adapter or 'no adapter'}")
+        return cls(lm, tokenizer, threads, system_prompt, description=f"{dtype}:{model}+{adapter or 'no adapter'}",
+                   compile=compile)
+
+    def warm_up(self) -> None:
+        """Compile ahead of the first request: two prompt lengths in different cache buckets, so both the
+        first static graph and the shape-generic one exist (a no-op cost without ``compile``)."""
+        if self.decoder is None:
+            return
+        for words in (1, 200):
+            self.generate([{"role": "user", "content": " ".join(["hello"] * words)}], max_tokens=3)
 
     def _generate_kwargs(self, params: SamplingParams) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens, "eos_token_id": self.eos_token_ids,
@@ -109,6 +125,9 @@ class TorchEngine(Engine):
         from transformers import StoppingCriteriaList
 
         encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        if self.decoder is not None:
+            yield from self._compiled_stream(encoded["input_ids"], params, cancel, stats)
+            return
         streamer = _streamer_class()(self.tokenizer, stats, timeout=0.05)
         kwargs = self._generate_kwargs(params)
         errors: list[BaseException] = []
@@ -147,6 +166,37 @@ class TorchEngine(Engine):
         if output:
             last = int(output[0][0, -1])
             stats.finish_reason = "stop" if last in self.eos_token_ids else "length"
+
+    def _compiled_stream(self, input_ids, params: SamplingParams, cancel: CancelToken,
+                         stats: GenerationStats) -> Iterator[str]:
+        """Text per token from :class:`CompiledDecoder`, detokenized incrementally (held back while the
+        text ends in an incomplete UTF-8 sequence)."""
+        import torch
+
+        stats.prompt_tokens = int(input_ids.shape[1])
+        generator = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
+        ids: list[int] = []
+        emitted = ""
+        eos = set(self.eos_token_ids)
+        with self._generate_lock:
+            for token in self.decoder.tokens(input_ids, params.max_tokens, eos, params.temperature, params.top_p,
+                                             generator):
+                ids.append(token)
+                stats.completion_tokens = len(ids)
+                if token in eos:
+                    stats.finish_reason = "stop"
+                    break
+                text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                if text.endswith("\ufffd"):
+                    yield ""
+                    continue
+                yield text[len(emitted):]
+                emitted = text
+                if cancel.is_set():
+                    break
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            if len(text) > len(emitted):
+                yield text[len(emitted):]
 
     def close(self) -> None:
         super().close()

@@ -7,7 +7,7 @@ quantized per call), so no calibration runs at load. Activation outliers are smo
 weights once, at export (:mod:`.smooth`). The embedding matrix is kept as int8 rows too, and a tied
 ``lm_head`` reuses those rows, so the big vocabulary matrix costs a quarter of its fp32 size once. The
 head alone runs against unquantized activations (:class:`Int8RowsHead`), and sibling projections are
-fused at load (:mod:`.int8_fusion`).
+fused at load (:mod:`.int8_fusion`). Under ``torch.compile`` the GEMMs run through :mod:`.int8_ops`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import int8_ops
 from .errors import QuantizeError
+from .int8_ops import register_packed
 
 WEIGHTS_FILE = "model.int8.safetensors"
 Rows = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # (int8 matrix, per-row scales, bias)
@@ -96,17 +98,23 @@ class DynamicInt8Linear(nn.Module):
                 q, scales.to(torch.float64), torch.zeros(self.out_features, dtype=torch.int64), 0
             )
             self._packed = torch.ops.quantized.linear_prepack(qweight, None)
+        self._handle = register_packed(self, self._packed)
         self.bias = None if bias is None else bias.detach().to(torch.float32)
+
+    def _gemm(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():  # the traceable wrapper (:mod:`.int8_ops`)
+            return int8_ops.int8_linear(x, self._handle, self.out_features, self.reduce_range)
+        return torch.ops.quantized.linear_dynamic(x, self._packed, reduce_range=self.reduce_range)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == x.shape[-1]:  # one token (decoding): the per-call scale is already per token
-            y = torch.ops.quantized.linear_dynamic(x, self._packed, reduce_range=self.reduce_range)
+            y = self._gemm(x)
         else:
             # fbgemm picks one scale for the whole input; in a prompt a few tokens (the first above all) are
             # hundreds of times larger than the rest and would flatten every other token to a few levels.
             # Dividing each token by its own absmax and multiplying it back gives per-token quantization.
             scale = x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-8)
-            y = torch.ops.quantized.linear_dynamic(x / scale, self._packed, reduce_range=self.reduce_range) * scale
+            y = self._gemm(x / scale) * scale
         return (y if self.bias is None else y + self.bias).to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -135,9 +143,13 @@ class Int8RowsHead(nn.Module):
         weight = q.to(torch.float32) * scales.to(torch.float32)[:, None]
         self._packed = torch.ops.quantized.linear_prepack_fp16(
             weight, None if bias is None else bias.detach().to(torch.float32))
+        self._handle = register_packed(self, self._packed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.quantized.linear_dynamic_fp16(x.to(torch.float32), self._packed).to(x.dtype)
+        x32 = x.to(torch.float32)
+        if torch.compiler.is_compiling():
+            return int8_ops.fp16_linear(x32, self._handle, self.out_features).to(x.dtype)
+        return torch.ops.quantized.linear_dynamic_fp16(x32, self._packed).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 rows as fp16 weights"
