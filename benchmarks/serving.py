@@ -2,9 +2,11 @@
 
 One run measures, on the same held-out support prompts (with their KB context, rendered by
 ``build_messages``), greedy, batch 1, a fixed thread count: decode tokens/s and time to first token
-(medians over prompts), peak RSS (each engine in its own child process), artifact size, and quality
-against the merged fp32 model (greedy token agreement; composite reward delta when ``--reward-dir``
-holds trained reward models). Prints one JSON line and appends it to ``benchmarks/results/serving.jsonl``.
+(medians over prompts; every engine decodes exactly ``--max-tokens`` per prompt with EOS masked, so a
+model that answers in 8 tokens is not timed on 8 and one that rambles on 128), peak RSS (each engine
+in its own child process), artifact size, and quality against the merged fp32 model (greedy token
+agreement; composite reward delta when ``--reward-dir`` holds trained reward models), from a second pass
+in which answers stop at EOS. Prints one JSON line and appends it to ``benchmarks/results/serving.jsonl``.
 
     python benchmarks/serving.py [--adapter DIR] [--reward-dir RUN/] [--quick]
 """
@@ -80,19 +82,28 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         engine.warm_up()  # compiled engines compile here, not inside a timed prompt
     engine.generate(rows[0]["messages"], rows[0]["context"], max_tokens=8)  # warm-up (allocations, kernels)
     warm_up_s = time.perf_counter() - started
-    outputs, rates, ttfts, tokens = [], [], [], 0
-    for row in rows:
+    outputs, natural_rates, tokens = [], [], 0
+    for row in rows:  # quality pass: each answer as long as the model makes it
         text = engine.generate(row["messages"], row["context"], max_tokens=spec["max_tokens"], temperature=0.0)
         stats = engine.last_stats
         outputs.append(text)
         tokens += stats.completion_tokens
         if stats.decode_tokens_per_s is not None:
-            rates.append(stats.decode_tokens_per_s)
-        if stats.ttft_s is not None:
-            ttfts.append(stats.ttft_s * 1000)
+            natural_rates.append(stats.decode_tokens_per_s)
+    rates, ttfts = [], []
+    for row in rows:  # speed pass: exactly max_tokens per prompt (EOS masked), the same work for every engine
+        engine.generate(row["messages"], row["context"], max_tokens=spec["max_tokens"], temperature=0.0,
+                        ignore_eos=True)
+        stats = engine.last_stats
+        if stats.completion_tokens != spec["max_tokens"]:
+            raise RuntimeError(f"{spec['name']}: speed pass generated {stats.completion_tokens} tokens, "
+                               f"not {spec['max_tokens']}")
+        rates.append(stats.decode_tokens_per_s)
+        ttfts.append(stats.ttft_s * 1000)
     peak_kb = peak_rss_kb()
-    return {"outputs": outputs, "tokens_per_s": round(statistics.median(rates), 2) if rates else None,
-            "ttft_ms": round(statistics.median(ttfts), 1) if ttfts else None, "peak_rss_mb": round(peak_kb / 1024, 1),
+    return {"outputs": outputs, "tokens_per_s": round(statistics.median(rates), 2),
+            "tokens_per_s_natural_length": round(statistics.median(natural_rates), 2) if natural_rates else None,
+            "ttft_ms": round(statistics.median(ttfts), 1), "peak_rss_mb": round(peak_kb / 1024, 1),
             "load_s": round(load_s, 2), "warm_up_s": round(warm_up_s, 2), "generated_tokens": tokens,
             "engine": getattr(engine, "description", "")}
 
@@ -275,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
             "model": args.model, "adapter": adapter if args.adapter else f"random LoRA r=16 scale=0.01 ({adapter})",
             "adapter_sha256": adapter_sha256(adapter), "prompts": len(prompts), "prompt_source": source,
             "max_tokens": args.max_tokens, "greedy": True, "batch": 1, "threads": args.threads,
-            "tokens_per_s": "median over prompts of (completion_tokens - 1) / (total - ttft)",
+            "tokens_per_s": "median over prompts of (completion_tokens - 1) / (total - ttft), each prompt decoded to "
+                            "exactly max_tokens with EOS masked (ignore_eos); tokens_per_s_natural_length: the same "
+                            "over the quality pass's answers, which stop at EOS (short for a tuned model)",
             "reward": reward_note, "export_s": export_s, "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()], "cpu": platform.processor() or platform.machine(),
             "quick": args.quick,

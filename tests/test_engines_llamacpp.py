@@ -83,3 +83,17 @@ def test_base_plus_lora_gguf_answers_like_the_merged_model(tmp_path):
         engine.close()
     assert answers["lora"] == answers["merged"]
     assert answers["base"] != answers["merged"]  # the adapter changes the answer, so the equality means something
+
+
+def test_ignore_eos_masks_end_tokens_and_fills_max_tokens(engines):
+    torch_engine, cpp = engines
+    assert torch_engine.tokenizer.eos_token_id in cpp._end_tokens()
+    cpp.generate(ASK, max_tokens=24, ignore_eos=True)
+    assert cpp.last_stats.completion_tokens == 24
+    first = cpp.generate(ASK, max_tokens=1)
+    first_id = cpp.tokenize(first)[-1] if first else None
+    cpp._end_token_ids = [*cpp._end_tokens(), first_id]  # pretend the greedy first token ends generation
+    try:
+        assert cpp.generate(ASK, max_tokens=1, ignore_eos=True) != first  # so it can no longer be sampled
+    finally:
+        cpp._end_token_ids = None

@@ -29,6 +29,9 @@ class SamplingParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    # Never sample an end-of-sequence token, so exactly ``max_tokens`` are generated (vLLM's ``ignore_eos``):
+    # speed benchmarks compare engines at one length, whatever each model would have answered.
+    ignore_eos: bool = False
 
     @classmethod
     def from_kwargs(cls, **params: Any) -> SamplingParams:

@@ -40,9 +40,10 @@ class CompiledDecoder:
         return out.logits[:, -1, :].float()
 
     def tokens(self, input_ids: torch.Tensor, max_new_tokens: int, eos_token_ids: set[int],
-               temperature: float = 0.0, top_p: float = 1.0,
-               generator: torch.Generator | None = None) -> Iterator[int]:
-        """Yield up to ``max_new_tokens`` ids, stopping after an EOS id; the caller may stop reading early."""
+               temperature: float = 0.0, top_p: float = 1.0, generator: torch.Generator | None = None,
+               suppress: set[int] | frozenset[int] = frozenset()) -> Iterator[int]:
+        """Yield up to ``max_new_tokens`` ids, stopping after an EOS id; ids in ``suppress`` are never
+        sampled. The caller may stop reading early."""
         from transformers import StaticCache
 
         prompt_len = int(input_ids.shape[1])
@@ -52,6 +53,8 @@ class CompiledDecoder:
         with torch.inference_mode():
             logits = self._forward_last(input_ids, cache, torch.arange(prompt_len))
             for step in range(max_new_tokens):
+                if suppress:
+                    logits[:, sorted(suppress)] = float("-inf")
                 token = sample_token(logits, temperature, top_p, generator)
                 yield token
                 if token in eos_token_ids or step == max_new_tokens - 1:

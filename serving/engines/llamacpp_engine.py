@@ -83,6 +83,7 @@ class LlamaCppEngine(Engine):
         self.description = f"llamacpp:{path.name}" + (f"+{Path(lora).name}" if lora else "")
         self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                          seed=seed, verbose=False, **llama_kwargs)
+        self._end_token_ids: list[int] | None = None
 
     def tokenize(self, text: str) -> list[int]:
         """llama.cpp's tokenization of a rendered prompt (as ``create_completion`` does it)."""
@@ -98,6 +99,7 @@ class LlamaCppEngine(Engine):
             prompt, max_tokens=params.max_tokens, stream=True,
             temperature=0.0 if greedy else params.temperature, top_p=1.0 if greedy else params.top_p,
             top_k=0, min_p=0.0, repeat_penalty=1.0, seed=params.seed,
+            logit_bias={i: float("-inf") for i in self._end_tokens()} if params.ignore_eos else None,
         )
         try:
             for chunk in chunks:
@@ -112,6 +114,15 @@ class LlamaCppEngine(Engine):
                     break
         finally:
             chunks.close()
+
+    def _end_tokens(self) -> list[int]:
+        """Every id llama.cpp ends a generation on (end-of-generation tokens), looked up once."""
+        if self._end_token_ids is None:
+            import llama_cpp
+
+            vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+            self._end_token_ids = [i for i in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, i)]
+        return self._end_token_ids
 
     def close(self) -> None:
         super().close()

@@ -45,6 +45,8 @@ class OpenAIEngine(Engine):
             extra["seed"] = params.seed
         if params.stop:
             extra["stop"] = list(params.stop)[:4]  # lets the server stop early; the base class still truncates
+        if params.ignore_eos:
+            extra["extra_body"] = {"ignore_eos": True}  # vLLM and llama.cpp's server honour it
         try:
             response = self.client.chat.completions.create(
                 model=self.model, messages=prompt, stream=True, max_tokens=params.max_tokens,

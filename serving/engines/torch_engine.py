@@ -117,6 +117,8 @@ class TorchEngine(Engine):
             kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=None)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if params.ignore_eos:
+            kwargs["min_new_tokens"] = params.max_tokens  # masks every EOS id until max_tokens
         return kwargs
 
     def _token_stream(self, prompt: str, params: SamplingParams, cancel: CancelToken,
@@ -177,10 +179,11 @@ class TorchEngine(Engine):
         generator = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
         ids: list[int] = []
         emitted = ""
-        eos = set(self.eos_token_ids)
+        eos = set() if params.ignore_eos else set(self.eos_token_ids)
+        suppress = set(self.eos_token_ids) if params.ignore_eos else set()
         with self._generate_lock:
             for token in self.decoder.tokens(input_ids, params.max_tokens, eos, params.temperature, params.top_p,
-                                             generator):
+                                             generator, suppress):
                 ids.append(token)
                 stats.completion_tokens = len(ids)
                 if token in eos:
