@@ -165,9 +165,10 @@ def ensure_export(model: str, adapter: str, out: Path) -> dict[str, Any]:
     if (out / "manifest.json").is_file():
         manifest = read_manifest(out)
         have = {a["format"] for a in manifest["artifacts"]}
-        if manifest.get("adapter_sha256") == wanted and {"int8", "gguf-q8_0", "gguf-q4_1", "gguf-q4_1+lora"} <= have:
+        if manifest.get("adapter_sha256") == wanted and {"int8", "gguf-q8_0", "gguf-q4_0", "gguf-q4_1",
+                                                         "gguf-q4_1+lora"} <= have:
             return manifest
-    return quantize(model, adapter, out, QuantizeSettings(formats=("int8", "gguf"), gguf_types=("q8_0", "q4_1"),
+    return quantize(model, adapter, out, QuantizeSettings(formats=("int8", "gguf"), gguf_types=("q8_0", "q4_0", "q4_1"),
                                                           verify=False))
 
 
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--engines", default="torch-fp32,torch-int8,torch-fp32-compiled,torch-int8-compiled,"
-                                              "torch-int8-unfused,llamacpp-q8_0,llamacpp-q4_1,llamacpp-q4_1-lora,"
+                                              "torch-int8-unfused,llamacpp-q8_0,llamacpp-q4_0,llamacpp-q4_1,llamacpp-q4_1-lora,"
                                               "base-llamacpp-q4_1")
     parser.add_argument("--quick", action="store_true", help="5 prompts, 32 tokens (development)")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to results")
@@ -226,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch-int8-unfused": ("torch", {"artifact": str(export / "int8"), "fuse_int8": False},
                                (export / "int8" / "model.int8.safetensors").stat().st_size),
         "llamacpp-q8_0": ("llamacpp", {"artifact": str(export), "gguf_type": "q8_0"}, sizes["gguf-q8_0"]),
+        "llamacpp-q4_0": ("llamacpp", {"artifact": str(export), "gguf_type": "q4_0"}, sizes["gguf-q4_0"]),
         "llamacpp-q4_1": ("llamacpp", {"artifact": str(export), "gguf_type": "q4_1"}, sizes["gguf-q4_1"]),
         "llamacpp-q4_1-lora": ("llamacpp", {"artifact": str(export), "gguf_type": "q4_1+lora"},
                                sizes.get("gguf-q4_1+lora", 0)),

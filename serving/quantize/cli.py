@@ -37,8 +37,9 @@ def add_quantize_command(sub) -> argparse.ArgumentParser:
     parser.add_argument("--out", "-o", required=True, help="output directory (manifest.json, int8/, *.gguf)")
     parser.add_argument("--formats", type=_csv, default=("int8", "gguf"),
                         help=f"comma list from {','.join(FORMATS)} (default: int8,gguf)")
-    parser.add_argument("--gguf-types", type=_csv, default=("q8_0", "q4_1"),
-                        help=f"comma list from {','.join(GGUF_TYPES)} (default: q8_0,q4_1; q4_1 = the base file grid)")
+    parser.add_argument("--gguf-types", type=_csv, default=("q8_0", "q4_0", "q4_1"),
+                        help=f"comma list from {','.join(GGUF_TYPES)} (default: q8_0,q4_0,q4_1; q4_1 = the bundled "
+                             "base file's grid, which rounds a LoRA away; q4_0 keeps most of it and runs faster)")
     parser.add_argument("--base-gguf", help="GGUF whose metadata and tokenizer to reuse (default: bundled SmolLM2)")
     parser.add_argument("--no-gguf-lora", action="store_true",
                         help="with an adapter, skip the unmerged base + LoRA GGUF written for 4/5-bit types")

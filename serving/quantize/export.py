@@ -32,7 +32,7 @@ class QuantizeSettings:
     """What to write. ``merged`` is the fp32 merged model (what the CUDA NF4 path loads)."""
 
     formats: tuple[str, ...] = ("int8", "gguf")
-    gguf_types: tuple[str, ...] = ("q8_0", "q4_1")
+    gguf_types: tuple[str, ...] = ("q8_0", "q4_0", "q4_1")
     base_gguf: str | None = None
     verify: bool = True
     # With an adapter, 4/5-bit types also get the unmerged base at that type plus the LoRA as a llama.cpp
