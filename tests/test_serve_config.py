@@ -31,6 +31,9 @@ def test_serve_section_in_the_recipe_with_overrides_and_flags() -> None:
     assert (serve.model, serve.port, serve.auth, serve.max_turns, serve.db) == ("tiny-random-llama", 8123, "a:b", 7,
                                                                                 "sqlite:///x.db")
     assert load_recipe(None).serve == ServeSection()
+    assert serve.compile is False
+    compiled = build_parser().parse_args(["serve", "--compile"])
+    assert load_recipe(None, serve_overrides(compiled)).serve.compile is True
 
 
 @pytest.mark.parametrize("override", ["serve.port=0", "serve.max_turns=-1", "serve.auth=nopassword",
