@@ -20,8 +20,8 @@ class ServeSection:
     model: str | None = None
     adapter: str | None = None
     artifact: str | None = None
-    # torch engine: decode with a static cache and a torch.compile'd step (compiled at start-up, ~40-140 s on
-    # 2 cores; int8 SmolLM2 decodes ~1.7x faster than eager).
+    # torch engine: decode with a static cache and a torch.compile'd step (compiled at start-up, 30-140 s on
+    # 2 cores; int8 SmolLM2 decodes ~1.5x faster than eager).
     compile: bool = False
     # Name reported by /v1/models and stored with every conversation (default: derived from the model).
     served_model_name: str | None = None

@@ -31,7 +31,8 @@ class CompiledDecoder:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        # dynamic=None: the first cache length compiles a static graph, a second one a shape-generic graph.
+        # dynamic=True: one graph for every cache length, compiled once (the default would compile a static graph
+        # and then a generic one: warm-up 134 s against 100 s here, cold cache); its steps measured no slower.
         self._step = torch.compile(self._forward_last, dynamic=True)
 
     def _forward_last(self, input_ids: torch.Tensor, cache: Any, cache_position: torch.Tensor) -> torch.Tensor:

@@ -103,8 +103,8 @@ class TorchEngine(Engine):
                    compile=compile)
 
     def warm_up(self) -> None:
-        """Compile ahead of the first request: two prompt lengths in different cache buckets, so both the
-        first static graph and the shape-generic one exist (a no-op cost without ``compile``)."""
+        """Compile ahead of the first request (nothing to do without ``compile``). Two prompt lengths in
+        different cache buckets, so a shape the compiled step has not seen cannot surprise a customer."""
         if self.decoder is None:
             return
         for words in (1, 200):
