@@ -125,3 +125,19 @@ def test_ignore_eos_never_samples_an_end_token(kind, eager, compiled):
         assert engine.tokenizer(text, add_special_tokens=False)["input_ids"][0] != first_ids[0]
     finally:
         engine.eos_token_ids = saved
+
+
+def test_a_suspended_decode_leaves_no_inference_mode_behind(compiled):
+    """A caller holding a half-read token stream must not run its own code in inference mode (a cache made
+    there and one made outside trip a compiled-graph guard: a recompile in the middle of an answer)."""
+    from torch._dynamo.utils import counters
+
+    ids = compiled.tokenizer(compiled.render(ASK), return_tensors="pt", add_special_tokens=False)["input_ids"]
+    first = compiled.decoder.tokens(ids, 20, set())
+    next(first), next(first)
+    assert not torch.is_inference_mode_enabled()
+    graphs = counters["stats"]["unique_graphs"]
+    second = compiled.decoder.tokens(ids, 20, set())
+    assert [next(second) for _ in range(5)]
+    assert counters["stats"]["unique_graphs"] == graphs
+    first.close(), second.close()

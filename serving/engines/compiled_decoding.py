@@ -49,19 +49,22 @@ class CompiledDecoder:
 
         prompt_len = int(input_ids.shape[1])
         limit = getattr(self.model.config, "max_position_embeddings", None)
-        cache = StaticCache(config=self.model.config, max_cache_len=bucketed_cache_length(
-            prompt_len + max_new_tokens, limit))
+        # Inference mode is entered per call and never held across a ``yield``: a suspended generator would
+        # leave it on for the caller's thread, and a cache made under it on one request but not the next
+        # fails a compiled-graph guard (a ~10 s recompile mid-answer).
         with torch.inference_mode():
+            cache = StaticCache(config=self.model.config, max_cache_len=bucketed_cache_length(
+                prompt_len + max_new_tokens, limit))
             logits = self._forward_last(input_ids, cache, torch.arange(prompt_len))
-            for step in range(max_new_tokens):
-                if suppress:
-                    logits[:, sorted(suppress)] = float("-inf")
-                token = sample_token(logits, temperature, top_p, generator)
-                yield token
-                if token in eos_token_ids or step == max_new_tokens - 1:
-                    return
-                position = torch.tensor([prompt_len + step])
-                logits = self._step(torch.tensor([[token]]), cache, position)
+        for step in range(max_new_tokens):
+            if suppress:
+                logits = logits.index_fill(-1, torch.tensor(sorted(suppress)), float("-inf"))
+            token = sample_token(logits, temperature, top_p, generator)
+            yield token
+            if token in eos_token_ids or step == max_new_tokens - 1:
+                return
+            with torch.inference_mode():
+                logits = self._step(torch.tensor([[token]]), cache, torch.tensor([prompt_len + step]))
 
 
 def sample_token(logits: torch.Tensor, temperature: float, top_p: float,
