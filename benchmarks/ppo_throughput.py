@@ -12,7 +12,6 @@ Each arm runs in its own child process so peak RSS is per arm. Prints one JSON l
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import resource
 import sys
@@ -133,11 +132,9 @@ def main() -> None:
                      "num_mini_batches": recipe.ppo.num_mini_batches, "value_layers": recipe.ppo.value_layers,
                      "lora_r": recipe.ppo.lora.r, "threads": __import__("torch").get_num_threads()},
     }
-    print(json.dumps(result))
-    if not args.no_save:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with open(RESULTS, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(result) + "\n")
+    from benchmarks.timing import report
+
+    report(result, RESULTS, append=not args.no_save)
 
 
 if __name__ == "__main__":

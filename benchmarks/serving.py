@@ -296,12 +296,9 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
         },
     }
-    line = json.dumps(record, ensure_ascii=False)
-    print(line)
-    if not args.no_append:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with open(RESULTS, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+    from timing import report
+
+    report(record, RESULTS, append=not args.no_append)
     return 0
 
 

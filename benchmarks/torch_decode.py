@@ -13,7 +13,6 @@ ratios) and appends it to ``benchmarks/results/torch_decode.jsonl``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -95,12 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                      "max_tokens": args.max_tokens, "ignore_eos": True, "greedy": True, "batch": 1,
                      "threads": args.threads, "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
     }
-    line = json.dumps(record)
-    print(line)
-    if not args.no_append:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with open(RESULTS, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+    from timing import report
+
+    report(record, RESULTS, append=not args.no_append)
     return 0
 
 

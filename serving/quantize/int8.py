@@ -24,7 +24,6 @@ from torch.nn import functional as F
 
 from . import int8_ops
 from .errors import QuantizeError
-from .int8_ops import register_packed
 
 WEIGHTS_FILE = "model.int8.safetensors"
 Rows = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # (int8 matrix, per-row scales, bias)
@@ -98,7 +97,7 @@ class DynamicInt8Linear(nn.Module):
                 q, scales.to(torch.float64), torch.zeros(self.out_features, dtype=torch.int64), 0
             )
             self._packed = torch.ops.quantized.linear_prepack(qweight, None)
-        self._handle = register_packed(self, self._packed)
+        self._handle = int8_ops.register_packed(self, self._packed)
         self.bias = None if bias is None else bias.detach().to(torch.float32)
 
     def _gemm(self, x: torch.Tensor) -> torch.Tensor:
@@ -143,7 +142,7 @@ class Int8RowsHead(nn.Module):
         weight = q.to(torch.float32) * scales.to(torch.float32)[:, None]
         self._packed = torch.ops.quantized.linear_prepack_fp16(
             weight, None if bias is None else bias.detach().to(torch.float32))
-        self._handle = register_packed(self, self._packed)
+        self._handle = int8_ops.register_packed(self, self._packed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x32 = x.to(torch.float32)
