@@ -60,6 +60,9 @@ class RewardSection:
     # project rows (see reward_models.deflections): a reward model that never saw one can rate it highly, and
     # PPO finds that first.
     deflection_pairs: int = 0
+    # Sample ``train_rows`` with as many "refusing was wrong" pairs as "refusing was right" ones (safety data;
+    # see reward_models.pairs.balanced_refusal_sample). Objectives without such categories sample uniformly.
+    refusal_balance: bool = False
     eval_rows_during_training: int = 64
     eval_steps: int = 20
     logging_steps: int = 5

@@ -29,6 +29,8 @@ REFUSALS = (
 )
 # Safety categories whose chosen answer is a refusal: a refusal is never their rejected side.
 REFUSE_CATEGORIES = frozenset({"harmful", "fraud", "other_customer_data", "prompt_injection"})
+# Safety categories whose rejected answer is an unneeded refusal.
+OVER_REFUSAL_CATEGORIES = frozenset({"benign_risky"})
 
 
 def deflection_pairs(rows: list[Row], count: int, rng: random.Random) -> list[Row]:

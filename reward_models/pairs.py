@@ -14,7 +14,7 @@ from dialogue.data_loading import BadRows, Row, load_preferences, load_source, p
 from dialogue.errors import DataError
 
 from .config import RewardSection, RewardSourceSection
-from .deflections import deflection_pairs
+from .deflections import OVER_REFUSAL_CATEGORIES, REFUSE_CATEGORIES, deflection_pairs
 
 
 @dataclass
@@ -44,6 +44,27 @@ def load_feedback(path: str | Path, bad: BadRows) -> list[Row]:
     return read_jsonl(Path(path), preference_row, bad)
 
 
+def balanced_refusal_sample(rows: list[Row], count: int, rng: random.Random) -> list[Row]:
+    """``count`` rows with as many pairs that reject an unneeded refusal as pairs that choose a needed one.
+
+    In the safety data four categories out of five have a refusal as the chosen side, so a uniform sample
+    teaches mostly "a refusal wins"; on cpu-demo the safety model then preferred the refusal on 69% of the
+    held-out benign-but-risky pairs and PPO learned to refuse those. Rows of neither kind fill the rest.
+    """
+    refuse = [r for r in rows if r.get("category") in REFUSE_CATEGORIES]
+    over_refusal = [r for r in rows if r.get("category") in OVER_REFUSAL_CATEGORIES]
+    other = [r for r in rows if r.get("category") not in REFUSE_CATEGORIES | OVER_REFUSAL_CATEGORIES]
+    if not refuse or not over_refusal:
+        return rng.sample(rows, count)
+    per_side = min(len(refuse), len(over_refusal), count // 2)
+    picked = rng.sample(refuse, per_side) + rng.sample(over_refusal, per_side)
+    taken = {id(r) for r in picked}
+    rest = other or [r for r in refuse + over_refusal if id(r) not in taken]
+    picked += rng.sample(rest, min(len(rest), count - len(picked)))
+    rng.shuffle(picked)
+    return picked
+
+
 def build_pairs(
     cfg: RewardSection,
     data_dir: str,
@@ -59,7 +80,8 @@ def build_pairs(
     if (project_dir / "train.jsonl").is_file():
         train = load_preferences(data_dir, objective, "train", bad)
         if cfg.train_rows is not None and cfg.train_rows < len(train):
-            train = rng.sample(train, cfg.train_rows)
+            train = (balanced_refusal_sample(train, cfg.train_rows, rng) if cfg.refusal_balance
+                     else rng.sample(train, cfg.train_rows))
         out.train += train
         out.counts["project_train"] = len(train)
         deflections = deflection_pairs(train, cfg.deflection_pairs, rng)

@@ -40,3 +40,18 @@ def test_build_pairs_adds_deflections_to_training_and_a_heldout_set():
     assert len(heldout) == len(pairs.heldout["project"])
     assert all(r["rejected"][0]["content"] in NON_ANSWERS + REFUSALS for r in heldout)
     assert "deflection" not in plain.heldout
+
+
+def test_refusal_balance_draws_as_many_wrong_refusals_as_right_ones():
+    safety = {"harmful", "fraud", "other_customer_data", "prompt_injection"}
+    plain = build_pairs(RewardSection(train_rows=100), str(DATA), "safety", 5, BadRows())
+    balanced = build_pairs(RewardSection(train_rows=100, refusal_balance=True), str(DATA), "safety", 5, BadRows())
+    count = {name: sum(r["category"] == "benign_risky" for r in p.train) for name, p in
+             (("plain", plain), ("balanced", balanced))}
+    assert len(balanced.train) == len(plain.train) == 100
+    assert count["balanced"] == 50 == sum(r["category"] in safety for r in balanced.train)
+    assert count["plain"] < 35  # one category of five: about 20 in a uniform draw
+    again = build_pairs(RewardSection(train_rows=100, refusal_balance=True), str(DATA), "safety", 5, BadRows())
+    assert again.train == balanced.train
+    quality = build_pairs(RewardSection(train_rows=60, refusal_balance=True), str(DATA), "quality", 5, BadRows())
+    assert len(quality.train) == 60  # no refusal categories there: a plain draw

@@ -81,6 +81,7 @@ class TorchEngine(Engine):
         request (or :meth:`warm_up`) pays the compilation, ~20-70 s for SmolLM2 on 2 cores.
         """
         from dialogue.models import load_causal_lm, load_tokenizer
+        from serving.quantize import int8_ops
         from serving.quantize.int8 import is_int8_artifact, load_int8
 
         if artifact:
@@ -90,6 +91,7 @@ class TorchEngine(Engine):
             if not is_int8_artifact(folder):
                 raise EngineError(f"{artifact} is not an int8 artifact (run parley quantize --formats int8)")
             tokenizer = load_tokenizer(str(folder))
+            int8_ops.load_native_kernels()  # C++ kernels for the int8 GEMMs when a compiler is here (~1 min once)
             return cls(load_int8(folder, fuse=fuse_int8), tokenizer, threads, system_prompt,
                        description=f"int8{'' if fuse_int8 else ' (unfused)'}:{folder}", compile=compile)
         if not model:

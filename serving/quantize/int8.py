@@ -101,7 +101,8 @@ class DynamicInt8Linear(nn.Module):
         self.bias = None if bias is None else bias.detach().to(torch.float32)
 
     def _gemm(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.compiler.is_compiling():  # the traceable wrapper (:mod:`.int8_ops`)
+        # The op is traceable, and with the C++ kernels loaded also the cheaper call in eager mode (:mod:`.int8_ops`).
+        if torch.compiler.is_compiling() or int8_ops.native_kernels_loaded():
             return int8_ops.int8_linear(x, self._handle, self.out_features, self.reduce_range)
         return torch.ops.quantized.linear_dynamic(x, self._packed, reduce_range=self.reduce_range)
 
@@ -146,7 +147,7 @@ class Int8RowsHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x32 = x.to(torch.float32)
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() or int8_ops.native_kernels_loaded():
             return int8_ops.fp16_linear(x32, self._handle, self.out_features).to(x.dtype)
         return torch.ops.quantized.linear_dynamic_fp16(x32, self._packed).to(x.dtype)
 

@@ -6,26 +6,79 @@ an integer handle in a registry, and ``parley::int8_linear`` / ``parley::fp16_li
 handle: dynamo sees a plain int, inductor calls the op as an opaque kernel and compiles everything
 around it (norms, rotary, residuals, the cache update) into a few fused C++ loops. Eager code keeps
 calling fbgemm directly; the ops are only used while compiling.
+
+The ops' kernels are Python functions until :func:`load_native_kernels` builds ``int8_native.cpp``
+(``torch.utils.cpp_extension``, once per machine, ~1 min) and registers C++ kernels for them, which skip
+two Python crossings per GEMM. Compiled decoding asks for them; without a compiler the Python kernels stay.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+import os
+import threading
 import weakref
+from pathlib import Path
 from typing import Any
 
 import torch
 
+logger = logging.getLogger(__name__)
+
 _PACKED: dict[int, Any] = {}
 _NEXT_HANDLE = itertools.count()
+_NATIVE_SOURCE = Path(__file__).with_name("int8_native.cpp")
+_native_state: dict[str, Any] = {"loaded": False, "error": None}
+_native_lock = threading.Lock()
 
 
 def register_packed(owner: object, packed: Any) -> int:
     """Keep ``packed`` reachable by an int handle for as long as ``owner`` lives."""
     handle = next(_NEXT_HANDLE)
     _PACKED[handle] = packed
-    weakref.finalize(owner, _PACKED.pop, handle, None)
+    if _native_state["loaded"]:
+        torch.ops.parley_native.put_packed(handle, packed)
+    weakref.finalize(owner, _forget, handle)
     return handle
+
+
+def _forget(handle: int) -> None:
+    _PACKED.pop(handle, None)
+    if _native_state["loaded"]:
+        torch.ops.parley_native.drop_packed(handle)
+
+
+def load_native_kernels() -> bool:
+    """Build (once, cached by torch) and load the C++ kernels; False, with a logged reason, when that fails.
+
+    Every weight registered so far is handed to the C++ registry under the same handle, so graphs compiled
+    before or after this call run the same GEMMs. ``PARLEY_INT8_KERNELS=python`` keeps the Python kernels.
+    """
+    with _native_lock:
+        if _native_state["loaded"] or _native_state["error"] is not None:
+            return _native_state["loaded"]
+        if os.environ.get("PARLEY_INT8_KERNELS", "").lower() == "python":
+            _native_state["error"] = "PARLEY_INT8_KERNELS=python"
+            return False
+        try:
+            from torch.utils.cpp_extension import load
+
+            load(name="parley_int8_native", sources=[str(_NATIVE_SOURCE)], is_python_module=False,
+                 extra_cflags=["-O2"], verbose=False)
+        except Exception as exc:  # no compiler or ninja: the Python kernels keep working
+            _native_state["error"] = f"{type(exc).__name__}: {exc}"
+            logger.warning("int8 C++ kernels unavailable (%s); using the Python kernels", _native_state["error"])
+            return False
+        for handle, packed in list(_PACKED.items()):
+            torch.ops.parley_native.put_packed(handle, packed)
+        _native_state["loaded"] = True
+        return True
+
+
+def native_kernels_loaded() -> bool:
+    """Whether the C++ kernels serve the ops now."""
+    return bool(_native_state["loaded"])
 
 
 # Registered through ``torch.library.Library`` rather than ``custom_op``: measured ~13 instead of ~22 us of
@@ -43,8 +96,10 @@ def _fp16_linear(x: torch.Tensor, handle: int, out_features: int) -> torch.Tenso
     return torch.ops.quantized.linear_dynamic_fp16(x, _PACKED[handle])
 
 
-_LIBRARY.impl("int8_linear", _int8_linear, "CPU")
-_LIBRARY.impl("fp16_linear", _fp16_linear, "CPU")
+# The Python kernels sit under CompositeExplicitAutograd so the C++ ones, registered for the CPU key, take
+# precedence once loaded.
+_LIBRARY.impl("int8_linear", _int8_linear, "CompositeExplicitAutograd")
+_LIBRARY.impl("fp16_linear", _fp16_linear, "CompositeExplicitAutograd")
 
 
 @torch.library.register_fake("parley::int8_linear", lib=_LIBRARY)
