@@ -105,7 +105,14 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
             "tokens_per_s_natural_length": round(statistics.median(natural_rates), 2) if natural_rates else None,
             "ttft_ms": round(statistics.median(ttfts), 1), "peak_rss_mb": round(peak_kb / 1024, 1),
             "load_s": round(load_s, 2), "warm_up_s": round(warm_up_s, 2), "generated_tokens": tokens,
-            "engine": getattr(engine, "description", "")}
+            "engine": getattr(engine, "description", ""), "int8_kernels": int8_kernels()}
+
+
+def int8_kernels() -> str:
+    """Which kernels ran the int8 GEMMs in this process: "c++" (int8_native.cpp) or "python"."""
+    from serving.quantize import int8_ops
+
+    return "c++" if int8_ops.native_kernels_loaded() else "python"
 
 
 def spawn_worker(spec: dict[str, Any]) -> dict[str, Any]:

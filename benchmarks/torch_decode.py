@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     serving_benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(serving_benchmark)
     load_prompts, peak_rss_kb = serving_benchmark.load_prompts, serving_benchmark.peak_rss_kb
+    int8_kernels = serving_benchmark.int8_kernels
 
     torch.set_num_threads(args.threads)
     int8_dir = str(Path(args.export_dir) / "int8")
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mb_all_four": round(peak_rss_kb() / 1024, 1),
         "settings": {"model": args.model, "adapter": args.adapter, "prompts": len(prompts), "prompt_source": source,
                      "max_tokens": args.max_tokens, "ignore_eos": True, "greedy": True, "batch": 1,
-                     "threads": args.threads, "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
+                     "threads": args.threads, "int8_kernels": int8_kernels(),
+                     "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
     }
     from timing import report
 
