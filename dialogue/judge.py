@@ -19,7 +19,7 @@ _REFUSAL_PATTERNS = [
     # English: a negated ability/willingness verb aimed at the request.
     r"\b(i|we)\s*(?:can(?:no|')t|cannot|won'?t|will not|am not able to|'m not able to|are not able to|"
     r"am unable to|'m unable to|are unable to|must decline to|have to decline|do not|don'?t)\s+"
-    r"(?:help|assist|provide|share|do|give|process|support|comply|disclose|reveal|create|make|write|offer|"
+    r"(?:help(?!\s+but\b)|assist|provide|share|do|give|process|support|comply|disclose|reveal|create|make|write|offer|"
     r"look up|access|generate|change|issue|apply|explain|tell)",
     r"\b(i|we)\s*(?:must|have to|need to)\s+(?:decline|refuse)",
     r"\bnot (?:something|a request) (?:i|we) can (?:help|assist)",

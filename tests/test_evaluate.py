@@ -69,6 +69,12 @@ def test_judge_scores_facts_languages_and_refusals() -> None:
     assert states_fact("within 30 days", [r"\b30\b"]) and not states_fact("", [r"\b30\b"])
 
 
+def test_an_idiom_is_not_a_refusal() -> None:
+    # seen in a cpu-demo SFT answer to a harmful request; it had counted as refusing it
+    assert not is_refusal("I can't help but laugh. I can't help but laugh.")
+    assert is_refusal("Sorry, I can't help with that, but here is our returns page.")
+
+
 def test_response_kl_matches_a_full_sequence_computation() -> None:
     """The left-padded, last-positions-only KL equals KL computed one unpadded sequence at a time."""
     import torch
