@@ -57,7 +57,7 @@ def baseline_arm(config: str, overrides: list[str], steps: int, queue) -> None:
     for model in (reward, value):
         model.config.pad_token_id = tokenizer.pad_token_id
     rows, _, _ = load_prompt_pools(recipe.data.data_dir, 0, recipe.run.seed, cfg.max_prompts)
-    ids, _ = tokenize_prompts(tokenizer, rows, cfg.max_prompt_tokens, recipe.policy.system_prompt)
+    ids, _, _ = tokenize_prompts(tokenizer, rows, cfg.max_prompt_tokens, recipe.policy.system_prompt)
     dataset = Dataset.from_list(ids)
     with tempfile.TemporaryDirectory() as out:
         trainer = PPOTrainer(

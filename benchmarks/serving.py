@@ -143,7 +143,7 @@ def token_agreement(tokenizer, reference: list[str], candidate: list[str]) -> fl
 
 
 def composite_rewards(reward_dir: str | None, prompts: list[dict], outputs: dict[str, list[str]]):
-    """Mean composite reward per variant (lambda 0: the plain weighted sum), or None without reward models."""
+    """Per-prompt composite rewards per variant (lambda 0: the plain weighted sum), or None without reward models."""
     if not reward_dir:
         return None, "no --reward-dir given"
     try:
@@ -155,12 +155,19 @@ def composite_rewards(reward_dir: str | None, prompts: list[dict], outputs: dict
     except Exception as exc:  # noqa: BLE001 - any failure means "no reward numbers", reported as such
         return None, f"reward models unavailable: {type(exc).__name__}: {exc}"
     cfg = CompositeSection()
-    means = {}
+    per_prompt = {}
     for name, texts in outputs.items():
         scores = scorer.score([(p["messages"], t, p["context"]) for p, t in zip(prompts, texts, strict=True)])
-        per_item = [combine({o: v[i] for o, v in scores.items()}, cfg, 0.0) for i in range(len(texts))]
-        means[name] = statistics.mean(float(x) for x in per_item)
-    return means, f"RewardScorer({reward_dir}), objectives {scorer.objectives}, lambda=0"
+        per_prompt[name] = [float(combine({o: v[i] for o, v in scores.items()}, cfg, 0.0)) for i in range(len(texts))]
+    return per_prompt, f"RewardScorer({reward_dir}), objectives {scorer.objectives}, lambda=0"
+
+
+def paired_delta(candidate: list[float], reference: list[float]) -> tuple[float, float]:
+    """Mean per-prompt reward difference and its standard error: one prompt whose greedy answer diverges moves a
+    30-prompt mean by ~0.05, so a delta is only read together with its error."""
+    differences = [a - b for a, b in zip(candidate, reference, strict=True)]
+    error = statistics.stdev(differences) / len(differences) ** 0.5 if len(differences) > 1 else 0.0
+    return statistics.mean(differences), error
 
 
 # ---------------------------------------------------------------- driver
@@ -260,9 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         result["exact_match"] = (round(statistics.mean(a == b for a, b in zip(reference, result["outputs"],
                                                                                strict=True)), 3)
                                  if reference else None)
-        result["reward_delta"] = (round(rewards[name] - rewards["torch-fp32"], 4)
-                                  if rewards and name in rewards and "torch-fp32" in rewards else None)
-        result["reward_mean"] = round(rewards[name], 4) if rewards and name in rewards else None
+        if rewards and name in rewards and "torch-fp32" in rewards:
+            delta, error = paired_delta(rewards[name], rewards["torch-fp32"])
+            result["reward_delta"], result["reward_delta_se"] = round(delta, 4), round(error, 4)
+        else:
+            result["reward_delta"] = result["reward_delta_se"] = None
+        result["reward_mean"] = round(statistics.mean(rewards[name]), 4) if rewards and name in rewards else None
         result["sample"] = result["outputs"][0][:160]
         del result["outputs"]
     base_rate = results.get("base-llamacpp-q4_1", {}).get("tokens_per_s")

@@ -87,9 +87,12 @@ def test_resume_after_kill_repeats_the_uninterrupted_run(trained_run: Path, tmp_
     for folder in (reference, interrupted):
         _copy_prerequisites(trained_run, folder)
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    subprocess.run(_cli(reference), check=True, capture_output=True, timeout=600, env=env)
+    # With kind baselines on, so their running means must come back from the checkpoint too.
+    baselines = ("--set", "ppo.kind_baseline_momentum=0.8")
+    subprocess.run(_cli(reference, *baselines), check=True, capture_output=True, timeout=600, env=env)
 
-    process = subprocess.Popen(_cli(interrupted), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(_cli(interrupted, *baselines), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=env)
     first_checkpoint = interrupted / "smoke" / "ppo" / "checkpoints" / "step-2"
     deadline = time.time() + 600
     while not first_checkpoint.is_dir():
@@ -101,10 +104,12 @@ def test_resume_after_kill_repeats_the_uninterrupted_run(trained_run: Path, tmp_
     killed_at = len(_log(interrupted))
     assert killed_at < 6, "the run finished before it could be killed"
 
-    resumed = subprocess.run(_cli(interrupted, "--resume"), capture_output=True, text=True, timeout=600, env=env)
+    resumed = subprocess.run(_cli(interrupted, *baselines, "--resume"), capture_output=True, text=True, timeout=600,
+                             env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     expected, got = _log(reference), _log(interrupted)
     assert [e["step"] for e in got] == [e["step"] for e in expected]
+    assert all(any(k.startswith("reward/baseline_") for k in e) for e in expected)
     for want, have in zip(expected, got, strict=True):
         assert {k: v for k, v in have.items() if k not in TIMING_KEYS} == {
             k: v for k, v in want.items() if k not in TIMING_KEYS}, f"step {want['step']} differs after resume"

@@ -102,3 +102,29 @@ def test_unsafe_batches_raise_the_safety_weight_through_the_callback(reward_dir)
     scores = {"quality": torch.tensor(-1.0), "faithfulness": torch.tensor(0.0), "safety": torch.tensor(2.0)}
     assert combine(scores, cfg, 5.0) > combine(scores, cfg, 0.0)
 
+
+
+def test_kind_baselines_center_each_kind_and_follow_its_mean(reward_dir):
+    tokenizer = load_tokenizer("tiny-random-llama")
+    composite = CompositeReward.from_pretrained(reward_dir, tokenizer, CompositeSection(lagrange_lr=0.0))
+    query_responses, context_length, _ = _policy_batch(tokenizer)
+    raw = get_reward(composite, query_responses, tokenizer.pad_token_id, context_length)[1]
+    composite.step()
+    pad = tokenizer.pad_token_id
+    prompts = [tuple(t for t in row[:context_length].tolist() if t != pad) for row in query_responses]
+    composite.use_kind_baselines({prompts[0]: "support", prompts[1]: "translation"}, pad, momentum=0.5)
+
+    # No baseline yet: each kind is centered on its own batch mean (one row each here, so 0).
+    first = get_reward(composite, query_responses, pad, context_length)[1]
+    torch.testing.assert_close(first, torch.zeros(2), atol=1e-5, rtol=0)
+    stats = composite.step()
+    assert stats["reward/baseline_support"] == pytest.approx(float(raw[0]), abs=1e-5)
+    assert stats["reward/composite_mean"] == pytest.approx(float(raw.mean()), abs=1e-5)  # logged uncentered
+
+    # The baseline now holds: the reward is raw minus it; the next step moves it halfway to the new mean.
+    composite.kind_baselines = {"support": float(raw[0]) - 1.0, "translation": float(raw[1]) + 2.0}
+    second = get_reward(composite, query_responses, pad, context_length)[1]
+    torch.testing.assert_close(second, torch.tensor([1.0, -2.0]), atol=1e-4, rtol=0)
+    stats = composite.step()
+    assert stats["reward/baseline_support"] == pytest.approx(float(raw[0]) - 0.5, abs=1e-4)
+    assert stats["reward/baseline_translation"] == pytest.approx(float(raw[1]) + 1.0, abs=1e-4)

@@ -29,6 +29,9 @@ class PPOSection:
     lam: float = 0.95
     whiten_rewards: bool = False
     missing_eos_penalty: float | None = 1.0
+    # Center each reward on a running mean of its prompt kind's rewards (support, translation, harmful, ...),
+    # moved by this momentum after every update; None = off. See CompositeReward.use_kind_baselines.
+    kind_baseline_momentum: float | None = None
     # Prompts longer than this (in policy tokens, chat template included) are left out of PPO.
     max_prompt_tokens: int = 384
     max_prompts: int | None = None

@@ -37,17 +37,18 @@ def split_judge_slice(rows: list[dict[str, Any]], size: int, seed: int) -> tuple
 
 
 def tokenize_prompts(tokenizer, rows: list[dict[str, Any]], max_tokens: int,
-                     system_prompt: str | None = None) -> tuple[list[dict[str, list[int]]], int]:
-    """``input_ids`` of each rendered prompt; returns (kept, number dropped for length)."""
+                     system_prompt: str | None = None) -> tuple[list[dict[str, list[int]]], int, list[str | None]]:
+    """``input_ids`` of each rendered prompt; returns (kept, number dropped for length, each kept row's kind)."""
     rendered = render_rows(tokenizer, rows, system_prompt)
-    kept, dropped = [], 0
-    for text in rendered:
+    kept, dropped, kinds = [], 0, []
+    for row, text in zip(rows, rendered, strict=True):
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) > max_tokens:
             dropped += 1
             continue
         kept.append({"input_ids": ids})
-    return kept, dropped
+        kinds.append(row.get("kind"))
+    return kept, dropped, kinds
 
 
 def load_prompt_pools(data_dir: str, judge_size: int, seed: int, max_prompts: int | None,

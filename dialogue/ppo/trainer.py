@@ -169,17 +169,23 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
     value_model = build_value_model(base, cfg.value_layers, tokenizer.pad_token_id)
     policy = add_ppo_adapter(base, cfg.lora, checkpoint / "adapter" if checkpoint else None)
     composite = CompositeReward.from_pretrained(reward_dir, tokenizer, recipe.reward.composite)
-    if "lagrange" in state.extra:
-        composite.lagrange.value = float(state.extra["lagrange"])
 
     train_rows, judge_rows, bad = load_prompt_pools(recipe.data.data_dir, cfg.judge_prompts if cfg.judge_every else 0,
                                                     recipe.run.seed, cfg.max_prompts, recipe.data.on_bad_row)
     if main:
         bad.print_summary("ppo prompts")
-    train_ids, dropped = tokenize_prompts(tokenizer, train_rows, cfg.max_prompt_tokens, recipe.policy.system_prompt)
+    train_ids, dropped, kinds = tokenize_prompts(tokenizer, train_rows, cfg.max_prompt_tokens,
+                                                 recipe.policy.system_prompt)
     if len(train_ids) < cfg.batch_size * world:
         raise ParleyError(f"only {len(train_ids)} PPO prompts fit ppo.max_prompt_tokens={cfg.max_prompt_tokens}; "
                           f"need at least ppo.batch_size={cfg.batch_size} x {world} process(es)")
+    if "lagrange" in state.extra:
+        composite.lagrange.value = float(state.extra["lagrange"])
+    if cfg.kind_baseline_momentum is not None:
+        pad = tokenizer.pad_token_id
+        by_prompt = {tuple(t for t in entry["input_ids"] if t != pad): kind
+                     for entry, kind in zip(train_ids, kinds, strict=True) if kind is not None}
+        composite.use_kind_baselines(by_prompt, pad, cfg.kind_baseline_momentum, state.extra.get("kind_baselines"))
     from datasets import Dataset
 
     dataset = Dataset.from_list(train_ids)
@@ -208,7 +214,8 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
     def save(step: int, entries: list[dict[str, Any]]) -> Path:
         path = checkpoint_root / f"{PREFIX}{step}"
         if main:
-            extra = {"lagrange": composite.lagrange.value, "best_judge_score": judge.best, "world_size": world}
+            extra = {"lagrange": composite.lagrange.value, "best_judge_score": judge.best, "world_size": world,
+                     "kind_baselines": composite.kind_baselines}
             path = save_checkpoint(checkpoint_root, TrainingState(step, step * global_batch, extra), policy,
                                    value_model, optimizer, scheduler, entries, cfg.keep_checkpoints)
         ranks.wait_for_everyone()
