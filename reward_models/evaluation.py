@@ -21,6 +21,18 @@ def pair_scores(scorer: RewardScorer, objective: str, rows: list[Row], batch_siz
     return scores[: len(rows)], scores[len(rows):]
 
 
+def pairwise_metrics_by_category(rows: list[Row], chosen: list[float], rejected: list[float]) -> dict[str, float]:
+    """Accuracy per ``category`` (empty when the rows have none): an overall 0.85 on the safety pairs hid 0.31
+    on the benign-but-risky ones, the category PPO then learned to refuse."""
+    by_category: dict[str, tuple[list[float], list[float]]] = {}
+    for row, c, r in zip(rows, chosen, rejected, strict=True):
+        if row.get("category"):
+            pair = by_category.setdefault(str(row["category"]), ([], []))
+            pair[0].append(c)
+            pair[1].append(r)
+    return {name: pairwise_metrics(*pair)["accuracy"] for name, pair in sorted(by_category.items())}
+
+
 def pairwise_metrics(chosen: list[float], rejected: list[float]) -> dict[str, float]:
     """Accuracy (ties count half) and mean margin, in normalized score units."""
     if not chosen:

@@ -20,7 +20,7 @@ from dialogue.recipe import Recipe
 from dialogue.runs import read_metrics, save_recipe, stage_dir, write_metrics
 
 from .backbone import freeze_lower_layers, load_for_training, trunk_fingerprint
-from .evaluation import pair_scores, pairwise_metrics
+from .evaluation import pair_scores, pairwise_metrics, pairwise_metrics_by_category
 from .normalization import Normalization
 from .pairs import build_pairs
 from .plots import plot_accuracy, plot_score_distributions
@@ -149,6 +149,9 @@ def run_reward_training(recipe: Recipe, objective: str, feedback: str | Path | N
     for name, rows in pairs.heldout.items():
         chosen, rejected = pair_scores(scorer, objective, rows, cfg.eval_batch_size)
         heldout[name] = pairwise_metrics(chosen, rejected)
+        by_category = pairwise_metrics_by_category(rows, chosen, rejected)
+        if len(by_category) > 1:
+            heldout[name]["accuracy_by_category"] = by_category
         distributions[name] = (chosen, rejected)
         writer.add_scalar(f"heldout/{name}/accuracy", heldout[name]["accuracy"], trainer.state.global_step)
     writer.close()

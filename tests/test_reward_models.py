@@ -12,7 +12,7 @@ import torch
 from dialogue.cli import main
 from dialogue.data_loading import OBJECTIVES
 from dialogue.recipe import load_recipe
-from reward_models.evaluation import pair_scores
+from reward_models.evaluation import pair_scores, pairwise_metrics_by_category
 from reward_models.pairs import split_public
 from reward_models.scorer import RewardScorer
 from reward_models.text import encode_reward_input, format_reward_text
@@ -26,6 +26,7 @@ def _pair(i: int, objective: str) -> dict:
         "chosen": [{"role": "assistant", "content": f"It ships within {i % 5 + 1} days, thank you for waiting."}],
         "rejected": [{"role": "assistant", "content": f"Whatever. Maybe in {i + 40} weeks, who knows."}],
         "context": context,
+        "category": "vague" if i % 2 else "rude",
     }
 
 
@@ -63,6 +64,7 @@ def test_training_writes_artifacts_and_metrics(trained):
         m = metrics[objective]
         assert m["heldout"]["project"]["pairs"] == 8
         assert 0.0 <= m["heldout"]["project"]["accuracy"] <= 1.0
+        assert set(m["heldout"]["project"]["accuracy_by_category"]) == {"rude", "vague"}
         assert m["steps"] == 4
         assert m["frozen_layers"] == 1
     # --feedback rows are mixed in; the malformed feedback line is skipped, not fatal.
@@ -157,3 +159,9 @@ def test_public_split_is_disjoint_and_deterministic():
     again, _ = split_public(rows, 10, seed=3)
     assert heldout == again and len(heldout) == 10 and len(pool) == 40
     assert not {r["i"] for r in heldout} & {r["i"] for r in pool}
+
+
+def test_accuracy_by_category_separates_the_categories() -> None:
+    rows = [{"category": "a"}, {"category": "a"}, {"category": "b"}, {"category": "b"}, {}]
+    chosen, rejected = [1.0, 1.0, 0.0, 1.0, 5.0], [0.0, 0.0, 1.0, 1.0, 0.0]
+    assert pairwise_metrics_by_category(rows, chosen, rejected) == {"a": 1.0, "b": 0.25}  # a tie counts half
