@@ -4,12 +4,13 @@ fbgemm's packed weights are TorchScript objects that dynamo cannot trace, so eve
 split a compiled forward into pieces (one graph break per projection). Here each packed weight gets
 an integer handle in a registry, and ``parley::int8_linear`` / ``parley::fp16_linear`` take that
 handle: dynamo sees a plain int, inductor calls the op as an opaque kernel and compiles everything
-around it (norms, rotary, residuals, the cache update) into a few fused C++ loops. Eager code keeps
-calling fbgemm directly; the ops are only used while compiling.
+around it (norms, rotary, residuals, the cache update) into a few fused C++ loops.
 
 The ops' kernels are Python functions until :func:`load_native_kernels` builds ``int8_native.cpp``
-(``torch.utils.cpp_extension``, once per machine, ~1 min) and registers C++ kernels for them, which skip
-two Python crossings per GEMM. Compiled decoding asks for them; without a compiler the Python kernels stay.
+(``torch.utils.cpp_extension``, once per machine, ~30-60 s) and registers C++ kernels for them, which skip
+two Python crossings per GEMM; the torch engine loads them for int8 artifacts. From then on eager int8
+modules call the ops too (cheaper than fbgemm's own op from Python); before, or without a compiler, eager
+code calls fbgemm directly and only compiled graphs use the (Python) ops.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ _native_lock = threading.Lock()
 
 def register_packed(owner: object, packed: Any) -> int:
     """Keep ``packed`` reachable by an int handle for as long as ``owner`` lives."""
-    handle = next(_NEXT_HANDLE)
-    _PACKED[handle] = packed
-    if _native_state["loaded"]:
-        torch.ops.parley_native.put_packed(handle, packed)
+    with _native_lock:  # not between the loader's hand-over and its "loaded" flag
+        handle = next(_NEXT_HANDLE)
+        _PACKED[handle] = packed
+        if _native_state["loaded"]:
+            torch.ops.parley_native.put_packed(handle, packed)
     weakref.finalize(owner, _forget, handle)
     return handle
 
