@@ -89,7 +89,10 @@ class CompositeReward(nn.Module):
     @torch.no_grad()
     def reward_from_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """One composite reward per row of policy tokens; per-objective batch means are kept for logging."""
-        rows = self.decoder.decode(input_ids.cpu(), attention_mask.cpu(), self.context_length)
+        device = input_ids.device  # the reward goes back where the policy's tokens are
+        input_ids, attention_mask = input_ids.cpu(), attention_mask.cpu()
+        context_length = self.context_length or self.decoder.find_context_length(input_ids, attention_mask)
+        rows = self.decoder.decode(input_ids, attention_mask, context_length)
         scores = self.scorer.score(rows, batch_size=self.batch_size)
         tensors = {o: torch.tensor(v, dtype=torch.float32) for o, v in scores.items()}
         for objective, values in scores.items():
@@ -98,16 +101,12 @@ class CompositeReward(nn.Module):
         if not isinstance(reward, torch.Tensor):
             reward = torch.zeros(input_ids.shape[0])
         self._pending.setdefault("composite", []).extend(reward.tolist())
-        if self._kinds:
-            reward = self._center_by_kind(input_ids.cpu(), attention_mask.cpu(), reward)
-        return reward.to(input_ids.device)
+        if self._kinds and context_length is not None:
+            reward = self._center_by_kind(input_ids, context_length, reward)
+        return reward.to(device)
 
-    def _center_by_kind(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                        reward: torch.Tensor) -> torch.Tensor:
+    def _center_by_kind(self, input_ids: torch.Tensor, context_length: int, reward: torch.Tensor) -> torch.Tensor:
         """``reward`` minus its kind's baseline (the kind's mean in this batch until a step has set one)."""
-        context_length = self.context_length or self.decoder.find_context_length(input_ids, attention_mask)
-        if context_length is None:
-            return reward
         kinds = [self._kinds.get(tuple(t for t in row[:context_length].tolist() if t != self._pad_token_id))
                  for row in input_ids]
         centered = reward.clone()

@@ -58,9 +58,10 @@ def balanced_refusal_sample(rows: list[Row], count: int, rng: random.Random) -> 
         return rng.sample(rows, count)
     per_side = min(len(refuse), len(over_refusal), count // 2)
     picked = rng.sample(refuse, per_side) + rng.sample(over_refusal, per_side)
+    picked += rng.sample(other, min(len(other), count - len(picked)))
     taken = {id(r) for r in picked}
-    rest = other or [r for r in refuse + over_refusal if id(r) not in taken]
-    picked += rng.sample(rest, min(len(rest), count - len(picked)))
+    leftovers = [r for r in refuse + over_refusal if id(r) not in taken]
+    picked += rng.sample(leftovers, min(len(leftovers), count - len(picked)))  # only if "other" ran short
     rng.shuffle(picked)
     return picked
 

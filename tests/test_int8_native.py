@@ -71,12 +71,31 @@ def test_an_int8_model_answers_the_same_with_either_kernel(native):
     assert torch.equal(native_logits, python_logits)
 
 
-def test_an_int8_engine_loads_the_native_kernels(native, tmp_path):
+def test_an_int8_engine_loads_the_native_kernels_unless_told_not_to(native, tmp_path):
+    # A fresh interpreter each time: in this one the fixture has loaded the kernels already.
+    import json
+    import os
+    import subprocess
+    import sys
+
     from serving.engines import load_engine
     from serving.quantize import save_int8
 
     base = load_engine("torch", TINY)
     save_int8(base.model, base.tokenizer, tmp_path / "int8")
-    engine = load_engine("torch", artifact=str(tmp_path / "int8"))
-    assert int8_ops.native_kernels_loaded()
-    assert engine.generate("Where is my order?", max_tokens=8)
+    script = (
+        "import json, sys\n"
+        "from serving.engines import load_engine\n"
+        "from serving.quantize import int8_ops\n"
+        f"engine = load_engine('torch', artifact={str(tmp_path / 'int8')!r})\n"
+        "answer = engine.generate('Where is my order?', max_tokens=8)\n"
+        "print(json.dumps({'native': int8_ops.native_kernels_loaded(), 'answer': answer}))\n"
+    )
+    seen = {}
+    for setting in ("", "python"):
+        env = {**os.environ, "PARLEY_INT8_KERNELS": setting}
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        seen[setting] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen[""]["native"] is True and seen["python"]["native"] is False
+    assert seen[""]["answer"] == seen["python"]["answer"]  # the same GEMMs either way

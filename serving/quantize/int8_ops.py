@@ -31,7 +31,8 @@ _PACKED: dict[int, Any] = {}
 _NEXT_HANDLE = itertools.count()
 _NATIVE_SOURCE = Path(__file__).with_name("int8_native.cpp")
 _native_state: dict[str, Any] = {"loaded": False, "error": None}
-_native_lock = threading.Lock()
+# Reentrant: a module freed (and finalized by ``_forget``) while this thread holds the lock must not deadlock.
+_native_lock = threading.RLock()
 
 
 def register_packed(owner: object, packed: Any) -> int:
@@ -46,9 +47,10 @@ def register_packed(owner: object, packed: Any) -> int:
 
 
 def _forget(handle: int) -> None:
-    _PACKED.pop(handle, None)
-    if _native_state["loaded"]:
-        torch.ops.parley_native.drop_packed(handle)
+    with _native_lock:  # else a weight freed during the loader's hand-over would stay in the C++ registry
+        _PACKED.pop(handle, None)
+        if _native_state["loaded"]:
+            torch.ops.parley_native.drop_packed(handle)
 
 
 def load_native_kernels() -> bool:
