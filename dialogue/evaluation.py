@@ -104,7 +104,7 @@ def _mean(values: list[float]) -> float | None:
 def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
                    out_dir: str | Path | None = None) -> dict[str, Any]:
     """Evaluate ``models`` (default: base, sft, ppo of this run) and write the report."""
-    from reward_models.lagrange import combine
+    from reward_models.lagrange import combine_for_kind
     from reward_models.scorer import RewardScorer
 
     cfg = recipe.evaluate
@@ -139,8 +139,8 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
         answers[spec.name] = responses
         items = [(row["messages"], response, row.get("context")) for row, response in zip(rows, responses, strict=True)]
         scores = scorer.score(items)
-        composite = [float(combine({o: v[i] for o, v in scores.items()}, composite_cfg, composite_cfg.lagrange_init))
-                     for i in range(len(rows))]
+        composite = [float(combine_for_kind({o: v[i] for o, v in scores.items()}, row.get("kind"), composite_cfg,
+                                            composite_cfg.lagrange_init)) for i, row in enumerate(rows)]
         lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
         per_model[spec.name] = {
             "scores": {o: [float(x) for x in v] for o, v in scores.items()},

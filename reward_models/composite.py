@@ -4,8 +4,8 @@
 attention_mask=..., ...)``, then ``model.score(hidden_states[-1])`` and reads the value at each row's
 last real token. :class:`CompositeReward` decodes the policy tokens to text, scores them with the
 :class:`~reward_models.scorer.RewardScorer` (own tokenizer, one shared trunk), combines the normalized
-scores with the safety Lagrange multiplier, and returns that scalar broadcast along the sequence so
-whatever position ``get_reward`` gathers holds it.
+scores with the safety Lagrange multiplier (prompts of a ``safety_kinds`` kind: safety alone), and returns
+that scalar broadcast along the sequence so whatever position ``get_reward`` gathers holds it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .config import CompositeSection
-from .lagrange import LagrangeMultiplier, combine
+from .lagrange import LagrangeMultiplier, combine, safety_route_weight
 from .policy_text import PolicyTextDecoder
 from .scorer import RewardScorer
 
@@ -65,7 +65,16 @@ class CompositeReward(nn.Module):
         self._kinds: dict[tuple[int, ...], str] = {}
         self._pad_token_id: int | None = None
         self._momentum = 0.0
+        self._center_kinds = False
         self.kind_baselines: dict[str, float] = {}
+
+    def set_prompt_kinds(self, kinds: Mapping[tuple[int, ...], str], pad_token_id: int | None) -> None:
+        """Tell the reward each training prompt's kind (its token ids, pads dropped -> kind).
+
+        Needed for ``safety_kinds`` routing and for per-kind baselines; prompts not in the map have no kind.
+        """
+        self._kinds = dict(kinds)
+        self._pad_token_id = pad_token_id
 
     def use_kind_baselines(self, kinds: Mapping[tuple[int, ...], str], pad_token_id: int | None, momentum: float,
                            baselines: Mapping[str, float] | None = None) -> None:
@@ -77,9 +86,9 @@ class CompositeReward(nn.Module):
         prompt leaves the policy gradient unbiased and removes that part of its variance. ``kinds`` maps a
         prompt's token ids (pads dropped) to its kind; the means move by ``momentum`` after each PPO step.
         """
-        self._kinds = dict(kinds)
-        self._pad_token_id = pad_token_id
+        self.set_prompt_kinds(kinds, pad_token_id)
         self._momentum = momentum
+        self._center_kinds = True
         self.kind_baselines = dict(baselines or {})
 
     @classmethod
@@ -100,15 +109,21 @@ class CompositeReward(nn.Module):
         reward = combine(tensors, self.cfg, self.lagrange.value)
         if not isinstance(reward, torch.Tensor):
             reward = torch.zeros(input_ids.shape[0])
+        kinds = self._row_kinds(input_ids, context_length) if self._kinds and context_length is not None else None
+        if kinds is not None and self.cfg.safety_kinds and "safety" in tensors:
+            routed = torch.tensor([k in self.cfg.safety_kinds for k in kinds])
+            reward = torch.where(routed, safety_route_weight(self.cfg) * tensors["safety"], reward)
         self._pending.setdefault("composite", []).extend(reward.tolist())
-        if self._kinds and context_length is not None:
-            reward = self._center_by_kind(input_ids, context_length, reward)
+        if kinds is not None and self._center_kinds:
+            reward = self._center_by_kind(kinds, reward)
         return reward.to(device)
 
-    def _center_by_kind(self, input_ids: torch.Tensor, context_length: int, reward: torch.Tensor) -> torch.Tensor:
+    def _row_kinds(self, input_ids: torch.Tensor, context_length: int) -> list[str | None]:
+        return [self._kinds.get(tuple(t for t in row[:context_length].tolist() if t != self._pad_token_id))
+                for row in input_ids]
+
+    def _center_by_kind(self, kinds: list[str | None], reward: torch.Tensor) -> torch.Tensor:
         """``reward`` minus its kind's baseline (the kind's mean in this batch until a step has set one)."""
-        kinds = [self._kinds.get(tuple(t for t in row[:context_length].tolist() if t != self._pad_token_id))
-                 for row in input_ids]
         centered = reward.clone()
         for kind in sorted({k for k in kinds if k is not None}):
             rows = [i for i, k in enumerate(kinds) if k == kind]

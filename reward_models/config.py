@@ -38,6 +38,11 @@ class CompositeSection:
     lagrange_init: float = 0.5
     lagrange_lr: float = 0.1
     lagrange_max: float = 10.0
+    # Prompt kinds (PPO data's ``kind``: harmful, benign_risky, ...) scored by the safety model alone, scaled by
+    # the sum of the three weights (Llama 2's piecewise reward: the safety reward model on prompts tagged as
+    # safety-relevant). The quality and faithfulness models never saw such requests in training and, measured
+    # on cpu-demo, preferred complying with held-out harmful requests 72-94% of the time.
+    safety_kinds: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -63,6 +68,10 @@ class RewardSection:
     # Sample ``train_rows`` with as many "refusing was wrong" pairs as "refusing was right" ones (safety data;
     # see reward_models.pairs.balanced_refusal_sample). Objectives without such categories sample uniformly.
     refusal_balance: bool = False
+    # Extra safety pairs that choose a short refusal over the compliance where refusing is right (see
+    # reward_models.deflections.bare_refusal_pairs), and pairs that reject the user's message echoed back.
+    bare_refusal_pairs: int = 0
+    echo_pairs: int = 0
     eval_rows_during_training: int = 64
     eval_steps: int = 20
     logging_steps: int = 5

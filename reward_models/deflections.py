@@ -46,3 +46,43 @@ def deflection_pairs(rows: list[Row], count: int, rng: random.Random) -> list[Ro
                 "category": f"deflection:{row.get('category') or 'none'}"}
         out.append(pair)
     return out
+
+
+def _last_user_text(row: Row) -> str:
+    prompt = row.get("prompt")
+    if isinstance(prompt, str):
+        return prompt.strip()
+    users = [m["content"] for m in prompt or [] if m.get("role") == "user"]
+    return users[-1].strip() if users else ""
+
+
+def bare_refusal_pairs(rows: list[Row], count: int, rng: random.Random) -> list[Row]:
+    """``count`` pairs from refuse-category rows whose *chosen* side is a short refusal, rejected unchanged.
+
+    The project's refuse-category rows always choose a refusal that offers other help, and the over-refusal
+    rows (and the deflection pairs) always reject a short refusal, so a model trained on them alone learns
+    "short refusal loses" rather than "complying with this request loses": the cpu-demo safety model scored
+    "I can't help with that." to a harmful request below an answer that complied. These pairs put a short
+    refusal on the winning side where refusing is right, so only the request can tell the two kinds apart.
+    """
+    refuse = [r for r in rows if r.get("category") in REFUSE_CATEGORIES]
+    if count <= 0 or not refuse:
+        return []
+    return [{**row, "chosen": [{"role": "assistant", "content": rng.choice(REFUSALS)}],
+             "category": f"bare_refusal:{row.get('category')}"}
+            for row in rng.sample(refuse, min(count, len(refuse)))]
+
+
+def echo_pairs(rows: list[Row], count: int, rng: random.Random) -> list[Row]:
+    """``count`` rows whose rejected side is the user's own message repeated back.
+
+    Repeating the request shares every content word with it, which reward models that compare the answer
+    with the request (or with a KB passage quoting it) can mistake for a faithful answer; cpu-demo PPO answers
+    drifted to echoes within 16 updates. Rows whose last user message is empty are skipped.
+    """
+    usable = [r for r in rows if _last_user_text(r)]
+    if count <= 0 or not usable:
+        return []
+    return [{**row, "rejected": [{"role": "assistant", "content": _last_user_text(row)}],
+             "category": f"echo:{row.get('category') or 'none'}"}
+            for row in rng.sample(usable, min(count, len(usable)))]

@@ -1,9 +1,10 @@
 """Safety as a constraint: the PPO-Lagrangian multiplier and the composite it weights.
 
 The policy maximizes ``quality + faithfulness + (w_s + lambda) * safety`` (divided by ``1 + lambda`` so the
-reward scale stays put). After each PPO step ``lambda += lr * (threshold - mean_safety)``, clipped to
-``[0, lagrange_max]``: it grows while the batch is less safe than the threshold and decays back to 0 once the
-constraint holds, so safety only dominates when it is actually violated (Safe-RLHF's dual update).
+reward scale stays put); prompts of a ``safety_kinds`` kind are scored by safety alone. After each PPO step
+``lambda += lr * (threshold - mean_safety)``, clipped to ``[0, lagrange_max]``: it grows while the batch is
+less safe than the threshold and decays back to 0 once the constraint holds, so safety only dominates when it
+is actually violated (Safe-RLHF's dual update).
 """
 
 from __future__ import annotations
@@ -36,3 +37,15 @@ def combine(scores: Mapping[str, float], cfg: CompositeSection, lagrange: float)
     if "safety" in scores:
         total = total + (cfg.safety_weight + lagrange) * scores["safety"]
     return total / (1.0 + lagrange)
+
+
+def safety_route_weight(cfg: CompositeSection) -> float:
+    """Scale of a safety-routed reward: the three weights together, so it spans what a full composite does."""
+    return cfg.quality_weight + cfg.faithfulness_weight + cfg.safety_weight
+
+
+def combine_for_kind(scores: Mapping[str, float], kind: str | None, cfg: CompositeSection, lagrange: float):
+    """:func:`combine`, except that prompts of a kind in ``cfg.safety_kinds`` get the safety score alone."""
+    if kind is not None and kind in cfg.safety_kinds and "safety" in scores:
+        return safety_route_weight(cfg) * scores["safety"]
+    return combine(scores, cfg, lagrange)

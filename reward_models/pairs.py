@@ -14,7 +14,7 @@ from dialogue.data_loading import BadRows, Row, load_preferences, load_source, p
 from dialogue.errors import DataError
 
 from .config import RewardSection, RewardSourceSection
-from .deflections import OVER_REFUSAL_CATEGORIES, REFUSE_CATEGORIES, deflection_pairs
+from .deflections import OVER_REFUSAL_CATEGORIES, REFUSE_CATEGORIES, bare_refusal_pairs, deflection_pairs, echo_pairs
 
 
 @dataclass
@@ -66,6 +66,11 @@ def balanced_refusal_sample(rows: list[Row], count: int, rng: random.Random) -> 
     return picked
 
 
+def _hard_pair_makers(cfg: RewardSection):
+    """(name, maker, training count) of the re-paired sets beyond the deflections."""
+    return (("bare_refusal", bare_refusal_pairs, cfg.bare_refusal_pairs), ("echo", echo_pairs, cfg.echo_pairs))
+
+
 def build_pairs(
     cfg: RewardSection,
     data_dir: str,
@@ -88,12 +93,21 @@ def build_pairs(
         deflections = deflection_pairs(train, cfg.deflection_pairs, rng)
         out.train += deflections
         out.counts["deflection_train"] = len(deflections)
+        for name, make, count in _hard_pair_makers(cfg):
+            extra = make(train, count, rng)
+            if extra:
+                out.train += extra
+                out.counts[f"{name}_train"] = len(extra)
     if (project_dir / "heldout.jsonl").is_file():
         out.heldout["project"] = load_preferences(data_dir, objective, "heldout", bad)
         if cfg.deflection_pairs:
             # Does the model still prefer a real answer to a canned non-answer on rows it never saw?
             out.heldout["deflection"] = deflection_pairs(out.heldout["project"], len(out.heldout["project"]),
                                                          random.Random(seed + 1))
+        for name, make, count in _hard_pair_makers(cfg):
+            heldout = make(out.heldout["project"], len(out.heldout["project"]), random.Random(seed + 2))
+            if count and heldout:
+                out.heldout[name] = heldout
     for source in cfg.sources:
         if source.objective != objective:
             continue

@@ -17,7 +17,7 @@ from dialogue.recipe import load_recipe
 from reward_models.callback import LagrangeCallback
 from reward_models.composite import CompositeReward
 from reward_models.config import CompositeSection
-from reward_models.lagrange import LagrangeMultiplier, combine
+from reward_models.lagrange import LagrangeMultiplier, combine, combine_for_kind
 from reward_models.scorer import RewardScorer
 from reward_models.train import run_reward_training
 
@@ -128,3 +128,26 @@ def test_kind_baselines_center_each_kind_and_follow_its_mean(reward_dir):
     stats = composite.step()
     assert stats["reward/baseline_support"] == pytest.approx(float(raw[0]) - 0.5, abs=1e-4)
     assert stats["reward/baseline_translation"] == pytest.approx(float(raw[1]) + 1.0, abs=1e-4)
+
+
+def test_safety_kinds_are_scored_by_the_safety_model_alone(reward_dir):
+    tokenizer = load_tokenizer("tiny-random-llama")
+    cfg = CompositeSection(quality_weight=1.0, faithfulness_weight=0.5, safety_weight=0.25, lagrange_init=0.3,
+                           safety_kinds=["harmful"])
+    composite = CompositeReward.from_pretrained(reward_dir, tokenizer, cfg)
+    query_responses, context_length, conversations = _policy_batch(tokenizer)
+    pad = tokenizer.pad_token_id
+    prompts = [tuple(t for t in row[:context_length].tolist() if t != pad) for row in query_responses]
+    composite.set_prompt_kinds({prompts[0]: "support", prompts[1]: "harmful"}, pad)
+
+    final = get_reward(composite, query_responses, pad, context_length)[1]
+
+    items = [([m for m in msgs if m["role"] != "system"], response, ctx) for msgs, response, ctx in conversations]
+    expected = RewardScorer.from_pretrained(reward_dir).score(items)
+    scores = [{o: expected[o][i] for o in OBJECTIVES} for i in range(2)]
+    torch.testing.assert_close(final[0], torch.tensor(float(combine(scores[0], cfg, 0.3))), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(final[1], torch.tensor(1.75 * scores[1]["safety"]), atol=1e-5, rtol=1e-4)
+    # The evaluation's per-prompt composite is the same function of the scores and the kind.
+    assert combine_for_kind(scores[1], "harmful", cfg, 0.3) == pytest.approx(float(final[1]), abs=1e-4)
+    assert combine_for_kind(scores[1], "support", cfg, 0.3) == pytest.approx(combine(scores[1], cfg, 0.3))
+    assert composite.step()["reward/composite_mean"] == pytest.approx(float(final.mean()), abs=1e-5)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dialogue.data_loading import BadRows
 from reward_models.config import RewardSection
-from reward_models.deflections import NON_ANSWERS, REFUSALS, deflection_pairs
+from reward_models.deflections import NON_ANSWERS, REFUSALS, bare_refusal_pairs, deflection_pairs, echo_pairs
 from reward_models.pairs import build_pairs
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -55,3 +55,38 @@ def test_refusal_balance_draws_as_many_wrong_refusals_as_right_ones():
     assert again.train == balanced.train
     quality = build_pairs(RewardSection(train_rows=60, refusal_balance=True), str(DATA), "quality", 5, BadRows())
     assert len(quality.train) == 60  # no refusal categories there: a plain draw
+
+
+def test_bare_refusals_win_only_where_refusing_is_right():
+    rows = [_row("harmful", "I can't help with that; I can help with an order.")] * 20
+    rows += [_row("benign_risky", "30 days.")] * 20
+    pairs = bare_refusal_pairs(rows, 15, random.Random(1))
+    assert len(pairs) == 15
+    assert all(p["category"] == "bare_refusal:harmful" for p in pairs)
+    assert all(p["chosen"][0]["content"] in REFUSALS and p["rejected"][0]["content"] == "bad" for p in pairs)
+    assert bare_refusal_pairs([_row("benign_risky", "30 days.")] * 5, 5, random.Random(1)) == []
+
+
+def test_echo_pairs_reject_the_request_repeated_back():
+    rows = [{**_row("none", "Returns are free for 30 days."),
+             "prompt": [{"role": "user", "content": f"  can I return item {i}? "}]} for i in range(6)]
+    rows.append({**_row("none", "x"), "prompt": [{"role": "user", "content": "   "}]})
+    pairs = echo_pairs(rows, 10, random.Random(2))
+    assert len(pairs) == 6  # the empty message is skipped
+    for pair in pairs:
+        assert pair["rejected"][0]["content"] == pair["prompt"][-1]["content"].strip()
+        assert pair["chosen"][0]["content"] == "Returns are free for 30 days."
+
+
+def test_build_pairs_adds_bare_refusal_and_echo_sets():
+    cfg = RewardSection(train_rows=60, bare_refusal_pairs=10, echo_pairs=8)
+    pairs = build_pairs(cfg, str(DATA), "safety", 4, BadRows())
+    assert pairs.counts["bare_refusal_train"] == 10 and pairs.counts["echo_train"] == 8
+    assert len(pairs.train) == 60 + 10 + 8
+    bare = pairs.heldout["bare_refusal"]
+    assert bare and all(r["chosen"][0]["content"] in REFUSALS for r in bare)
+    assert {r["category"].split(":")[1] for r in bare} <= {"harmful", "fraud", "other_customer_data",
+                                                           "prompt_injection"}
+    assert len(pairs.heldout["echo"]) == len(pairs.heldout["project"])
+    plain = build_pairs(RewardSection(train_rows=60), str(DATA), "safety", 4, BadRows())
+    assert "bare_refusal" not in plain.heldout and "echo" not in plain.heldout

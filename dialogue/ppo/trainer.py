@@ -181,10 +181,11 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
                           f"need at least ppo.batch_size={cfg.batch_size} x {world} process(es)")
     if "lagrange" in state.extra:
         composite.lagrange.value = float(state.extra["lagrange"])
+    pad = tokenizer.pad_token_id
+    by_prompt = {tuple(t for t in entry["input_ids"] if t != pad): kind
+                 for entry, kind in zip(train_ids, kinds, strict=True) if kind is not None}
+    composite.set_prompt_kinds(by_prompt, pad)
     if cfg.kind_baseline_momentum is not None:
-        pad = tokenizer.pad_token_id
-        by_prompt = {tuple(t for t in entry["input_ids"] if t != pad): kind
-                     for entry, kind in zip(train_ids, kinds, strict=True) if kind is not None}
         composite.use_kind_baselines(by_prompt, pad, cfg.kind_baseline_momentum, state.extra.get("kind_baselines"))
     from datasets import Dataset
 
