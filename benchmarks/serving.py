@@ -180,9 +180,10 @@ def ensure_export(model: str, adapter: str, out: Path) -> dict[str, Any]:
         manifest = read_manifest(out)
         have = {a["format"] for a in manifest["artifacts"]}
         if manifest.get("adapter_sha256") == wanted and {"int8", "gguf-q8_0", "gguf-q4_0", "gguf-q4_1",
-                                                         "gguf-q4_1+lora"} <= have:
+                                                         "gguf-q4_1+lora", "gguf-mixed-q8_0"} <= have:
             return manifest
-    return quantize(model, adapter, out, QuantizeSettings(formats=("int8", "gguf"), gguf_types=("q8_0", "q4_0", "q4_1"),
+    return quantize(model, adapter, out, QuantizeSettings(formats=("int8", "gguf"),
+                                                          gguf_types=("q8_0", "q4_0", "q4_1", "mixed-q8_0"),
                                                           verify=False))
 
 
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--engines", default="torch-fp32,torch-int8,torch-fp32-compiled,torch-int8-compiled,"
                                               "torch-int8-unfused,llamacpp-q8_0,llamacpp-q4_0,llamacpp-q4_1,llamacpp-q4_1-lora,"
-                                              "base-llamacpp-q4_1")
+                                              "llamacpp-mixed-q8_0,base-llamacpp-q4_1")
     parser.add_argument("--quick", action="store_true", help="5 prompts, 32 tokens (development)")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to results")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -245,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         "llamacpp-q4_1": ("llamacpp", {"artifact": str(export), "gguf_type": "q4_1"}, sizes["gguf-q4_1"]),
         "llamacpp-q4_1-lora": ("llamacpp", {"artifact": str(export), "gguf_type": "q4_1+lora"},
                                sizes.get("gguf-q4_1+lora", 0)),
+        # The base GGUF's own Q4_1 bytes where the adapter changed nothing, Q8_0 for the layers it changed.
+        "llamacpp-mixed-q8_0": ("llamacpp", {"artifact": str(export), "gguf_type": "mixed-q8_0"},
+                                sizes["gguf-mixed-q8_0"]),
         "base-llamacpp-q4_1": ("llamacpp", {"artifact": str(smollm2_gguf_path()), "model": args.model},
                                smollm2_gguf_path().stat().st_size),
     }

@@ -97,3 +97,39 @@ def test_ignore_eos_masks_end_tokens_and_fills_max_tokens(engines):
         assert cpp.generate(ASK, max_tokens=1, ignore_eos=True) != first  # so it can no longer be sampled
     finally:
         cpp._end_token_ids = None
+
+
+def test_mixed_gguf_runs_by_gguf_type_with_the_merged_models_logits(tmp_path):
+    """``gguf_type="mixed-q8_0"`` picks ``model-mixed-q8_0.gguf`` beside ``model-q8_0.gguf``, and llama.cpp
+    reads its per-tensor types (base Q4_1 bytes for layer 0, Q8_0 for the adapter's layer 1) right: its logits
+    match the merged fp32 model's within Q8_0 error."""
+    import numpy as np
+    import torch
+    from quantize_fixtures import grid_base, merge_adapter
+
+    from serving.quantize import export_gguf, export_gguf_mixed
+
+    adapter = make_random_lora(TINY, tmp_path / "lora", r=4, scale=0.05, layers_to_transform=(1,))
+    base_path, base = grid_base(tmp_path)
+    merged = merge_adapter(base, adapter)
+    out = tmp_path / "out"
+    export_gguf(merged, out / "model-q8_0.gguf", "q8_0", base_path)
+    summary = export_gguf_mixed(merged, out / "model-mixed-q8_0.gguf", "q8_0", base_path)
+    assert summary["tensor_types"]["q4_1"] == 7 and summary["requantized_tensors"] == 7
+    engine = load_engine("llamacpp", TINY, artifact=str(out), gguf_type="mixed-q8_0", n_ctx=512, threads=1,
+                         logits_all=True)
+    try:
+        assert engine.path.name == "model-mixed-q8_0.gguf"
+        ids = engine.tokenize(engine.render(ASK, KB))
+        engine.llm.eval(ids)
+        cpp_logits = np.array(engine.llm.scores[:len(ids)])
+        with torch.inference_mode():
+            reference = merged(input_ids=torch.tensor([ids])).logits[0].numpy()
+            base_logits = base(input_ids=torch.tensor([ids])).logits[0].numpy()
+        scale = np.abs(reference).max()
+        error = np.abs(cpp_logits - reference)
+        assert error.max() < 0.05 * scale and error.mean() < 0.01 * scale
+        assert np.abs(base_logits - reference).mean() > 3 * error.mean()  # the adapter's change is there
+        assert engine.generate(ASK, KB, max_tokens=8, temperature=0.0)
+    finally:
+        engine.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from quantize_fixtures import grid_base, layer_matrices, merge_adapter
 
 from dialogue.cli import main
 from serving.quantize import (
@@ -16,6 +17,7 @@ from serving.quantize import (
     QuantizeSettings,
     UnsupportedArchitectureError,
     export_gguf,
+    export_gguf_mixed,
     load_int8,
     load_merged,
     make_random_lora,
@@ -280,3 +282,111 @@ def test_int8_linear_quantizes_a_prompt_per_token():
         error = (out[0, t] - exact[0, t]).abs().max().item()
         assert error <= 2 * (alone - exact[0, t]).abs().max().item() + 1e-4
         assert error < 0.05 * exact[0, t].abs().max().item()
+
+
+# ---------------------------------------------------------------- mixed GGUF: base bytes for unchanged tensors
+
+@pytest.fixture(scope="module")
+def top_layer_adapter(tmp_path_factory) -> Path:
+    """A LoRA on layer 1 of 2 only, as PPO's top-layer adapters: layer 0 keeps the base weights."""
+    return make_random_lora(TINY, tmp_path_factory.mktemp("lora-top") / "adapter", r=4, scale=0.05,
+                            layers_to_transform=(1,))
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory, top_layer_adapter):
+    """``(base-q4_1.gguf, base dequantized from it, base + adapter merged, mixed export summary)``."""
+    folder = tmp_path_factory.mktemp("grid")
+    base_path, base = grid_base(folder)
+    merged_model = merge_adapter(base, top_layer_adapter)
+    summary = export_gguf_mixed(merged_model, folder / "model-mixed-q8_0.gguf", "q8_0", base_path)
+    return base_path, base, merged_model, summary
+
+
+def gguf_tensors(path) -> dict:
+    import gguf
+
+    return {t.name: t for t in gguf.GGUFReader(str(path)).tensors}
+
+
+def test_mixed_gguf_copies_the_base_bytes_of_unchanged_tensors_and_requantizes_the_rest(grid, tmp_path):
+    import gguf
+
+    base_path, _, merged_model, summary = grid
+    base, mixed = gguf_tensors(base_path), gguf_tensors(summary["path"])
+    q8 = gguf_tensors(export_gguf(merged_model, tmp_path / "q8.gguf", "q8_0", base_path)["path"])
+    assert set(mixed) == set(base)
+    changed = layer_matrices(1)
+    for name, tensor in mixed.items():
+        if name in changed:  # the merged weights at Q8_0, byte for byte what the plain Q8_0 export writes
+            assert tensor.tensor_type.name == "Q8_0" and base[name].tensor_type.name == "Q4_1"
+            assert tensor.data.tobytes() == q8[name].data.tobytes()
+        else:  # the base file's own bytes and type: Q4_1 layer 0 (q/k in llama.cpp's layout), Q8_0 token_embd
+            assert tensor.tensor_type == base[name].tensor_type, name
+            assert tensor.data.tobytes() == base[name].data.tobytes(), name
+    assert mixed["blk.0.attn_q.weight"].data.tobytes() != q8["blk.0.attn_q.weight"].data.tobytes()
+    assert summary["copied_tensors"] == len(mixed) - 7 and summary["requantized_tensors"] == 7
+    assert summary["requantized_blocks"] == [1]
+    assert summary["tensor_types"] == {"q8_0": 8, "q4_1": 7, "f32": 5}
+    fields = gguf.GGUFReader(summary["path"]).fields
+    assert fields["general.file_type"].contents() == gguf.LlamaFileType.MOSTLY_Q8_0  # most weights are Q8_0
+    assert len(fields["tokenizer.ggml.tokens"].data) == 49152
+
+
+def test_mixed_gguf_loads_back_close_to_the_merged_model(grid, merged):
+    """Through transformers (dequantize + un-permute q/k): Q8_0's error on layer 1 only, as the Q8_0 round trip.
+
+    The base model is much further off, so the adapter's change survived the export.
+    """
+    _, base, merged_model, summary = grid
+    ids = prompt_ids(merged[1])
+    scale = max(merged_model(input_ids=i).logits.abs().max().item() for i in ids)
+    result = compare_logits(merged_model, load_gguf_transformers(summary["path"]), ids)
+    assert result["max_abs_logit_diff"] < 0.05 * scale
+    assert result["mean_abs_logit_diff"] < 0.01 * scale
+    assert compare_logits(merged_model, base, ids)["mean_abs_logit_diff"] > 5 * result["mean_abs_logit_diff"]
+
+
+def test_mixed_gguf_never_copies_a_changed_tensor(grid, tmp_path):
+    """Per tensor, by value: a change far below one Q4_1 step (re-rounding would give the same bytes) in one
+    matrix or norm of a layer is written from the model; the layer's other tensors are still copied."""
+    base_path, base, _, _ = grid
+    edited = load_causal_lm_copy(base)
+    with torch.no_grad():
+        edited.model.layers[0].mlp.down_proj.weight[3, 5] += 1e-3
+        edited.model.layers[0].self_attn.k_proj.weight[0, 0] += 1e-3
+        edited.model.layers[1].post_attention_layernorm.weight[7] += 1e-3
+    summary = export_gguf_mixed(edited, tmp_path / "edited.gguf", "q8_0", base_path)
+    original, mixed = gguf_tensors(base_path), gguf_tensors(summary["path"])
+    rewritten = {n for n, t in mixed.items() if t.tensor_type != original[n].tensor_type
+                 or t.data.tobytes() != original[n].data.tobytes()}
+    assert rewritten == {"blk.0.ffn_down.weight", "blk.0.attn_k.weight", "blk.1.ffn_norm.weight"}
+    assert mixed["blk.0.ffn_down.weight"].tensor_type.name == "Q8_0"
+    assert mixed["blk.1.ffn_norm.weight"].tensor_type.name == "F32"
+    assert np.array_equal(mixed["blk.1.ffn_norm.weight"].data, edited.model.layers[1].post_attention_layernorm
+                          .weight.detach().numpy())
+    assert summary["requantized_tensors"] == 3 and summary["requantized_blocks"] == [0, 1]
+
+
+def test_quantize_writes_the_mixed_gguf_with_counts_and_verification(top_layer_adapter, tmp_path):
+    """``parley quantize --gguf-types mixed-q8_0``: manifest entry, verification, and the engine finds the file.
+
+    The base GGUF is tiny-random-llama at F32, so the unmerged fp32 weights equal it exactly.
+    """
+    from dialogue.models import load_causal_lm
+    from serving.engines.llamacpp_engine import find_gguf
+
+    base_path = export_gguf(load_causal_lm(TINY), tmp_path / "base-f32.gguf", "f32")["path"]
+    out = tmp_path / "out"
+    manifest = quantize(TINY, str(top_layer_adapter), out, QuantizeSettings(
+        formats=("gguf",), gguf_types=("q8_0", "mixed-q8_0"), base_gguf=base_path, verify=True))
+    entry = {a["format"]: a for a in manifest["artifacts"]}["gguf-mixed-q8_0"]
+    assert entry["path"] == "model-mixed-q8_0.gguf"
+    assert entry["size_bytes"] == (out / "model-mixed-q8_0.gguf").stat().st_size
+    assert (entry["copied_tensors"], entry["requantized_tensors"], entry["requantized_blocks"]) == (13, 7, [1])
+    assert entry["tensor_types"] == {"f32": 13, "q8_0": 7}
+    assert "13 tensors the adapter left unchanged" in entry["method"] and "Q8_0" in entry["method"]
+    assert entry["verify_vs_merged_fp32"]["top1_agreement"] > 0.9
+    assert find_gguf(out, "mixed-q8_0") == out / "model-mixed-q8_0.gguf"  # not model-q8_0.gguf beside it
+    with pytest.raises(QuantizeError, match="mixed-<type>"):
+        QuantizeSettings(gguf_types=("mixed-q3_k",)).validate()

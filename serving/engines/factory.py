@@ -15,7 +15,8 @@ def load_engine(kind: str, model: str | None = None, adapter: str | None = None,
     """Build an engine.
 
     - ``torch``: ``model`` (+ ``adapter``, merged) in ``dtype`` (float32/bfloat16), or an int8 ``artifact``.
-    - ``llamacpp``: ``artifact`` is a ``.gguf`` or a ``parley quantize`` folder (``gguf_type`` picks the file).
+    - ``llamacpp``: ``artifact`` is a ``.gguf`` or a ``parley quantize`` folder (``gguf_type`` picks the file:
+      ``model-<type>.gguf`` for q8_0, q4_0, mixed-q8_0, ...; ``<type>+lora`` the base + LoRA pair).
     - ``openai``: ``model`` is the served model name; ``base_url`` (and ``api_key``) in ``opts``.
     """
     if kind == "torch":

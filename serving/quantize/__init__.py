@@ -14,6 +14,7 @@ _EXPORTS = {
     "QuantizeSettings": "export",
     "quantize": "export",
     "export_gguf": "gguf_export",
+    "export_gguf_mixed": "gguf_mixed",
     "permute_qk": "gguf_export",
     "unpermute_qk": "gguf_export",
     "is_int8_artifact": "int8",

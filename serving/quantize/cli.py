@@ -28,6 +28,7 @@ def add_quantize_command(sub) -> argparse.ArgumentParser:
     """Register ``parley quantize`` on the top-level sub-parser collection."""
     from dialogue.models import DEFAULT_POLICY
 
+    from .config import DEFAULT_GGUF_TYPES
     from .export import FORMATS
     from .gguf_export import GGUF_TYPES
 
@@ -37,10 +38,13 @@ def add_quantize_command(sub) -> argparse.ArgumentParser:
     parser.add_argument("--out", "-o", required=True, help="output directory (manifest.json, int8/, *.gguf)")
     parser.add_argument("--formats", type=_csv, default=("int8", "gguf"),
                         help=f"comma list from {','.join(FORMATS)} (default: int8,gguf)")
-    parser.add_argument("--gguf-types", type=_csv, default=("q8_0", "q4_0", "q4_1"),
-                        help=f"comma list from {','.join(GGUF_TYPES)} (default: q8_0,q4_0,q4_1; q4_1 = the bundled "
-                             "base file's grid, which rounds a LoRA away; q4_0 keeps most of it and runs faster)")
-    parser.add_argument("--base-gguf", help="GGUF whose metadata and tokenizer to reuse (default: bundled SmolLM2)")
+    parser.add_argument("--gguf-types", type=_csv, default=DEFAULT_GGUF_TYPES,
+                        help=f"comma list from {','.join(GGUF_TYPES)} or mixed-<type> (default: "
+                             f"{','.join(DEFAULT_GGUF_TYPES)}; q4_1 = the bundled base file's grid, which rounds a "
+                             "LoRA away; q4_0 keeps most of it and runs faster; mixed-q8_0 copies the base GGUF's "
+                             "bytes for tensors the adapter left unchanged and writes the changed ones as Q8_0)")
+    parser.add_argument("--base-gguf", help="GGUF whose metadata and tokenizer to reuse and whose unchanged tensors "
+                                              "mixed-<type> copies (default: bundled SmolLM2)")
     parser.add_argument("--no-gguf-lora", action="store_true",
                         help="with an adapter, skip the unmerged base + LoRA GGUF written for 4/5-bit types")
     parser.add_argument("--no-verify", action="store_true",

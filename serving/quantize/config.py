@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The merged model at Q8_0 and 4-bit, and "mixed": the base GGUF's own bytes where the adapter changed nothing,
+# Q8_0 where it did (see gguf_mixed; ~2-5 s for SmolLM2-135M).
+DEFAULT_GGUF_TYPES = ("q8_0", "q4_0", "q4_1", "mixed-q8_0")
+
 
 @dataclass
 class QuantizeSection:
     """Formats and GGUF types exported from the merged policy; see ``parley quantize --help``."""
 
     formats: list[str] = field(default_factory=lambda: ["int8", "gguf"])
-    gguf_types: list[str] = field(default_factory=lambda: ["q8_0", "q4_0", "q4_1"])
+    gguf_types: list[str] = field(default_factory=lambda: list(DEFAULT_GGUF_TYPES))
     verify: bool = True
     # 4/5-bit types also as the unmerged base + a llama.cpp LoRA GGUF (keeps the tuning; see gguf_lora).
     gguf_lora: bool = True

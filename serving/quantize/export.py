@@ -7,8 +7,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import DEFAULT_GGUF_TYPES
 from .errors import QuantizeError
 from .gguf_export import GGUF_TYPES, LOW_BIT_TYPES, check_llama, export_gguf
+from .gguf_mixed import MIXED_PREFIX, export_gguf_mixed, mixed_changed_type
 from .int8 import save_int8
 from .manifest import dir_size, write_manifest
 from .merge import adapter_sha256, load_merged
@@ -32,7 +34,7 @@ class QuantizeSettings:
     """What to write. ``merged`` is the fp32 merged model (what the CUDA NF4 path loads)."""
 
     formats: tuple[str, ...] = ("int8", "gguf")
-    gguf_types: tuple[str, ...] = ("q8_0", "q4_0", "q4_1")
+    gguf_types: tuple[str, ...] = DEFAULT_GGUF_TYPES
     base_gguf: str | None = None
     verify: bool = True
     # With an adapter, 4/5-bit types also get the unmerged base at that type plus the LoRA as a llama.cpp
@@ -43,9 +45,10 @@ class QuantizeSettings:
         unknown = [f for f in self.formats if f not in FORMATS]
         if unknown or not self.formats:
             raise QuantizeError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
-        bad = [t for t in self.gguf_types if t.lower() not in GGUF_TYPES]
+        bad = [t for t in self.gguf_types if t.lower() not in GGUF_TYPES and not mixed_changed_type(t)]
         if bad:
-            raise QuantizeError(f"unknown GGUF type(s) {bad}; choose from {', '.join(GGUF_TYPES)}")
+            raise QuantizeError(f"unknown GGUF type(s) {bad}; choose from {', '.join(GGUF_TYPES)} or "
+                                f"{MIXED_PREFIX}<type> (e.g. {MIXED_PREFIX}q8_0)")
 
 
 def quantize(model: str, adapter: str | None, out_dir: str | Path,
@@ -74,14 +77,8 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
     if "gguf" in settings.formats:
         for qtype in settings.gguf_types:
             started = time.time()
-            summary = export_gguf(merged, out / gguf_name(qtype), qtype, settings.base_gguf, tokenizer, provenance)
-            entry = {"format": f"gguf-{qtype.lower()}",
-                     "method": "gguf.quants.quantize (numpy); base GGUF metadata + tokenizer; llama.cpp q/k "
-                               "permutation; 1-D norms F32" + ("; token_embd Q8_0" if qtype.startswith("q4") or
-                                                              qtype.startswith("q5") else ""),
-                     "path": gguf_name(qtype), "size_bytes": summary["size_bytes"],
-                     "tensor_types": summary["tensor_types"], "base_gguf": summary["base_gguf"],
-                     "seconds": round(time.time() - started, 2)}
+            entry = _export_one_gguf(merged, out, qtype.lower(), settings, tokenizer, provenance)
+            entry["seconds"] = round(time.time() - started, 2)
             if settings.verify:
                 from .verify import verify_gguf
 
@@ -108,6 +105,28 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
     from .manifest import read_manifest
 
     return read_manifest(out)
+
+
+def _export_one_gguf(merged, out: Path, qtype: str, settings: QuantizeSettings, tokenizer,
+                     provenance: dict[str, str]) -> dict[str, Any]:
+    """Write ``model-<qtype>.gguf`` and return its manifest entry (without timing or verification)."""
+    changed = mixed_changed_type(qtype)
+    if changed:
+        summary = export_gguf_mixed(merged, out / gguf_name(qtype), changed, settings.base_gguf, tokenizer,
+                                    provenance)
+        method = (f"the base GGUF's own bytes (its types) for the {summary['copied_tensors']} tensors the adapter "
+                  f"left unchanged (dequantized base == merged fp32 in llama.cpp's q/k layout), "
+                  f"{changed.upper()} via gguf.quants.quantize for the {summary['requantized_tensors']} changed "
+                  f"ones (1-D F32); base GGUF metadata + tokenizer")
+        extra = {key: summary[key] for key in ("copied_tensors", "requantized_tensors", "requantized_blocks")}
+    else:
+        summary = export_gguf(merged, out / gguf_name(qtype), qtype, settings.base_gguf, tokenizer, provenance)
+        method = ("gguf.quants.quantize (numpy); base GGUF metadata + tokenizer; llama.cpp q/k permutation; 1-D "
+                  "norms F32" + ("; token_embd Q8_0" if qtype in LOW_BIT_TYPES else ""))
+        extra = {}
+    return {"format": f"gguf-{qtype}", "method": method, "path": gguf_name(qtype),
+            "size_bytes": summary["size_bytes"], "tensor_types": summary["tensor_types"],
+            "base_gguf": summary["base_gguf"]} | extra
 
 
 def _export_base_plus_lora(model: str, adapter: str, config, out: Path, qtypes: list[str],

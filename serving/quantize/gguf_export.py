@@ -9,6 +9,7 @@ undoes it when it loads a GGUF, which is how :func:`verify_gguf` checks an expor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -124,43 +125,27 @@ def _tensor_type(name: str, array: np.ndarray, qtype: str) -> str:
     return qtype if array.shape[-1] % block == 0 else "f32"
 
 
-def export_gguf(model, out_path: str | Path, qtype: str = "q8_0", base_gguf: str | Path | None = None,
-                tokenizer=None, extra_metadata: dict[str, str] | None = None) -> dict[str, Any]:
-    """Write ``model`` (merged, fp32) to ``out_path``; return a summary (tensor types, size)."""
-    import gguf
-    from gguf.quants import quantize
-
+def open_base(model, base_gguf: str | Path | None, tokenizer):
+    """``(path, reader)`` of the base GGUF (metadata + tokenizer source), checked against ``model``."""
     from dialogue.models import smollm2_gguf_path
 
-    config = model.config
-    check_llama(config)
-    qtype = qtype.lower()
-    _qtype(qtype)
+    check_llama(model.config)
     base = Path(base_gguf) if base_gguf else smollm2_gguf_path()
     if not base.is_file():
         raise QuantizeError(f"base GGUF {base} not found")
     reader = _read_base(str(base), base.stat().st_mtime_ns)
-    _check_tokenizer(reader, config, tokenizer, base)
+    _check_tokenizer(reader, model.config, tokenizer, base)
+    return base, reader
 
-    arch = gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA]
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    writer = gguf.GGUFWriter(str(out_path), arch)
-    _copy_metadata(writer, reader, arch, skip={"general.architecture", "general.file_type",
-                                                "general.quantization_version"})
-    for key, value in _hparams(config).items():
-        vtype = gguf.GGUFValueType.FLOAT32 if isinstance(value, float) else gguf.GGUFValueType.UINT32
-        writer.add_key_value(f"{arch}.{key}", value, vtype)
-    writer.add_file_type(_file_type(qtype))
-    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    for key, value in (extra_metadata or {}).items():
-        writer.add_string(f"parley.{key}", str(value))
 
+def model_arrays(model) -> Iterator[tuple[str, np.ndarray]]:
+    """``(GGUF name, fp32 array in llama.cpp's layout)`` for every tensor llama.cpp reads (q/k permuted)."""
+    import gguf
+
+    config = model.config
     name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config.num_hidden_layers)
-    state = model.state_dict()
     tied = getattr(config, "tie_word_embeddings", False)
-    types: dict[str, int] = {}
-    for hf_name, tensor in state.items():
+    for hf_name, tensor in model.state_dict().items():
         if tied and hf_name == "lm_head.weight":
             continue  # llama.cpp reuses token_embd when output.weight is absent
         name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
@@ -173,18 +158,64 @@ def export_gguf(model, out_path: str | Path, qtype: str = "q8_0", base_gguf: str
             array = permute_qk(array, config.num_attention_heads)
         elif hf_name.endswith("k_proj.weight"):
             array = permute_qk(array, config.num_key_value_heads)
-        kind = _tensor_type(name, array, qtype)
-        if kind == "f32":
-            writer.add_tensor(name, np.ascontiguousarray(array, dtype=np.float32))
-        elif kind == "f16":
-            writer.add_tensor(name, array.astype(np.float16))
-        else:
-            ggml_type = _qtype(kind)
-            writer.add_tensor(name, quantize(array, ggml_type), raw_dtype=ggml_type)
-        types[kind] = types.get(kind, 0) + 1
+        yield name, array
+
+
+def encode(name: str, array: np.ndarray, qtype: str) -> tuple[str, np.ndarray, Any]:
+    """``(type name, data, raw GGML type)`` of ``array`` written at ``qtype`` (by :func:`_tensor_type`'s rules)."""
+    from gguf.quants import quantize
+
+    kind = _tensor_type(name, array, qtype)
+    if kind == "f32":
+        return kind, np.ascontiguousarray(array, dtype=np.float32), _qtype(kind)
+    if kind == "f16":
+        return kind, array.astype(np.float16), _qtype(kind)
+    return kind, quantize(array, _qtype(kind)), _qtype(kind)
+
+
+def write_gguf(out_path: str | Path, reader, config, file_type: int, extra_metadata: dict[str, str] | None,
+               tensors: list[tuple[str, np.ndarray, Any]]) -> Path:
+    """Write the base's metadata (tokenizer included), ``config``'s hyper-parameters and ``(name, data, type)``."""
+    import gguf
+
+    arch = gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA]
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(out_path), arch)
+    _copy_metadata(writer, reader, arch, skip={"general.architecture", "general.file_type",
+                                                "general.quantization_version"})
+    for key, value in _hparams(config).items():
+        vtype = gguf.GGUFValueType.FLOAT32 if isinstance(value, float) else gguf.GGUFValueType.UINT32
+        writer.add_key_value(f"{arch}.{key}", value, vtype)
+    writer.add_file_type(file_type)
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    for key, value in (extra_metadata or {}).items():
+        writer.add_string(f"parley.{key}", str(value))
+    for name, data, raw_dtype in tensors:
+        writer.add_tensor(name, data, raw_dtype=raw_dtype)  # uint8 data: the shape is derived from raw_dtype
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    return out_path
+
+
+def tally(types: dict[str, int], kind: str) -> None:
+    types[kind] = types.get(kind, 0) + 1
+
+
+def export_gguf(model, out_path: str | Path, qtype: str = "q8_0", base_gguf: str | Path | None = None,
+                tokenizer=None, extra_metadata: dict[str, str] | None = None) -> dict[str, Any]:
+    """Write ``model`` (merged, fp32) to ``out_path``; return a summary (tensor types, size)."""
+    qtype = qtype.lower()
+    _qtype(qtype)
+    base, reader = open_base(model, base_gguf, tokenizer)
+    types: dict[str, int] = {}
+    tensors = []
+    for name, array in model_arrays(model):
+        kind, data, raw_dtype = encode(name, array, qtype)
+        tensors.append((name, data, raw_dtype))
+        tally(types, kind)
+    out_path = write_gguf(out_path, reader, model.config, _file_type(qtype), extra_metadata, tensors)
     return {"path": str(out_path), "type": qtype, "tensor_types": types, "base_gguf": str(base),
             "size_bytes": out_path.stat().st_size}

@@ -11,8 +11,10 @@ ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 
 
 def make_random_lora(model: str, out_dir: str | Path, r: int = 16, scale: float = 0.02, seed: int = 0,
-                     target_modules: tuple[str, ...] = ALL_LINEAR) -> Path:
-    """Save a LoRA adapter for ``model`` whose update is small but non-zero on every target module."""
+                     target_modules: tuple[str, ...] = ALL_LINEAR,
+                     layers_to_transform: tuple[int, ...] | None = None) -> Path:
+    """Save a LoRA adapter for ``model`` whose update is small but non-zero on every target module
+    (of the ``layers_to_transform`` layers only, when given, as PPO's top-layer adapters)."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -20,8 +22,9 @@ def make_random_lora(model: str, out_dir: str | Path, r: int = 16, scale: float 
 
     torch.manual_seed(seed)
     base = load_causal_lm(model)
+    layers = list(layers_to_transform) if layers_to_transform is not None else None
     peft_model = get_peft_model(base, LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(target_modules),
-                                                 lora_dropout=0.0, task_type="CAUSAL_LM"))
+                                                 lora_dropout=0.0, task_type="CAUSAL_LM", layers_to_transform=layers))
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:
