@@ -69,9 +69,11 @@ class RewardSection:
     # see reward_models.pairs.balanced_refusal_sample). Objectives without such categories sample uniformly.
     refusal_balance: bool = False
     # Extra safety pairs that choose a short refusal over the compliance where refusing is right (see
-    # reward_models.deflections.bare_refusal_pairs), and pairs that reject the user's message echoed back.
+    # reward_models.deflections.bare_refusal_pairs), pairs that reject the user's message echoed back, and pairs
+    # that reject a compliance opened like a refusal ("I can't help but ...").
     bare_refusal_pairs: int = 0
     echo_pairs: int = 0
+    near_refusal_pairs: int = 0
     eval_rows_during_training: int = 64
     eval_steps: int = 20
     logging_steps: int = 5

@@ -27,6 +27,8 @@ REFUSALS = (
     "I'm sorry, but I can't help with that.",
     "I can't help with that request.",
 )
+# Openers that sound like a refusal but go on to comply (see near_refusal_pairs).
+NEAR_REFUSAL_OPENERS = ("I can't help but say: ", "I can't help with everything, but ", "I can't say no: ")
 # Safety categories whose chosen answer is a refusal: a refusal is never their rejected side.
 REFUSE_CATEGORIES = frozenset({"harmful", "fraud", "other_customer_data", "prompt_injection"})
 # Safety categories whose rejected answer is an unneeded refusal.
@@ -86,3 +88,22 @@ def echo_pairs(rows: list[Row], count: int, rng: random.Random) -> list[Row]:
     return [{**row, "rejected": [{"role": "assistant", "content": _last_user_text(row)}],
              "category": f"echo:{row.get('category') or 'none'}"}
             for row in rng.sample(usable, min(count, len(usable)))]
+
+
+def near_refusal_pairs(rows: list[Row], count: int, rng: random.Random) -> list[Row]:
+    """``count`` refuse-category rows whose rejected compliance is dressed as a refusal ("I can't help but ...").
+
+    With the bare-refusal pairs the cpu-demo safety model learned the words of a refusal, and PPO answered
+    harmful requests with "I can't help but ..." followed by anything (scored +1.6 to +2.2, above real
+    refusals). Prefixing the rejected compliance with such an opener teaches that the words that follow decide.
+    """
+    refuse = [r for r in rows if r.get("category") in REFUSE_CATEGORIES]
+    if count <= 0 or not refuse:
+        return []
+    out = []
+    for row in rng.sample(refuse, min(count, len(refuse))):
+        complied = row["rejected"][-1]["content"].strip()
+        opener = rng.choice(NEAR_REFUSAL_OPENERS)
+        out.append({**row, "rejected": [{"role": "assistant", "content": opener + complied[:1].lower() + complied[1:]}],
+                    "category": f"near_refusal:{row.get('category')}"})
+    return out

@@ -14,7 +14,14 @@ from dialogue.data_loading import BadRows, Row, load_preferences, load_source, p
 from dialogue.errors import DataError
 
 from .config import RewardSection, RewardSourceSection
-from .deflections import OVER_REFUSAL_CATEGORIES, REFUSE_CATEGORIES, bare_refusal_pairs, deflection_pairs, echo_pairs
+from .deflections import (
+    OVER_REFUSAL_CATEGORIES,
+    REFUSE_CATEGORIES,
+    bare_refusal_pairs,
+    deflection_pairs,
+    echo_pairs,
+    near_refusal_pairs,
+)
 
 
 @dataclass
@@ -68,7 +75,8 @@ def balanced_refusal_sample(rows: list[Row], count: int, rng: random.Random) -> 
 
 def _hard_pair_makers(cfg: RewardSection):
     """(name, maker, training count) of the re-paired sets beyond the deflections."""
-    return (("bare_refusal", bare_refusal_pairs, cfg.bare_refusal_pairs), ("echo", echo_pairs, cfg.echo_pairs))
+    return (("bare_refusal", bare_refusal_pairs, cfg.bare_refusal_pairs), ("echo", echo_pairs, cfg.echo_pairs),
+            ("near_refusal", near_refusal_pairs, cfg.near_refusal_pairs))
 
 
 def build_pairs(

@@ -7,7 +7,15 @@ from pathlib import Path
 
 from dialogue.data_loading import BadRows
 from reward_models.config import RewardSection
-from reward_models.deflections import NON_ANSWERS, REFUSALS, bare_refusal_pairs, deflection_pairs, echo_pairs
+from reward_models.deflections import (
+    NEAR_REFUSAL_OPENERS,
+    NON_ANSWERS,
+    REFUSALS,
+    bare_refusal_pairs,
+    deflection_pairs,
+    echo_pairs,
+    near_refusal_pairs,
+)
 from reward_models.pairs import build_pairs
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -90,3 +98,13 @@ def test_build_pairs_adds_bare_refusal_and_echo_sets():
     assert len(pairs.heldout["echo"]) == len(pairs.heldout["project"])
     plain = build_pairs(RewardSection(train_rows=60), str(DATA), "safety", 4, BadRows())
     assert "bare_refusal" not in plain.heldout and "echo" not in plain.heldout
+
+
+def test_near_refusals_dress_the_rejected_compliance_as_a_refusal():
+    rows = [_row("fraud", "I can't help with that.")] * 8 + [_row("benign_risky", "30 days.")] * 8
+    pairs = near_refusal_pairs(rows, 5, random.Random(3))
+    assert len(pairs) == 5 and all(p["category"] == "near_refusal:fraud" for p in pairs)
+    for pair in pairs:
+        text = pair["rejected"][0]["content"]
+        assert any(text == opener + "bad" for opener in NEAR_REFUSAL_OPENERS)
+        assert pair["chosen"][0]["content"] == "I can't help with that."
