@@ -14,7 +14,7 @@ from reward_models.config import RewardSection
 from serving.config import ServeSection
 from serving.quantize.config import QuantizeSection
 
-from .config_io import apply_override, from_dict, load_yaml
+from .config_io import apply_override, from_dict, load_recipe_yaml
 from .evaluate_config import EvaluateSection
 from .lora_config import LoraSection
 from .ppo.config import PPOSection
@@ -121,7 +121,7 @@ class Recipe:
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Load a YAML recipe (or the defaults) and apply ``section.key=value`` overrides."""
-    data = load_yaml(path) if path is not None else {}
+    data = load_recipe_yaml(path) if path is not None else {}
     for assignment in overrides:
         apply_override(data, assignment)
     return from_dict(Recipe, data)

@@ -12,7 +12,7 @@ from dialogue.recipe import load_recipe
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu-demo", "gpu"])
+@pytest.mark.parametrize("name", ["smoke", "cpu-demo", "cpu-rlhf", "gpu"])
 def test_shipped_recipes_load(name: str) -> None:
     recipe = load_recipe(ROOT / "configs" / f"{name}.yaml")
     assert recipe.policy.model
@@ -64,3 +64,23 @@ def test_malformed_yaml_file(tmp_path: Path) -> None:
         load_recipe(scalar)
     with pytest.raises(ConfigError, match="config file not found"):
         load_recipe(tmp_path / "missing.yaml")
+
+
+def test_extends_merges_sections_over_the_parent(tmp_path: Path) -> None:
+    child = load_recipe(ROOT / "configs" / "cpu-rlhf.yaml")
+    parent = load_recipe(ROOT / "configs" / "cpu-demo.yaml")
+    assert (child.ppo.steps, child.reward.epochs, child.run.name) == (16, 3, "rlhf")
+    assert (parent.ppo.steps, parent.reward.epochs) == (8, 1)
+    # Everything the child does not name is the parent's, including keys inside the sections it does name.
+    assert child.ppo.response_length == parent.ppo.response_length
+    assert child.reward.composite == parent.reward.composite and child.sft == parent.sft
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n", encoding="utf-8")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_recipe(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: missing.yaml\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_recipe(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("extends: [a.yaml]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="must be the path"):
+        load_recipe(tmp_path / "d.yaml")
