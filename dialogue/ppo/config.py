@@ -35,6 +35,11 @@ class PPOSection:
     # Prompts longer than this (in policy tokens, chat template included) are left out of PPO.
     max_prompt_tokens: int = 384
     max_prompts: int | None = None
+    # Oversample prompt kinds in the training pool: each row of a kind appears floor(w) times, plus once more
+    # with probability w - floor(w) (e.g. {harmful: 3.0}); unlisted kinds keep 1.0. The data has 12% harmful
+    # prompts, about one per batch of 8, too few for the safety reward to move the policy (Llama 2 and Safe
+    # RLHF likewise set the share of safety prompts rather than take the corpus mix).
+    kind_weights: dict[str, float] = field(default_factory=dict)
     # Value model: the SFT policy's first ``value_layers`` decoder layers + a scalar head (None = all layers).
     value_layers: int | None = 6
     # Where the SFT adapter and the reward models come from (defaults: this run's sft/ and reward-*/ folders).
@@ -52,3 +57,8 @@ class PPOSection:
     judge_prompts: int = 24
     judge_max_new_tokens: int = 48
     lora: LoraSection = field(default_factory=LoraSection)
+
+    def __post_init__(self) -> None:
+        bad = {kind: w for kind, w in self.kind_weights.items() if not w >= 0}
+        if bad:
+            raise ValueError(f"kind_weights must be >= 0, got {bad}")

@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from ..data_loading import BadRows, load_ppo_prompts
+from ..errors import ConfigError
 from ..generation import render_rows
 
 KINDS = ("support", "translation", "harmful", "benign_risky")
@@ -51,13 +52,34 @@ def tokenize_prompts(tokenizer, rows: list[dict[str, Any]], max_tokens: int,
     return kept, dropped, kinds
 
 
+def weight_kinds(rows: list[dict[str, Any]], weights: dict[str, float], rng: random.Random) -> list[dict]:
+    """Repeat each row ``floor(w)`` times plus once with probability ``w - floor(w)``, ``w`` its kind's weight.
+
+    A kind no prompt has is an error rather than a silent no-op (a typo would otherwise train the corpus mix).
+    """
+    present = {row.get("kind") for row in rows}
+    unknown = sorted(set(weights) - present)
+    if unknown:
+        raise ConfigError(f"ppo.kind_weights: no training prompt has kind {unknown}; "
+                          f"kinds present: {sorted(k for k in present if k)}")
+    out = []
+    for row in rows:
+        weight = weights.get(row.get("kind"), 1.0)
+        copies = int(weight) + (1 if rng.random() < weight - int(weight) else 0)
+        out.extend([row] * copies)
+    return out
+
+
 def load_prompt_pools(data_dir: str, judge_size: int, seed: int, max_prompts: int | None,
-                      on_bad_row: str = "skip") -> tuple[list[dict], list[dict], BadRows]:
-    """Training prompts (shuffled, capped) and the judge slice."""
+                      on_bad_row: str = "skip", kind_weights: dict[str, float] | None = None,
+                      ) -> tuple[list[dict], list[dict], BadRows]:
+    """Training prompts (kind-weighted, shuffled, capped) and the judge slice."""
     bad = BadRows(on_bad_row)
     rows = load_ppo_prompts(data_dir, "train", bad)
     train, judge = split_judge_slice(rows, judge_size, seed)
     rng = random.Random(seed)
+    if kind_weights:
+        train = weight_kinds(train, kind_weights, rng)
     rng.shuffle(train)
     if max_prompts is not None:
         train = train[:max_prompts]

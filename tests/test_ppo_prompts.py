@@ -1,0 +1,40 @@
+"""PPO prompt pools: kind weighting over the project's real prompt file (no model needed)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from dialogue.config_io import from_dict
+from dialogue.errors import ConfigError
+from dialogue.ppo.config import PPOSection
+from dialogue.ppo.prompts import load_prompt_pools
+
+DATA = str(Path(__file__).resolve().parent.parent / "data")
+
+
+def _kinds(rows: list[dict]) -> Counter:
+    return Counter(row["kind"] for row in rows)
+
+
+def test_kind_weights_repeat_rows_of_a_kind_and_leave_the_judge_slice_alone() -> None:
+    plain, plain_judge, _ = load_prompt_pools(DATA, judge_size=16, seed=3, max_prompts=None)
+    weighted, weighted_judge, _ = load_prompt_pools(DATA, judge_size=16, seed=3, max_prompts=None,
+                                                    kind_weights={"harmful": 3.0, "benign_risky": 1.5})
+    before, after = _kinds(plain), _kinds(weighted)
+    assert after["harmful"] == 3 * before["harmful"]
+    assert before["benign_risky"] < after["benign_risky"] < 2 * before["benign_risky"]
+    assert after["support"] == before["support"] and after["translation"] == before["translation"]
+    assert [row["id"] for row in weighted_judge] == [row["id"] for row in plain_judge]
+    # The weighted pool is shuffled as a whole: harmful copies are spread over the run, not bunched at the end.
+    first_quarter = _kinds(weighted[: len(weighted) // 4])
+    assert first_quarter["harmful"] > 0.5 * after["harmful"] / 4
+
+
+def test_kind_weights_reject_a_kind_no_prompt_has_and_negative_weights() -> None:
+    with pytest.raises(ConfigError, match="harmfull"):
+        load_prompt_pools(DATA, judge_size=0, seed=0, max_prompts=None, kind_weights={"harmfull": 2.0})
+    with pytest.raises(ConfigError, match="kind_weights must be >= 0"):
+        from_dict(PPOSection, {"kind_weights": {"harmful": -1.0}}, prefix="ppo")
