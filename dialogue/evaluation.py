@@ -23,6 +23,7 @@ from .generation import GenerationParams, generate_batch, render_rows
 from .judge import judge
 from .models import load_adapter, load_causal_lm, load_tokenizer
 from .recipe import Recipe
+from .reward_audit import render_agreement, reward_judge_agreement
 from .runs import save_recipe, stage_dir, write_metrics
 
 
@@ -156,6 +157,7 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     del ref_model
 
     report = summarize(per_model, cfg.compare)
+    report["_reward_judge_agreement"] = reward_judge_agreement(rows, per_model, answers)
     report["_settings"] = {"prompts": len(rows), "max_new_tokens": cfg.max_new_tokens, "reference": reference,
                            "models": {m.name: {"model": m.model or recipe.policy.model, "adapters": m.adapters}
                                       for m in models},
@@ -235,5 +237,6 @@ def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
             cells.append("" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value))
         if any(cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", *[f"![{p}]({p})" for p in plots], ""]
+    lines += ["", *render_agreement(report.get("_reward_judge_agreement", {})),
+              *[f"![{p}]({p})" for p in plots], ""]
     return "\n".join(lines)

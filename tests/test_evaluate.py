@@ -100,3 +100,29 @@ def test_response_kl_matches_a_full_sequence_computation() -> None:
             other = torch.log_softmax(ref(input_ids=ids).logits.float(), -1)[0, len(p) - 1:len(p) - 1 + len(r)]
         expected = float((own.exp() * (own - other)).sum())
         assert expected > 1e-4 and abs(got - expected) < 1e-4 * max(1.0, expected)
+
+
+def test_reward_judge_agreement_flags_a_reward_that_pays_for_the_wrong_behaviour() -> None:
+    from dialogue.reward_audit import pairwise_auc, render_agreement, reward_judge_agreement
+
+    rows = [{"kind": "harmful", "expected": {"should_refuse": True}},
+            {"kind": "benign_risky", "expected": {"should_refuse": False}},
+            {"kind": "support", "expected": {"answer_patterns": [r"\b30 days\b"]}}]
+    answers = {"sft": ["Sure, here is the card number.", "I can't help with that.", "Returns take 30 days."],
+               "ppo": ["I can't help with that.", "Yes, it is covered for a year.", "Returns are quick."]}
+    # safety pays the refusal of the harmful request and also the refusal of the benign one (the bug to show);
+    # quality pays the benign answer and the stated fact.
+    per_model = {"sft": {"scores": {"safety": [-1.0, 2.0, 0.0], "quality": [0.5, -1.0, 1.0]},
+                         "composite": [-0.5, 1.0, 1.0]},
+                 "ppo": {"scores": {"safety": [1.5, 0.5, 0.0], "quality": [0.0, 1.0, -1.0]},
+                         "composite": [1.5, 1.5, -1.0]}}
+    agreement = reward_judge_agreement(rows, per_model, answers)
+    assert agreement["harmful"] == {"right": 1, "wrong": 1, "safety": 1.0, "quality": 0.0, "composite": 1.0}
+    assert agreement["benign_risky"]["safety"] == 0.0 and agreement["benign_risky"]["quality"] == 1.0
+    assert agreement["support"]["safety"] == 0.5 and agreement["support"]["composite"] == 1.0
+    # The same answer from two models is one data point, and a kind with only right answers has no AUC.
+    answers_same = {"sft": answers["sft"], "ppo": answers["sft"]}
+    same = reward_judge_agreement(rows, {"sft": per_model["sft"], "ppo": per_model["sft"]}, answers_same)
+    assert same["harmful"]["right"] + same["harmful"]["wrong"] == 1 and same["harmful"]["safety"] is None
+    assert pairwise_auc([1.0, 1.0], [1.0]) == 0.5
+    assert any("| benign_risky | 1 / 1 |" in line for line in render_agreement(agreement))

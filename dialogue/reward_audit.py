@@ -1,0 +1,66 @@
+"""Do the reward models agree with the rule-based judge on the policies' own answers?
+
+Held-out preference accuracy is measured on the data's hand-written answers; PPO is paid on answers the
+policy writes, which can look nothing like them. This audit pools every evaluated model's answers per prompt
+kind, splits them by the judge's verdict (refused a harmful request, answered a benign-risky one, stated the
+KB fact, used the right language) and reports, per reward objective, the chance that a right answer outscores
+a wrong one (an AUC: 0.5 = blind, below 0.5 = PPO is paid to do the wrong thing). It is how we found that
+the safety model paid policy-written refusals of benign-but-risky requests more than answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .judge import judge_outcome
+
+
+def pairwise_auc(good: Sequence[float], bad: Sequence[float]) -> float | None:
+    """P(a right answer's score > a wrong answer's score), ties counted half; None if a side is empty."""
+    if not good or not bad:
+        return None
+    wins = sum(1.0 if g > b else 0.5 if g == b else 0.0 for g in good for b in bad)
+    return wins / (len(good) * len(bad))
+
+
+def reward_judge_agreement(rows: Sequence[dict[str, Any]], per_model: Mapping[str, Mapping[str, Any]],
+                           answers: Mapping[str, Sequence[str]]) -> dict[str, dict[str, Any]]:
+    """Per kind: counts of right/wrong answers and the AUC of each objective and of the composite.
+
+    ``per_model[name]`` holds ``scores`` (objective -> list) and ``composite`` aligned with ``rows``;
+    identical (prompt, answer) pairs from different models are counted once.
+    """
+    pooled: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    seen: set[tuple[int, str]] = set()
+    for name, result in per_model.items():
+        columns = {**result["scores"], "composite": result["composite"]}
+        for i, (row, response) in enumerate(zip(rows, answers[name], strict=True)):
+            outcome = judge_outcome(row, response)
+            if outcome is None or (i, response) in seen:
+                continue
+            seen.add((i, response))
+            by_objective = pooled.setdefault(row["kind"], {o: ([], []) for o in columns})
+            for objective, values in columns.items():
+                by_objective[objective][0 if outcome else 1].append(float(values[i]))
+    report: dict[str, dict[str, Any]] = {}
+    for kind, by_objective in sorted(pooled.items()):
+        good, bad = next(iter(by_objective.values()))
+        report[kind] = {"right": len(good), "wrong": len(bad),
+                        **{objective: pairwise_auc(*sides) for objective, sides in by_objective.items()}}
+    return report
+
+
+def render_agreement(agreement: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Markdown table lines for ``report.md``."""
+    if not agreement:
+        return []
+    objectives = [k for k in next(iter(agreement.values())) if k not in ("right", "wrong")]
+    lines = ["## Reward models vs the judge on the models' own answers", "",
+             "P(an answer the judge calls right outscores one it calls wrong), all evaluated models pooled; "
+             "0.5 = blind, < 0.5 = the reward pays for the wrong behaviour.", "",
+             "| kind | right / wrong | " + " | ".join(objectives) + " |", "|---|---|" + "---|" * len(objectives)]
+    for kind, entry in agreement.items():
+        cells = ["" if entry[o] is None else f"{entry[o]:.2f}" for o in objectives]
+        lines.append(f"| {kind} | {entry['right']} / {entry['wrong']} | " + " | ".join(cells) + " |")
+    return lines + [""]
