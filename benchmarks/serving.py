@@ -8,7 +8,7 @@ in its own child process), artifact size, and quality against the merged fp32 mo
 agreement; composite reward delta when ``--reward-dir`` holds trained reward models), from a second pass
 in which answers stop at EOS. Prints one JSON line and appends it to ``benchmarks/results/serving.jsonl``.
 
-    python benchmarks/serving.py [--adapter DIR] [--reward-dir RUN/] [--quick]
+    python benchmarks/serving.py [--adapter DIR] [--reward-dir RUN/] [--rounds 3] [--quick]
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     engine.generate(rows[0]["messages"], rows[0]["context"], max_tokens=8)  # warm-up (allocations, kernels)
     warm_up_s = time.perf_counter() - started
     outputs, natural_rates, tokens = [], [], 0
-    for row in rows:  # quality pass: each answer as long as the model makes it
+    for row in [] if spec.get("speed_only") else rows:  # quality pass: each answer as long as the model makes it
         text = engine.generate(row["messages"], row["context"], max_tokens=spec["max_tokens"], temperature=0.0)
         stats = engine.last_stats
         outputs.append(text)
@@ -206,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default="torch-fp32,torch-int8,torch-fp32-compiled,torch-int8-compiled,"
                                               "torch-int8-unfused,llamacpp-q8_0,llamacpp-q4_0,llamacpp-q4_1,llamacpp-q4_1-lora,"
                                               "llamacpp-mixed-q8_0,base-llamacpp-q4_1")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the speed pass of the --round-engines this many times in alternating order, "
+                             "each in a fresh process; tokens/s is the median over rounds and each engine's ratio "
+                             "to the base anchor is also taken round by round (machine drift cancels)")
+    parser.add_argument("--round-engines", default="llamacpp-q8_0,llamacpp-q4_0,llamacpp-mixed-q8_0,"
+                                                    "base-llamacpp-q4_1",
+                        help="engines repeated in rounds 2..N (the cheap ones; torch fp32 takes minutes a pass)")
     parser.add_argument("--quick", action="store_true", help="5 prompts, 32 tokens (development)")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to results")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -253,14 +260,33 @@ def main(argv: list[str] | None = None) -> int:
                                smollm2_gguf_path().stat().st_size),
     }
     results: dict[str, dict[str, Any]] = {}
-    for name in [n.strip() for n in args.engines.split(",") if n.strip()]:
-        kind, engine_args, size = variants[name]
-        print(f"benchmark: {name} ...", file=sys.stderr, flush=True)
-        spec = {"name": name, "kind": kind, "engine_args": engine_args, "threads": args.threads,
-                "max_tokens": args.max_tokens, "prompts": prompts}
-        results[name] = spawn_worker(spec) | {"size_mb": round(size / 1e6, 1)}
-        print(f"benchmark: {name}: {results[name]['tokens_per_s']} tok/s, ttft {results[name]['ttft_ms']} ms, "
-              f"rss {results[name]['peak_rss_mb']} MB", file=sys.stderr, flush=True)
+    engines = [n.strip() for n in args.engines.split(",") if n.strip()]
+    repeated = [n for n in engines if n in {e.strip() for e in args.round_engines.split(",")}]
+    rounds: dict[str, list[float]] = {}
+    for round_index in range(max(1, args.rounds)):
+        names = engines if round_index == 0 else repeated if round_index % 2 == 0 else repeated[::-1]
+        for name in names:
+            kind, engine_args, size = variants[name]
+            print(f"benchmark: round {round_index + 1}: {name} ...", file=sys.stderr, flush=True)
+            spec = {"name": name, "kind": kind, "engine_args": engine_args, "threads": args.threads,
+                    "max_tokens": args.max_tokens, "prompts": prompts, "speed_only": round_index > 0}
+            result = spawn_worker(spec)
+            rounds.setdefault(name, []).append(result["tokens_per_s"])
+            if round_index == 0:
+                results[name] = result | {"size_mb": round(size / 1e6, 1)}
+            print(f"benchmark: {name}: {result['tokens_per_s']} tok/s, ttft {result['ttft_ms']} ms, "
+                  f"rss {result['peak_rss_mb']} MB", file=sys.stderr, flush=True)
+    for name, rates in rounds.items():
+        results[name]["tokens_per_s_rounds"] = rates
+        results[name]["tokens_per_s"] = round(statistics.median(rates), 2)
+    anchor_rounds = rounds.get("base-llamacpp-q4_1", [])
+    for name, rates in rounds.items():
+        if anchor_rounds and len(rates) == len(anchor_rounds) and len(rates) > 1 and not name.startswith("base-"):
+            # Same round = neighbouring processes: the median of these ratios is the drift-resistant figure.
+            results[name]["ratio_vs_base_by_round"] = [round(a / b, 3) for a, b in zip(rates, anchor_rounds,
+                                                                                         strict=True)]
+            results[name]["ratio_vs_base_paired"] = round(statistics.median(results[name]["ratio_vs_base_by_round"]),
+                                                          3)
 
     tokenizer = load_tokenizer(args.model)
     reference = results.get("torch-fp32", {}).get("outputs")
@@ -314,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
                             "over the quality pass's answers, which stop at EOS (short for a tuned model)",
             "reward": reward_note, "export_s": export_s, "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()], "cpu": platform.processor() or platform.machine(),
-            "quick": args.quick,
+            "quick": args.quick, "rounds": max(1, args.rounds),
+            "round_engines": repeated if args.rounds > 1 else [],
         },
     }
     from timing import report
