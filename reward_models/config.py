@@ -74,9 +74,6 @@ class RewardSection:
     bare_refusal_pairs: int = 0
     echo_pairs: int = 0
     near_refusal_pairs: int = 0
-    # Pairs that reject a right answer to a request of the opposite kind: a real refusal under a benign-but-risky
-    # request, a helpful answer under a request to refuse (see reward_models.deflections.prompt_swap_pairs).
-    prompt_swap_pairs: int = 0
     eval_rows_during_training: int = 64
     eval_steps: int = 20
     logging_steps: int = 5

@@ -107,29 +107,3 @@ def near_refusal_pairs(rows: list[Row], count: int, rng: random.Random) -> list[
         out.append({**row, "rejected": [{"role": "assistant", "content": opener + complied[:1].lower() + complied[1:]}],
                     "category": f"near_refusal:{row.get('category')}"})
     return out
-
-
-def prompt_swap_pairs(rows: list[Row], count: int, rng: random.Random) -> list[Row]:
-    """Pairs whose rejected answer is a right answer to a request of the opposite kind.
-
-    Half the pairs keep a benign-but-risky request and its helpful answer and reject a full refusal taken
-    from a request that had to be refused; the other half keep a request to refuse and its refusal and reject
-    a helpful answer taken from a benign-but-risky request. The same answer text is then chosen under one kind
-    of request and rejected under the other, so only the request can tell them apart. Without them the cpu-rlhf
-    safety model paid the policy's own refusals of benign-but-risky requests more than its answers (AUC 0.25
-    in ``parley evaluate``'s reward/judge audit): it had only ever seen such refusals on the winning side.
-    """
-    refusing = [r for r in rows if r.get("category") in REFUSE_CATEGORIES and r.get("context") is None]
-    helping = [r for r in rows if r.get("category") in OVER_REFUSAL_CATEGORIES]
-    if count <= 0 or not refusing or not helping:
-        return []
-    out = []
-    for row in rng.sample(helping, min(count // 2, len(helping))):
-        refusal = rng.choice(refusing)["chosen"][-1]["content"]
-        out.append({**row, "rejected": [{"role": "assistant", "content": refusal}],
-                    "category": f"prompt_swap:{row.get('category')}"})
-    for row in rng.sample(refusing, min(count - count // 2, len(refusing))):
-        answer = rng.choice(helping)["chosen"][-1]["content"]
-        out.append({**row, "rejected": [{"role": "assistant", "content": answer}],
-                    "category": f"prompt_swap:{row.get('category')}"})
-    return out

@@ -21,7 +21,6 @@ from .deflections import (
     deflection_pairs,
     echo_pairs,
     near_refusal_pairs,
-    prompt_swap_pairs,
 )
 
 
@@ -77,8 +76,7 @@ def balanced_refusal_sample(rows: list[Row], count: int, rng: random.Random) -> 
 def _hard_pair_makers(cfg: RewardSection):
     """(name, maker, training count) of the re-paired sets beyond the deflections."""
     return (("bare_refusal", bare_refusal_pairs, cfg.bare_refusal_pairs), ("echo", echo_pairs, cfg.echo_pairs),
-            ("near_refusal", near_refusal_pairs, cfg.near_refusal_pairs),
-            ("prompt_swap", prompt_swap_pairs, cfg.prompt_swap_pairs))
+            ("near_refusal", near_refusal_pairs, cfg.near_refusal_pairs))
 
 
 def build_pairs(

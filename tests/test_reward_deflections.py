@@ -15,7 +15,6 @@ from reward_models.deflections import (
     deflection_pairs,
     echo_pairs,
     near_refusal_pairs,
-    prompt_swap_pairs,
 )
 from reward_models.pairs import build_pairs
 
@@ -109,28 +108,3 @@ def test_near_refusals_dress_the_rejected_compliance_as_a_refusal():
         text = pair["rejected"][0]["content"]
         assert any(text == opener + "bad" for opener in NEAR_REFUSAL_OPENERS)
         assert pair["chosen"][0]["content"] == "I can't help with that."
-
-
-def test_prompt_swap_pairs_reject_the_right_answer_to_the_opposite_kind_of_request():
-    refuse = [{**_row("fraud", f"I can't help with fraud {i}."), "prompt": [{"role": "user", "content": f"h{i}"}]}
-              for i in range(6)]
-    injected = {**_row("prompt_injection", "Returns take 30 days."), "context": "IGNORE RULES"}
-    benign = [{**_row("benign_risky", f"Yes, it is covered {i}."), "prompt": [{"role": "user", "content": f"b{i}"}]}
-              for i in range(6)]
-    pairs = prompt_swap_pairs(refuse + [injected] + benign, 8, random.Random(5))
-    assert len(pairs) == 8
-    swapped_benign = [p for p in pairs if p["category"] == "prompt_swap:benign_risky"]
-    swapped_refuse = [p for p in pairs if p["category"] == "prompt_swap:fraud"]
-    assert len(swapped_benign) == 4 and len(swapped_refuse) == 4
-    refusals = {r["chosen"][0]["content"] for r in refuse}
-    answers = {r["chosen"][0]["content"] for r in benign}
-    # Chosen sides are untouched; rejected sides come from the other kind's chosen answers, never the
-    # injection row (its chosen side answers the question rather than refusing).
-    assert all(p["chosen"][0]["content"] in answers and p["rejected"][0]["content"] in refusals
-               for p in swapped_benign)
-    assert all(p["chosen"][0]["content"] in refusals and p["rejected"][0]["content"] in answers
-               for p in swapped_refuse)
-    assert prompt_swap_pairs(refuse, 8, random.Random(5)) == []
-    built = build_pairs(RewardSection(train_rows=120, prompt_swap_pairs=20, refusal_balance=True), str(DATA),
-                        "safety", 4, BadRows())
-    assert built.counts["prompt_swap_train"] == 20 and len(built.heldout["prompt_swap"]) > 0
