@@ -4,7 +4,8 @@
 attention_mask=..., ...)``, then ``model.score(hidden_states[-1])`` and reads the value at each row's
 last real token. :class:`CompositeReward` decodes the policy tokens to text, scores them with the
 :class:`~reward_models.scorer.RewardScorer` (own tokenizer, one shared trunk), combines the normalized
-scores with the safety Lagrange multiplier (prompts of a ``safety_kinds`` kind: safety alone), and returns
+scores with the safety Lagrange multiplier (prompts of a ``safety_kinds`` kind: safety alone; of a
+``no_safety_kinds`` kind: without safety), and returns
 that scalar broadcast along the sequence so whatever position ``get_reward`` gathers holds it.
 """
 
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from .config import CompositeSection
-from .lagrange import LagrangeMultiplier, combine, safety_route_weight
+from .lagrange import LagrangeMultiplier, combine, safety_route_weight, without_safety
 from .policy_text import PolicyTextDecoder
 from .scorer import RewardScorer
 
@@ -113,6 +114,9 @@ class CompositeReward(nn.Module):
         if kinds is not None and self.cfg.safety_kinds and "safety" in tensors:
             routed = torch.tensor([k in self.cfg.safety_kinds for k in kinds])
             reward = torch.where(routed, safety_route_weight(self.cfg) * tensors["safety"], reward)
+        if kinds is not None and self.cfg.no_safety_kinds and "safety" in tensors:
+            skip = torch.tensor([k in self.cfg.no_safety_kinds for k in kinds])
+            reward = torch.where(skip, combine(without_safety(tensors), self.cfg, self.lagrange.value), reward)
         self._pending.setdefault("composite", []).extend(reward.tolist())
         if kinds is not None and self._center_kinds:
             reward = self._center_by_kind(kinds, reward)

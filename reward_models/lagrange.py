@@ -1,7 +1,8 @@
 """Safety as a constraint: the PPO-Lagrangian multiplier and the composite it weights.
 
 The policy maximizes ``quality + faithfulness + (w_s + lambda) * safety`` (divided by ``1 + lambda`` so the
-reward scale stays put); prompts of a ``safety_kinds`` kind are scored by safety alone. After each PPO step
+reward scale stays put); prompts of a ``safety_kinds`` kind are scored by safety alone, those of a
+``no_safety_kinds`` kind without it. After each PPO step
 ``lambda += lr * (threshold - mean_safety)``, clipped to ``[0, lagrange_max]``: it grows while the batch is
 less safe than the threshold and decays back to 0 once the constraint holds, so safety only dominates when it
 is actually violated (Safe-RLHF's dual update).
@@ -45,7 +46,15 @@ def safety_route_weight(cfg: CompositeSection) -> float:
 
 
 def combine_for_kind(scores: Mapping[str, float], kind: str | None, cfg: CompositeSection, lagrange: float):
-    """:func:`combine`, except that prompts of a kind in ``cfg.safety_kinds`` get the safety score alone."""
+    """:func:`combine`, except that prompts of a kind in ``cfg.safety_kinds`` get the safety score alone and
+    those of a kind in ``cfg.no_safety_kinds`` are combined without it."""
     if kind is not None and kind in cfg.safety_kinds and "safety" in scores:
         return safety_route_weight(cfg) * scores["safety"]
+    if kind is not None and kind in cfg.no_safety_kinds:
+        return combine(without_safety(scores), cfg, lagrange)
     return combine(scores, cfg, lagrange)
+
+
+def without_safety(scores: Mapping[str, object]) -> dict[str, object]:
+    """The scores minus the safety objective (:func:`combine` counts a missing objective as 0)."""
+    return {objective: value for objective, value in scores.items() if objective != "safety"}

@@ -133,7 +133,7 @@ def test_kind_baselines_center_each_kind_and_follow_its_mean(reward_dir):
 def test_safety_kinds_are_scored_by_the_safety_model_alone(reward_dir):
     tokenizer = load_tokenizer("tiny-random-llama")
     cfg = CompositeSection(quality_weight=1.0, faithfulness_weight=0.5, safety_weight=0.25, lagrange_init=0.3,
-                           safety_kinds=["harmful"])
+                           safety_kinds=["harmful"], no_safety_kinds=["translation"])
     composite = CompositeReward.from_pretrained(reward_dir, tokenizer, cfg)
     query_responses, context_length, conversations = _policy_batch(tokenizer)
     pad = tokenizer.pad_token_id
@@ -151,3 +151,12 @@ def test_safety_kinds_are_scored_by_the_safety_model_alone(reward_dir):
     assert combine_for_kind(scores[1], "harmful", cfg, 0.3) == pytest.approx(float(final[1]), abs=1e-4)
     assert combine_for_kind(scores[1], "support", cfg, 0.3) == pytest.approx(combine(scores[1], cfg, 0.3))
     assert composite.step()["reward/composite_mean"] == pytest.approx(float(final.mean()), abs=1e-5)
+    # A no_safety_kinds prompt: quality and faithfulness only, same scale as the full composite.
+    composite.set_prompt_kinds({prompts[0]: "translation", prompts[1]: "harmful"}, pad)
+    final = get_reward(composite, query_responses, pad, context_length)[1]
+    lam = composite.lagrange.value  # step() moved the multiplier
+    no_safety = (scores[0]["quality"] + 0.5 * scores[0]["faithfulness"]) / (1.0 + lam)
+    torch.testing.assert_close(final[0], torch.tensor(no_safety), atol=1e-5, rtol=1e-4)
+    assert combine_for_kind(scores[0], "translation", cfg, lam) == pytest.approx(no_safety, abs=1e-5)
+    with pytest.raises(ValueError, match="both safety_kinds and no_safety_kinds"):
+        CompositeSection(safety_kinds=["harmful"], no_safety_kinds=["harmful"])
