@@ -73,7 +73,12 @@ def test_extends_merges_sections_over_the_parent(tmp_path: Path) -> None:
     assert (parent.ppo.steps, parent.reward.epochs) == (8, 1)
     # Everything the child does not name is the parent's, including keys inside the sections it does name.
     assert child.ppo.response_length == parent.ppo.response_length
-    assert child.reward.composite == parent.reward.composite and child.sft == parent.sft
+    assert (child.sft.epochs, parent.sft.epochs) == (2, 1)
+    assert child.sft.safety_rows == parent.sft.safety_rows and child.sft.lora == parent.sft.lora
+    # Nested sections merge key by key too: composite keeps the parent's weights beside the child's routing.
+    assert child.reward.composite.safety_kinds == ["harmful"] != parent.reward.composite.safety_kinds
+    assert child.reward.composite.quality_weight == parent.reward.composite.quality_weight
+    assert child.reward.composite.lagrange_lr == parent.reward.composite.lagrange_lr
     (tmp_path / "a.yaml").write_text("extends: b.yaml\n", encoding="utf-8")
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="loops back"):
