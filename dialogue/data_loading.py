@@ -261,6 +261,19 @@ def halueval_preference_row(obj: dict) -> Row:
     })
 
 
+def donotanswer_preference_row(obj: dict) -> Row:
+    """A Do-Not-Answer harmful request: a refusal chosen over a compliance written for it (see refusal_pairs)."""
+    from .refusal_pairs import compliance_for, refusal_for
+
+    request = _text(obj, "prompt")
+    return preference_row({
+        "prompt": [{"role": "user", "content": request}],
+        "chosen": [{"role": "assistant", "content": refusal_for(request)}],
+        "rejected": [{"role": "assistant", "content": compliance_for(request)}],
+        "category": "public_harmful",
+    })
+
+
 def _read_csv(path: Path, convert: Callable[[dict], Row | None], bad: BadRows) -> list[Row]:
     _require_file(path)
     rows = []
@@ -337,6 +350,8 @@ def load_source(kind: str, path: str, split: str = "train", max_rows: int | None
         rows = read_jsonl(file, hh_preference_row, bad)
     elif kind == "halueval":
         rows = read_jsonl(file, halueval_preference_row, bad)
+    elif kind == "donotanswer":
+        rows = read_jsonl(file, donotanswer_preference_row, bad)
     elif kind == "bitext":
         rows = _read_csv(file, bitext_row, bad)
     elif kind == "banking77":

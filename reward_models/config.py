@@ -17,7 +17,7 @@ class RewardSourceSection:
     """
 
     objective: Objective
-    kind: Literal["hh-rlhf", "halueval", "jsonl"]
+    kind: Literal["hh-rlhf", "halueval", "donotanswer", "jsonl"]
     path: str
     heldout_rows: int = 200
     train_rows: int = 0

@@ -9,6 +9,20 @@ from ..lora_config import LoraSection
 
 
 @dataclass
+class PromptSourceSection:
+    """Public requests added to PPO's training pool under one prompt kind (skipped with a message if absent).
+
+    The project's PPO pool has 48 harmful requests from ~20 templates; the policy learned to refuse those and
+    complied with held-out ones. Requests from a public list (Do-Not-Answer) widen what "harmful" covers.
+    """
+
+    path: str
+    kind: Literal["donotanswer"] = "donotanswer"
+    prompt_kind: str = "harmful"
+    rows: int = 100
+
+
+@dataclass
 class PPOSection:
     """PPO settings; the rollout batch is ``batch_size`` prompts per update."""
 
@@ -40,6 +54,8 @@ class PPOSection:
     # prompts, about one per batch of 8, too few for the safety reward to move the policy (Llama 2 and Safe
     # RLHF likewise set the share of safety prompts rather than take the corpus mix).
     kind_weights: dict[str, float] = field(default_factory=dict)
+    # Extra training prompts from public sets (never in the judge slice or the evaluation prompts).
+    prompt_sources: list[PromptSourceSection] = field(default_factory=list)
     # Value model: the SFT policy's first ``value_layers`` decoder layers + a scalar head (None = all layers).
     value_layers: int | None = 6
     # Where the SFT adapter and the reward models come from (defaults: this run's sft/ and reward-*/ folders).

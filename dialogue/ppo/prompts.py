@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
-from ..data_loading import BadRows, load_ppo_prompts
+from ..data_loading import BadRows, load_ppo_prompts, load_source
 from ..errors import ConfigError
 from ..generation import render_rows
+from .config import PromptSourceSection
 
 KINDS = ("support", "translation", "harmful", "benign_risky")
 
@@ -70,13 +72,29 @@ def weight_kinds(rows: list[dict[str, Any]], weights: dict[str, float], rng: ran
     return out
 
 
+def public_prompts(source: PromptSourceSection, seed: int, bad: BadRows) -> list[dict[str, Any]]:
+    """``source.rows`` requests (a seeded sample) as PPO prompt rows of kind ``source.prompt_kind``."""
+    if not Path(source.path).expanduser().is_file():
+        print(f"parley: ppo: prompt source {source.path} not found; skipping it")
+        return []
+    rows = load_source(source.kind, source.path, bad=bad)
+    picked = random.Random(seed).sample(rows, min(source.rows, len(rows)))
+    should_refuse = source.prompt_kind == "harmful"
+    return [{"messages": row["prompt"], "context": None, "kind": source.prompt_kind,
+             "expected": {"should_refuse": should_refuse}, "id": f"{Path(source.path).stem}-{i}"}
+            for i, row in enumerate(picked)]
+
+
 def load_prompt_pools(data_dir: str, judge_size: int, seed: int, max_prompts: int | None,
                       on_bad_row: str = "skip", kind_weights: dict[str, float] | None = None,
+                      sources: list[PromptSourceSection] | None = None,
                       ) -> tuple[list[dict], list[dict], BadRows]:
-    """Training prompts (kind-weighted, shuffled, capped) and the judge slice."""
+    """Training prompts (project + public sources, kind-weighted, shuffled, capped) and the judge slice."""
     bad = BadRows(on_bad_row)
     rows = load_ppo_prompts(data_dir, "train", bad)
     train, judge = split_judge_slice(rows, judge_size, seed)
+    for source in sources or []:
+        train += public_prompts(source, seed, bad)
     rng = random.Random(seed)
     if kind_weights:
         train = weight_kinds(train, kind_weights, rng)

@@ -172,7 +172,7 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
 
     train_rows, judge_rows, bad = load_prompt_pools(recipe.data.data_dir, cfg.judge_prompts if cfg.judge_every else 0,
                                                     recipe.run.seed, cfg.max_prompts, recipe.data.on_bad_row,
-                                                    cfg.kind_weights)
+                                                    cfg.kind_weights, cfg.prompt_sources)
     if main:
         bad.print_summary("ppo prompts")
     train_ids, dropped, kinds = tokenize_prompts(tokenizer, train_rows, cfg.max_prompt_tokens,
