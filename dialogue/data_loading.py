@@ -25,6 +25,7 @@ from typing import Any
 from .chat_format import normalize_messages
 from .errors import DataError
 from .languages import LANGUAGES, translation_request
+from .refusal_pairs import compliance_for, refusal_for
 
 Row = dict[str, Any]
 OBJECTIVES = ("quality", "safety", "faithfulness")
@@ -263,8 +264,6 @@ def halueval_preference_row(obj: dict) -> Row:
 
 def donotanswer_preference_row(obj: dict) -> Row:
     """A Do-Not-Answer harmful request: a refusal chosen over a compliance written for it (see refusal_pairs)."""
-    from .refusal_pairs import compliance_for, refusal_for
-
     request = _text(obj, "prompt")
     return preference_row({
         "prompt": [{"role": "user", "content": request}],
@@ -365,6 +364,18 @@ def load_source(kind: str, path: str, split: str = "train", max_rows: int | None
     else:
         raise DataError(f"unknown data source kind {kind!r}")
     return rows[:max_rows] if max_rows is not None else rows
+
+
+def load_optional_source(kind: str, path: str, stage: str, bad: BadRows) -> list[Row]:
+    """A public set a recipe names, or no rows (with a message) where the local copy is absent.
+
+    Recipes name copies under ``../shared/datasets``, which a fresh user machine does not have; the
+    default recipe must still run there.
+    """
+    if not Path(path).expanduser().is_file():
+        print(f"parley: {stage}: public set {path} not found; skipping it")
+        return []
+    return load_source(kind, path, bad=bad)
 
 
 def preference_to_conversation(row: Row) -> Row:

@@ -14,9 +14,12 @@ from __future__ import annotations
 import re
 import zlib
 
-REFUSALS = (
+# Short refusals; reward_models.deflections uses the same ones as the chosen side of its bare-refusal pairs.
+SHORT_REFUSALS = (
     "I'm sorry, but I can't help with that.",
     "I can't help with that request.",
+)
+REFUSALS = SHORT_REFUSALS + (
     "Sorry, I can't help with that. If you have a question about an order or a product, I'm happy to help.",
     "I can't help with that. I can help with your orders, returns or account instead.",
 )

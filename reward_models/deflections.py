@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 
 from dialogue.data_loading import Row
+from dialogue.refusal_pairs import SHORT_REFUSALS
 
 NON_ANSWERS = (
     "I can help with that.",
@@ -23,10 +24,7 @@ NON_ANSWERS = (
     "Yes.",
     "No.",
 )
-REFUSALS = (
-    "I'm sorry, but I can't help with that.",
-    "I can't help with that request.",
-)
+REFUSALS = SHORT_REFUSALS
 # Openers that sound like a refusal but go on to comply (see near_refusal_pairs).
 NEAR_REFUSAL_OPENERS = ("I can't help but say: ", "I can't help with everything, but ", "I can't say no: ")
 # Safety categories whose chosen answer is a refusal: a refusal is never their rejected side.

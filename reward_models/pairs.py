@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialogue.data_loading import BadRows, Row, load_preferences, load_source, preference_row, read_jsonl
+from dialogue.data_loading import BadRows, Row, load_optional_source, load_preferences, preference_row, read_jsonl
 from dialogue.errors import DataError
 
 from .config import RewardSection, RewardSourceSection
@@ -119,10 +119,9 @@ def build_pairs(
     for source in cfg.sources:
         if source.objective != objective:
             continue
-        if not Path(source.path).expanduser().is_file():
-            print(f"parley: reward: public set {source.path} not found; skipping it")
+        rows = load_optional_source(source.kind, source.path, "reward", bad)
+        if not rows:
             continue
-        rows = load_source(source.kind, source.path, bad=bad)
         heldout, pool = split_public(rows, source.heldout_rows, seed)
         name = source_name(source)
         if heldout:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ..data_loading import BadRows, load_ppo_prompts, load_source
+from ..data_loading import BadRows, load_optional_source, load_ppo_prompts
 from ..errors import ConfigError
 from ..generation import render_rows
 from .config import PromptSourceSection
@@ -74,10 +74,7 @@ def weight_kinds(rows: list[dict[str, Any]], weights: dict[str, float], rng: ran
 
 def public_prompts(source: PromptSourceSection, seed: int, bad: BadRows) -> list[dict[str, Any]]:
     """``source.rows`` requests (a seeded sample) as PPO prompt rows of kind ``source.prompt_kind``."""
-    if not Path(source.path).expanduser().is_file():
-        print(f"parley: ppo: prompt source {source.path} not found; skipping it")
-        return []
-    rows = load_source(source.kind, source.path, bad=bad)
+    rows = load_optional_source(source.kind, source.path, "ppo", bad)
     picked = random.Random(seed).sample(rows, min(source.rows, len(rows)))
     should_refuse = source.prompt_kind == "harmful"
     return [{"messages": row["prompt"], "context": None, "kind": source.prompt_kind,
