@@ -8,7 +8,7 @@ in its own child process), artifact size, and quality against the merged fp32 mo
 agreement; composite reward delta when ``--reward-dir`` holds trained reward models), from a second pass
 in which answers stop at EOS. Prints one JSON line and appends it to ``benchmarks/results/serving.jsonl``.
 
-    python benchmarks/serving.py [--adapter DIR] [--reward-dir RUN/] [--rounds 3] [--quick]
+    python benchmarks/serving.py [--adapter DIR] [--reward-dir RUN/] [--rounds 3] [--quality-prompts 169] [--quick]
 """
 
 from __future__ import annotations
