@@ -45,27 +45,24 @@ def load_prompts(n: int) -> tuple[list[dict[str, Any]], str]:
     """Held-out support rows (messages + KB context): the PPO held-out support prompts first, then the SFT held-out
     support questions (their reference answer dropped), so the first 30 are the same in every run whatever ``n`` is;
     the built-in list only when data/ is absent."""
+    from dialogue.data_loading import load_ppo_prompts, load_support
+
+    data = ROOT / "data"
+    candidates = []
+    if (data / "ppo" / "heldout.jsonl").is_file():
+        candidates += [(r["messages"], r["context"], "data/ppo/heldout.jsonl")
+                       for r in load_ppo_prompts(data, "heldout") if r.get("kind") == "support"]
+    if (data / "support" / "heldout.jsonl").is_file():
+        candidates += [(r["messages"][:-1], r["context"], "data/support/heldout.jsonl")  # the engines answer
+                       for r in load_support(data, "heldout")]
     rows, sources, seen = [], [], set()
-    for path, kind in ((ROOT / "data" / "ppo" / "heldout.jsonl", "support"),
-                       (ROOT / "data" / "support" / "heldout.jsonl", None)):
-        if not path.is_file() or len(rows) >= n:
-            continue
-        before = len(rows)
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line) if line.strip() else None
-            if not row or (kind is not None and row.get("kind") != kind):
-                continue
-            messages = list(row["messages"])
-            while messages and messages[-1]["role"] == "assistant":
-                messages.pop()  # the SFT set's reference answer: the engines write their own
-            question = messages[-1]["content"] if messages else ""
-            if question and question not in seen:
-                seen.add(question)
-                rows.append({"messages": messages, "context": row.get("context")})
-        if len(rows) > before:
-            sources.append(str(path.relative_to(ROOT)))
+    for messages, context, source in candidates:
+        if len(rows) < n and messages[-1]["content"] not in seen:
+            seen.add(messages[-1]["content"])
+            rows.append({"messages": messages, "context": context})
+            sources += [source] if source not in sources else []
     if rows:
-        return rows[:n], " + ".join(sources)
+        return rows, " + ".join(sources)
     rows = [{"messages": [{"role": "user", "content": q}], "context": c} for q, c in FALLBACK_PROMPTS]
     return (rows * (n // len(rows) + 1))[:n], "built-in fallback"
 
