@@ -25,13 +25,14 @@ from .models import load_adapter, load_causal_lm, load_tokenizer
 from .recipe import Recipe
 from .reward_audit import render_agreement, reward_judge_agreement
 from .runs import save_recipe, stage_dir, write_metrics
+from .soup import soup_enabled, tuned_policy_adapter
 
 
 def default_models(recipe: Recipe) -> list[EvalModelSection]:
     """base (unless ``evaluate.include_base`` is false), sft and ppo of this run (those whose artifacts exist)."""
     root = recipe.run.root
     sft = root / "sft" / "adapter"
-    ppo = root / "ppo" / "policy_adapter"  # SFT + the judge-selected PPO adapter, on the base model
+    ppo = tuned_policy_adapter(recipe)  # SFT + the judge-selected PPO adapter (or the soup), on the base model
     models = [EvalModelSection("base")] if recipe.evaluate.include_base else []
     if sft.exists():
         models.append(EvalModelSection("sft", adapters=[str(sft)]))
@@ -162,6 +163,8 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
                            "models": {m.name: {"model": m.model or recipe.policy.model, "adapters": m.adapters}
                                       for m in models},
                            "wall_s": round(time.time() - started, 1)}
+    if soup_enabled(recipe):
+        report["_settings"]["soup"] = {"runs": list(recipe.soup.runs), "weights": list(recipe.soup.weights)}
     write_report(out, report, per_model, rows, answers, recipe.run.root / "ppo" / "log.jsonl")
     write_metrics(out, {k: v for k, v in report.items() if not k.startswith("_")})
     return report
@@ -229,6 +232,10 @@ def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
     lines = ["# Evaluation report", "",
              f"Held-out prompts: {settings.get('prompts')}, greedy, max {settings.get('max_new_tokens')} new tokens; "
              f"KL reference: {settings.get('reference')}.", "",
+             *([f"ppo: a rewarded soup, SFT + {settings['soup']['weights'][0]} x this run's PPO delta + "
+                + " + ".join(f"{w} x {run}'s" for w, run in zip(settings['soup']['weights'][1:],
+                                                               settings['soup']['runs'], strict=True))
+                + " (`soup` recipe section).", ""] if "soup" in settings else []),
              "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for key, label in ROWS:
         cells = []

@@ -23,6 +23,7 @@ from typing import Any
 from .config_io import to_dict
 from .pipeline_lanes import LANES, lanes_to_run, run_lanes
 from .recipe import Recipe
+from .soup import tuned_policy_adapter
 
 OBJECTIVES = ("quality", "safety", "faithfulness")
 
@@ -100,11 +101,17 @@ def _run_ppo(recipe: Recipe, resume: bool) -> dict[str, Any]:
     return run_ppo(recipe, resume=resume and same_recipe)
 
 
+def _run_soup(recipe: Recipe, resume: bool) -> dict[str, Any]:
+    from .soup import run_soup
+
+    return run_soup(recipe)
+
+
 def _run_quantize(recipe: Recipe, resume: bool) -> dict[str, Any]:
     from serving.quantize.export import QuantizeSettings, quantize
 
     cfg = recipe.quantize
-    manifest = quantize(recipe.policy.model, str(recipe.run.root / "ppo" / "policy_adapter"),
+    manifest = quantize(recipe.policy.model, str(tuned_policy_adapter(recipe)),
                         recipe.run.root / "quantize",
                         QuantizeSettings(tuple(cfg.formats), tuple(cfg.gguf_types), verify=cfg.verify,
                                          gguf_lora=cfg.gguf_lora))
@@ -130,8 +137,10 @@ def stages() -> list[Stage]:
         *reward,
         Stage("ppo", (*common, "ppo", "reward"), ("sft", *[s.name for s in reward]), _run_ppo,
               ("best_judge_score", "wall_s_this_run")),
-        Stage("quantize", ("policy", "quantize"), ("ppo",), _run_quantize, ("artifacts_mb",)),
-        Stage("evaluate", (*common, "evaluate", "reward"), ("ppo",), _run_evaluate, ()),
+        # Another run's PPO adapter is not an upstream stage of this run: after retraining it, use --force soup.
+        Stage("soup", ("policy", "soup"), ("ppo",), _run_soup, ("weights",)),
+        Stage("quantize", ("policy", "quantize"), ("ppo", "soup"), _run_quantize, ("artifacts_mb",)),
+        Stage("evaluate", (*common, "evaluate", "reward"), ("ppo", "soup"), _run_evaluate, ()),
     ]
 
 
@@ -243,7 +252,7 @@ def serve_overrides(recipe: Recipe) -> list[str]:
     if recipe.serve.engine == "torch" and (artifact / "int8").is_dir() and (artifact / "manifest.json").is_file():
         overrides.append(f"serve.artifact={artifact}")  # int8: ~2x faster decoding than fp32 on CPU
     else:
-        for adapter in (root / "ppo" / "policy_adapter", root / "sft" / "adapter"):
+        for adapter in (tuned_policy_adapter(recipe), root / "sft" / "adapter"):
             if adapter.is_dir():
                 overrides.append(f"serve.adapter={adapter}")
                 break

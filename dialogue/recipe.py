@@ -18,6 +18,7 @@ from .config_io import apply_override, from_dict, load_recipe_yaml
 from .evaluate_config import EvaluateSection
 from .lora_config import LoraSection
 from .ppo.config import PPOSection
+from .soup_config import SoupSection
 
 
 @dataclass
@@ -112,6 +113,7 @@ class Recipe:
     sft: SFTSection = field(default_factory=SFTSection)
     generate: GenerateSection = field(default_factory=GenerateSection)
     ppo: PPOSection = field(default_factory=PPOSection)
+    soup: SoupSection = field(default_factory=SoupSection)
     quantize: QuantizeSection = field(default_factory=QuantizeSection)
     evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     reward: RewardSection = field(default_factory=RewardSection)

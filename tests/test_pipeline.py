@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ["data", "sft", "reward-quality", "reward-safety", "reward-faithfulness", "ppo", "quantize", "evaluate"]
+STAGES = ["data", "sft", "reward-quality", "reward-safety", "reward-faithfulness", "ppo", "soup", "quantize",
+          "evaluate"]
 
 
 def _command(output_dir: Path, *extra: str) -> list[str]:

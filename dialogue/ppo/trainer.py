@@ -32,7 +32,7 @@ from .checkpoint import (
 )
 from .config import PPOSection
 from .distributed import broadcast, distributed_state, gather_objects, trainable_digest, write_rank_report
-from .export import export_policy_adapter
+from .export import chosen_ppo_adapter, export_policy_adapter
 from .models import add_ppo_adapter, build_value_model, load_sft_policy
 from .prompts import load_prompt_pools, tokenize_prompts
 from .sampler import ResumableSampler
@@ -260,7 +260,7 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
     writer.close()
     policy.save_pretrained(out / "adapter")
     tokenizer.save_pretrained(out / "adapter")
-    chosen = out / "best" / "adapter" if (out / "best" / "adapter").exists() else out / "adapter"
+    chosen = chosen_ppo_adapter(out)
     export_policy_adapter(recipe.policy.model, sft_adapter, chosen, out / "policy_adapter", tokenizer)
     plot_log_history(log, CURVE_KEYS, out / "ppo_curves.png", "PPO")
     metrics = {

@@ -1,0 +1,105 @@
+"""Rewarded soup: one policy from PPO runs that were trained against different rewards, by adding their deltas.
+
+PPO against one reward set moves along a trade-off; on cpu-rlhf, refusing held-out harmful requests against
+answering benign requests that sound risky: public harmful PPO prompts raised the first (0.72 -> 0.97) and the
+second's failure with it (over-refusal 0.06 -> 0.28), and no kind weight or KL coefficient escaped that line.
+Runs trained from the same SFT policy with different rewards can instead be mixed by interpolating their
+weights (Ramé et al., 2023, "Rewarded soups"), which costs no training: the policy becomes
+``SFT + sum_i w_i * delta_i``, written as one LoRA adapter. Checkpoints of the same SFT are required: a delta
+learned on another starting point does not add meaningfully.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .recipe import Recipe
+
+
+def soup_enabled(recipe: Recipe) -> bool:
+    return bool(recipe.soup.runs)
+
+
+def tuned_policy_adapter(recipe: Recipe) -> Path:
+    """The adapter the downstream stages (quantize, evaluate, serve) use: the soup's when one is set up."""
+    stage = "soup" if soup_enabled(recipe) else "ppo"
+    return recipe.run.root / stage / "policy_adapter"
+
+
+def resolve_run(recipe: Recipe, entry: str) -> Path:
+    """A soup entry as a run directory: a path as given, else a name under ``run.output_dir``."""
+    for candidate in (Path(entry), Path(recipe.run.output_dir) / entry):
+        if (candidate / "ppo" / "metrics.json").is_file():
+            return candidate
+    raise ConfigError(f"soup.runs: {entry!r} has no finished PPO stage (looked for {entry}/ppo/metrics.json and "
+                      f"{Path(recipe.run.output_dir) / entry}/ppo/metrics.json); run that recipe's pipeline first")
+
+
+def _sft_identity(run_dir: Path) -> tuple[str | None, str | None]:
+    """(SFT stage fingerprint, sha256 of the SFT adapter weights) of a run; either may be missing."""
+    marker = run_dir / "sft" / "stage.json"
+    stage_print = json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") if marker.is_file() else None
+    weights = run_dir / "sft" / "adapter" / "adapter_model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None
+    return stage_print, digest
+
+
+def check_same_sft(own: Path, other: Path) -> None:
+    """Raise unless ``other`` was trained from this run's SFT policy (same weights, or the same SFT stage)."""
+    own_print, own_digest = _sft_identity(own)
+    other_print, other_digest = _sft_identity(other)
+    if own_digest is not None and own_digest == other_digest:
+        return
+    if own_print is not None and own_print == other_print:
+        return
+    raise ConfigError(f"soup.runs: {other} was trained from a different SFT policy than {own} (SFT stage "
+                      f"{other_print} vs {own_print}); a PPO delta only adds to the policy it was learned on")
+
+
+def validate_soup(recipe: Recipe) -> list[Path]:
+    """The run directories of the soup, after checking the weights and the shared SFT policy."""
+    cfg = recipe.soup
+    if len(cfg.weights) != len(cfg.runs) + 1:
+        raise ConfigError(f"soup.weights: needs {len(cfg.runs) + 1} weights (this run's PPO adapter, then one per "
+                          f"entry of soup.runs), got {len(cfg.weights)}")
+    if not all(math.isfinite(w) and w >= 0 for w in cfg.weights) or sum(cfg.weights) == 0:
+        raise ConfigError(f"soup.weights: must be finite, non-negative and not all 0, got {cfg.weights}")
+    runs = [resolve_run(recipe, entry) for entry in cfg.runs]
+    for run_dir in runs:
+        check_same_sft(recipe.run.root, run_dir)
+    return runs
+
+
+def run_soup(recipe: Recipe) -> dict[str, Any]:
+    """Write ``soup/policy_adapter`` (SFT + the weighted PPO adapters) and return the stage's metrics."""
+    from .models import load_tokenizer
+    from .ppo.export import chosen_ppo_adapter, export_weighted_adapter
+    from .runs import save_recipe, stage_dir, write_metrics
+
+    out = stage_dir(recipe, "soup")
+    if not soup_enabled(recipe):
+        shutil.rmtree(out / "policy_adapter", ignore_errors=True)  # never leave an old soup for serve to find
+        metrics = {"enabled": False}
+        write_metrics(out, metrics)
+        return metrics
+    runs = validate_soup(recipe)
+    adapters = [chosen_ppo_adapter(recipe.run.root / "ppo"), *(chosen_ppo_adapter(r / "ppo") for r in runs)]
+    missing = [str(a) for a in adapters if not a.is_dir()]
+    if missing:
+        raise ConfigError(f"soup: PPO adapter(s) missing: {', '.join(missing)}")
+    sft = recipe.run.root / "sft" / "adapter"
+    export_weighted_adapter(recipe.policy.model, str(sft) if sft.is_dir() else None, adapters,
+                            recipe.soup.weights, out / "policy_adapter", load_tokenizer(recipe.policy.model))
+    save_recipe(recipe, out)
+    metrics = {"enabled": True, "weights": list(recipe.soup.weights), "adapters": [str(a) for a in adapters],
+               "policy_adapter_dir": str(out / "policy_adapter")}
+    write_metrics(out, metrics)
+    return metrics
