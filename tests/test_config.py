@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from dialogue.errors import ConfigError
+from dialogue.pipeline import fingerprint, stages
 from dialogue.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu-demo", "cpu-rlhf", "gpu"])
+@pytest.mark.parametrize("name", ["smoke", "cpu-demo", "cpu-rlhf", "cpu-rlhf-strict", "gpu"])
 def test_shipped_recipes_load(name: str) -> None:
     recipe = load_recipe(ROOT / "configs" / f"{name}.yaml")
     assert recipe.policy.model
@@ -79,6 +80,12 @@ def test_extends_merges_sections_over_the_parent(tmp_path: Path) -> None:
     assert child.reward.composite.safety_kinds == ["harmful"] != parent.reward.composite.safety_kinds
     assert child.reward.composite.quality_weight == parent.reward.composite.quality_weight
     assert child.reward.composite.lagrange_lr == parent.reward.composite.lagrange_lr
+    # The strict run cpu-rlhf mixes into its policy must come from the same SFT stage, and must not soup itself.
+    strict = load_recipe(ROOT / "configs" / "cpu-rlhf-strict.yaml")
+    assert child.soup.runs == [strict.run.name] and strict.soup.runs == []
+    sft = next(stage for stage in stages() if stage.name == "sft")
+    assert fingerprint(sft, strict, "data", {"data": "d"}) == fingerprint(sft, child, "data", {"data": "d"})
+    assert strict.ppo.prompt_sources and not child.ppo.prompt_sources
     (tmp_path / "a.yaml").write_text("extends: b.yaml\n", encoding="utf-8")
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="loops back"):
