@@ -226,16 +226,20 @@ ROWS = [
 ]
 
 
+def _soup_line(soup: dict[str, Any]) -> str:
+    """Say that "ppo" is a weighted mix of PPO runs, so the report is not read as one run's policy."""
+    others = " + ".join(f"{w} x {run}'s" for w, run in zip(soup["weights"][1:], soup["runs"], strict=True))
+    own = soup["weights"][0]
+    return f"ppo: a rewarded soup, SFT + {own} x this run's PPO delta + {others} (`soup` recipe section)."
+
+
 def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
     names = [n for n in report if not n.startswith("_")]
     settings = report.get("_settings", {})
     lines = ["# Evaluation report", "",
              f"Held-out prompts: {settings.get('prompts')}, greedy, max {settings.get('max_new_tokens')} new tokens; "
              f"KL reference: {settings.get('reference')}.", "",
-             *([f"ppo: a rewarded soup, SFT + {settings['soup']['weights'][0]} x this run's PPO delta + "
-                + " + ".join(f"{w} x {run}'s" for w, run in zip(settings['soup']['weights'][1:],
-                                                               settings['soup']['runs'], strict=True))
-                + " (`soup` recipe section).", ""] if "soup" in settings else []),
+             *([_soup_line(settings["soup"]), ""] if "soup" in settings else []),
              "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for key, label in ROWS:
         cells = []

@@ -10,6 +10,7 @@ import torch
 from peft import PeftModel, get_peft_model
 
 from dialogue.errors import ConfigError
+from dialogue.evaluation import render_markdown
 from dialogue.lora_config import LoraSection, peft_lora_config
 from dialogue.models import TINY_POLICY, load_causal_lm
 from dialogue.ppo.export import export_policy_adapter, export_weighted_adapter
@@ -113,3 +114,11 @@ def test_soup_refuses_bad_weights_missing_runs_and_other_sft_policies(tmp_path):
     with pytest.raises(ConfigError, match="different SFT policy"):
         run_soup(_recipe(tmp_path, ["foreign"], [0.5, 0.5]))
     assert not (tmp_path / "main" / "soup" / "policy_adapter").exists()
+
+
+def test_the_report_says_when_ppo_is_a_soup():
+    report = {"sft": {"composite_mean": 0.1}, "ppo": {"composite_mean": 0.5},
+              "_settings": {"prompts": 2, "soup": {"runs": ["strict"], "weights": [0.6, 1.0]}}}
+    assert "SFT + 0.6 x this run's PPO delta + 1.0 x strict's" in render_markdown(report, [])
+    del report["_settings"]["soup"]
+    assert "soup" not in render_markdown(report, [])
