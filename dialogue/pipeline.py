@@ -23,7 +23,7 @@ from typing import Any
 from .config_io import to_dict
 from .pipeline_lanes import LANES, lanes_to_run, run_lanes
 from .recipe import Recipe
-from .soup import tuned_policy_adapter
+from .soup import soup_inputs_digest, tuned_policy_adapter
 
 OBJECTIVES = ("quality", "safety", "faithfulness")
 
@@ -37,6 +37,8 @@ class Stage:
     depends: tuple[str, ...]
     run: Callable[[Recipe, bool], dict[str, Any]]
     key_metrics: tuple[str, ...] = ()
+    # Files outside this run that the stage reads (another run's PPO adapter for the soup), as one digest.
+    external: Callable[[Recipe], str] | None = None
 
 
 def _hash_files(root: Path) -> str:
@@ -61,6 +63,8 @@ def fingerprint(stage: Stage, recipe: Recipe, data_hash: str, upstream: dict[str
         "data": data_hash,
         "upstream": {d: upstream[d] for d in stage.depends},
     }
+    if stage.external is not None:
+        payload["external"] = stage.external(recipe)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -137,8 +141,7 @@ def stages() -> list[Stage]:
         *reward,
         Stage("ppo", (*common, "ppo", "reward"), ("sft", *[s.name for s in reward]), _run_ppo,
               ("best_judge_score", "wall_s_this_run")),
-        # Another run's PPO adapter is not an upstream stage of this run: after retraining it, use --force soup.
-        Stage("soup", ("policy", "soup"), ("ppo",), _run_soup, ("weights",)),
+        Stage("soup", ("policy", "soup"), ("ppo",), _run_soup, ("weights",), external=soup_inputs_digest),
         Stage("quantize", ("policy", "quantize"), ("ppo", "soup"), _run_quantize, ("artifacts_mb",)),
         Stage("evaluate", (*common, "evaluate", "reward"), ("ppo", "soup"), _run_evaluate, ()),
     ]

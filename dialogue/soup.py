@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+from .ppo.export import chosen_ppo_adapter
 
 if TYPE_CHECKING:
     from .recipe import Recipe
@@ -78,10 +79,24 @@ def validate_soup(recipe: Recipe) -> list[Path]:
     return runs
 
 
+def soup_inputs_digest(recipe: Recipe) -> str:
+    """A digest of the other runs' PPO adapters, so a retrained ingredient makes the soup stage run again."""
+    digest = hashlib.sha256()
+    for entry in recipe.soup.runs:
+        for candidate in (Path(entry), Path(recipe.run.output_dir) / entry):
+            weights = chosen_ppo_adapter(candidate / "ppo") / "adapter_model.safetensors"
+            if weights.is_file():
+                digest.update(entry.encode() + hashlib.sha256(weights.read_bytes()).digest())
+                break
+        else:
+            digest.update(entry.encode() + b"missing")
+    return digest.hexdigest()[:16]
+
+
 def run_soup(recipe: Recipe) -> dict[str, Any]:
     """Write ``soup/policy_adapter`` (SFT + the weighted PPO adapters) and return the stage's metrics."""
     from .models import load_tokenizer
-    from .ppo.export import chosen_ppo_adapter, export_weighted_adapter
+    from .ppo.export import export_weighted_adapter
     from .runs import save_recipe, stage_dir, write_metrics
 
     out = stage_dir(recipe, "soup")

@@ -13,6 +13,7 @@ from dialogue.errors import ConfigError
 from dialogue.evaluation import render_markdown
 from dialogue.lora_config import LoraSection, peft_lora_config
 from dialogue.models import TINY_POLICY, load_causal_lm
+from dialogue.pipeline import fingerprint, stages
 from dialogue.ppo.export import export_policy_adapter, export_weighted_adapter
 from dialogue.recipe import load_recipe
 from dialogue.soup import run_soup, tuned_policy_adapter
@@ -122,3 +123,16 @@ def test_the_report_says_when_ppo_is_a_soup():
     assert "SFT + 0.6 x this run's PPO delta + 1.0 x strict's" in render_markdown(report, [])
     del report["_settings"]["soup"]
     assert "soup" not in render_markdown(report, [])
+
+
+def test_a_retrained_ingredient_makes_the_soup_stage_stale(tmp_path):
+    sft = _random_adapter(tmp_path / "sft", 1)
+    _fake_run(tmp_path, "main", sft, 2)
+    other = _fake_run(tmp_path, "other", sft, 3)
+    recipe = _recipe(tmp_path, ["other"], [0.5, 0.5])
+    soup = next(stage for stage in stages() if stage.name == "soup")
+    before = fingerprint(soup, recipe, "data", {"ppo": "p"})
+    assert fingerprint(soup, recipe, "data", {"ppo": "p"}) == before
+    shutil.rmtree(other / "ppo" / "adapter")
+    _random_adapter(other / "ppo" / "adapter", 4)  # the other run's PPO trained again
+    assert fingerprint(soup, recipe, "data", {"ppo": "p"}) != before
