@@ -35,22 +35,32 @@ def tuned_policy_adapter(recipe: Recipe) -> Path:
     return recipe.run.root / stage / "policy_adapter"
 
 
-def resolve_run(recipe: Recipe, entry: str) -> Path:
-    """A soup entry as a run directory: a path as given, else a name under ``run.output_dir``."""
+def _find_run(recipe: Recipe, entry: str) -> Path | None:
+    """A soup entry as a run directory with a finished PPO stage: a path as given, else a name under output_dir."""
     for candidate in (Path(entry), Path(recipe.run.output_dir) / entry):
         if (candidate / "ppo" / "metrics.json").is_file():
             return candidate
-    raise ConfigError(f"soup.runs: {entry!r} has no finished PPO stage (looked for {entry}/ppo/metrics.json and "
-                      f"{Path(recipe.run.output_dir) / entry}/ppo/metrics.json); run that recipe's pipeline first")
+    return None
+
+
+def resolve_run(recipe: Recipe, entry: str) -> Path:
+    """:func:`_find_run`, or a ConfigError that says where it looked."""
+    found = _find_run(recipe, entry)
+    if found is None:
+        raise ConfigError(f"soup.runs: {entry!r} has no finished PPO stage (looked for {entry}/ppo/metrics.json and "
+                          f"{Path(recipe.run.output_dir) / entry}/ppo/metrics.json); run that recipe's pipeline first")
+    return found
+
+
+def _file_digest(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 def _sft_identity(run_dir: Path) -> tuple[str | None, str | None]:
     """(SFT stage fingerprint, sha256 of the SFT adapter weights) of a run; either may be missing."""
     marker = run_dir / "sft" / "stage.json"
     stage_print = json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") if marker.is_file() else None
-    weights = run_dir / "sft" / "adapter" / "adapter_model.safetensors"
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None
-    return stage_print, digest
+    return stage_print, _file_digest(run_dir / "sft" / "adapter" / "adapter_model.safetensors")
 
 
 def check_same_sft(own: Path, other: Path) -> None:
@@ -83,13 +93,9 @@ def soup_inputs_digest(recipe: Recipe) -> str:
     """A digest of the other runs' PPO adapters, so a retrained ingredient makes the soup stage run again."""
     digest = hashlib.sha256()
     for entry in recipe.soup.runs:
-        for candidate in (Path(entry), Path(recipe.run.output_dir) / entry):
-            weights = chosen_ppo_adapter(candidate / "ppo") / "adapter_model.safetensors"
-            if weights.is_file():
-                digest.update(entry.encode() + hashlib.sha256(weights.read_bytes()).digest())
-                break
-        else:
-            digest.update(entry.encode() + b"missing")
+        run_dir = _find_run(recipe, entry)
+        weights = chosen_ppo_adapter(run_dir / "ppo") / "adapter_model.safetensors" if run_dir else None
+        digest.update(f"{entry}:{_file_digest(weights) if weights else 'missing'}".encode())
     return digest.hexdigest()[:16]
 
 
