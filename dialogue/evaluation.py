@@ -21,6 +21,7 @@ from .errors import ParleyError
 from .evaluate_config import EvalModelSection
 from .generation import GenerationParams, generate_batch, render_rows
 from .judge import judge
+from .judge_intervals import judge_intervals
 from .models import load_adapter, load_causal_lm, load_tokenizer
 from .recipe import Recipe
 from .reward_audit import render_agreement, reward_judge_agreement
@@ -148,7 +149,7 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
             "scores": {o: [float(x) for x in v] for o, v in scores.items()},
             "composite": composite,
             "lengths": lengths,
-            "judge": judge(rows, responses),
+            "judge": {**judge(rows, responses), **judge_intervals(rows, responses)},
         }
         if spec.name == reference:
             per_model[spec.name]["kl"] = [0.0] * len(rows)  # the reference against itself
@@ -233,19 +234,31 @@ def _soup_line(soup: dict[str, Any]) -> str:
     return f"ppo: a rewarded soup, SFT + {own} x this run's PPO delta + {others} (`soup` recipe section)."
 
 
+def _cell(result: dict[str, Any], key: str) -> str:
+    """One table cell: the value, and its template-bootstrap interval where the report has one."""
+    value = result.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, float):
+        return str(value)
+    low, high = result.get(f"{key}_ci_low"), result.get(f"{key}_ci_high")
+    return f"{value:.3f} ({low:.2f}-{high:.2f})" if low is not None and high is not None else f"{value:.3f}"
+
+
 def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
     names = [n for n in report if not n.startswith("_")]
     settings = report.get("_settings", {})
     lines = ["# Evaluation report", "",
              f"Held-out prompts: {settings.get('prompts')}, greedy, max {settings.get('max_new_tokens')} new tokens; "
              f"KL reference: {settings.get('reference')}.", "",
+             "Judge rates show a 95% interval in parentheses from resampling whole prompt templates (prompts of one "
+             "template tend to pass or fail together, so the interval is wider than a per-prompt one).", "",
              *([_soup_line(settings["soup"]), ""] if "soup" in settings else []),
              "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for key, label in ROWS:
         cells = []
         for name in names:
-            value = report[name].get(key)
-            cells.append("" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value))
+            cells.append(_cell(report[name], key))
         if any(cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", *render_agreement(report.get("_reward_judge_agreement", {})),

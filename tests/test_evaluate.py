@@ -23,6 +23,9 @@ def test_evaluate_writes_report_for_base_and_sft(trained_run: Path, tmp_path: Pa
     for name in ("base", "sft"):
         for key in REQUIRED:
             assert key in saved[name], (name, key)
+    for name in ("base", "sft"):
+        low, high = saved[name]["harmful_refusal_rate_ci_low"], saved[name]["harmful_refusal_rate_ci_high"]
+        assert 0.0 <= low <= saved[name]["harmful_refusal_rate"] <= high <= 1.0
     assert saved["sft"]["kl_to_ref"] == 0.0  # the reference is the SFT policy itself
     assert saved["base"]["kl_to_ref"] > 0.0  # an exact KL: positive for a different model, never negative
     assert saved["_settings"]["prompts"] == 3 * 4
