@@ -24,11 +24,12 @@ from .data_loading import (
     preference_to_conversation,
     to_prompt_completion,
 )
+from .errors import ConfigError
 from .lora_config import peft_lora_config
 from .models import load_causal_lm, load_tokenizer
 from .plots import plot_log_history
 from .ppo.distributed import distributed_state, trainable_digest, write_rank_report
-from .recipe import Recipe
+from .recipe import Recipe, SFTSection
 from .runs import recipe_yaml, save_recipe, stage_dir, write_metrics
 
 
@@ -36,6 +37,20 @@ def _sample(rows: list[dict], limit: int | None, rng: random.Random) -> list[dic
     if limit is None or limit >= len(rows):
         return list(rows)
     return rng.sample(rows, limit)
+
+
+def _sample_safety(rows: list[dict], cfg: SFTSection, rng: random.Random) -> list[dict]:
+    """``cfg.safety_rows`` safety pairs, with ``cfg.benign_risky_share`` of them benign-but-risky when set."""
+    if cfg.benign_risky_share is None:
+        return _sample(rows, cfg.safety_rows, rng)
+    benign = [r for r in rows if r.get("category") == "benign_risky"]
+    risky = [r for r in rows if r.get("category") != "benign_risky"]
+    wanted = round(cfg.safety_rows * cfg.benign_risky_share)
+    if wanted > len(benign) or cfg.safety_rows - wanted > len(risky):
+        raise ConfigError(f"sft.benign_risky_share={cfg.benign_risky_share} of {cfg.safety_rows} safety rows needs "
+                          f"{wanted} benign-but-risky and {cfg.safety_rows - wanted} other pairs; the data has "
+                          f"{len(benign)} and {len(risky)}")
+    return _sample(benign, wanted, rng) + _sample(risky, cfg.safety_rows - wanted, rng)
 
 
 def build_sft_datasets(recipe: Recipe) -> tuple[list[dict], list[dict], BadRows]:
@@ -48,7 +63,7 @@ def build_sft_datasets(recipe: Recipe) -> tuple[list[dict], list[dict], BadRows]
     if cfg.safety_rows != 0:
         # The chosen side of safety pairs: refusals of harmful requests and help with benign-but-risky ones.
         safety = load_preferences(data.data_dir, "safety", "train", bad)
-        train += _sample([preference_to_conversation(r) for r in safety], cfg.safety_rows, rng)
+        train += [preference_to_conversation(r) for r in _sample_safety(safety, cfg, rng)]
     for source in data.sft_sources:
         extra = load_source(source.kind, source.path, source.split, source.max_rows, bad)
         train += [row for row in extra if "messages" in row and row["messages"][-1]["role"] == "assistant"]

@@ -76,3 +76,24 @@ def test_chat_cli_runs_a_multi_turn_conversation_from_stdin(smoke_config: str) -
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("assistant:") == 2
     assert "(conversation cleared)" in result.stdout
+
+
+def test_benign_risky_share_sets_the_mix_of_safety_rows(smoke_config: str) -> None:
+    import random
+
+    import pytest
+
+    from dialogue.errors import ConfigError
+    from dialogue.sft import _sample_safety
+
+    rows = [{"category": "benign_risky", "i": i} for i in range(30)]
+    rows += [{"category": "fraud", "i": i} for i in range(90)]
+    recipe = load_recipe(smoke_config, ["sft.safety_rows=40", "sft.benign_risky_share=0.5"])
+    picked = _sample_safety(rows, recipe.sft, random.Random(0))
+    assert len(picked) == 40 and sum(r["category"] == "benign_risky" for r in picked) == 20
+    too_many = load_recipe(smoke_config, ["sft.safety_rows=80", "sft.benign_risky_share=0.5"])
+    with pytest.raises(ConfigError, match="40 benign-but-risky"):
+        _sample_safety(rows, too_many.sft, random.Random(0))
+    for bad in (["sft.benign_risky_share=1.5"], ["sft.safety_rows=0", "sft.benign_risky_share=0.3"]):
+        with pytest.raises(ConfigError, match="benign_risky_share"):
+            load_recipe(smoke_config, bad)
