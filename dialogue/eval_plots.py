@@ -28,6 +28,29 @@ def plot_objective_bars(report: dict[str, Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+JUDGE_KEYS = ("harmful_refusal_rate", "over_refusal_rate", "kb_fact_accuracy", "translation_language_accuracy")
+
+
+def plot_judge_rates(report: dict[str, Any], path: Path) -> Path:
+    """Grouped bars of the judge's rates per model, whiskers at the template-bootstrap 95% interval."""
+    names = [n for n in report if not n.startswith("_")]
+    keys = [k for k in JUDGE_KEYS if any(report[n].get(k) is not None for n in names)]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        values = [report[name].get(k) or 0.0 for k in keys]
+        low = [v - report[name].get(f"{k}_ci_low", v) for v, k in zip(values, keys, strict=True)]
+        high = [report[name].get(f"{k}_ci_high", v) - v for v, k in zip(values, keys, strict=True)]
+        ax.bar([x + i * width for x in range(len(keys))], values, width, yerr=[low, high], capsize=3, label=name)
+    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(keys))])
+    ax.set_xticklabels([k.removesuffix("_rate").replace("_", " ") for k in keys], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("rate (95% interval over templates)")
+    ax.set_title("Rule-based judge on held-out prompts")
+    ax.legend()
+    return save_figure(fig, path)
+
+
 def plot_reward_distributions(composites: dict[str, list[float]], path: Path) -> Path:
     """Overlaid histograms of the per-prompt composite reward of each model."""
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -194,7 +194,7 @@ def summarize(per_model: dict[str, dict[str, Any]], compare: list[str]) -> dict[
 def write_report(out: Path, report: dict[str, Any], per_model: dict[str, dict[str, Any]], rows: list[dict],
                  answers: dict[str, list[str]], ppo_log: Path) -> None:
     """``report.json``, ``report.md``, ``samples.jsonl`` and the PNG plots."""
-    from .eval_plots import plot_objective_bars, plot_ppo_curves, plot_reward_distributions
+    from .eval_plots import plot_judge_rates, plot_objective_bars, plot_ppo_curves, plot_reward_distributions
 
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     with open(out / "samples.jsonl", "w", encoding="utf-8") as handle:
@@ -204,6 +204,7 @@ def write_report(out: Path, report: dict[str, Any], per_model: dict[str, dict[st
                       **{f"{name}_composite": round(per_model[name]["composite"][i], 4) for name in per_model}}
             handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
     plots = [plot_objective_bars(report, out / "objective_bars.png"),
+             plot_judge_rates(report, out / "judge_rates.png"),
              plot_reward_distributions({n: r["composite"] for n, r in per_model.items()},
                                        out / "reward_distributions.png")]
     if ppo_log.is_file():

@@ -29,7 +29,7 @@ def test_evaluate_writes_report_for_base_and_sft(trained_run: Path, tmp_path: Pa
     assert saved["sft"]["kl_to_ref"] == 0.0  # the reference is the SFT policy itself
     assert saved["base"]["kl_to_ref"] > 0.0  # an exact KL: positive for a different model, never negative
     assert saved["_settings"]["prompts"] == 3 * 4
-    for plot in ("objective_bars.png", "reward_distributions.png"):
+    for plot in ("objective_bars.png", "judge_rates.png", "reward_distributions.png"):
         assert (tmp_path / "eval" / plot).stat().st_size > 1000
     markdown = (tmp_path / "eval" / "report.md").read_text()
     assert "| composite reward (normalized) |" in markdown
