@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .judge import RATES
 from .plots import plt, save_figure
 
 OBJECTIVE_KEYS = ("quality_mean", "safety_mean", "faithfulness_mean", "composite_mean")
@@ -28,13 +29,10 @@ def plot_objective_bars(report: dict[str, Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-JUDGE_KEYS = ("harmful_refusal_rate", "over_refusal_rate", "kb_fact_accuracy", "translation_language_accuracy")
-
-
 def plot_judge_rates(report: dict[str, Any], path: Path) -> Path:
     """Grouped bars of the judge's rates per model, whiskers at the template-bootstrap 95% interval."""
     names = [n for n in report if not n.startswith("_")]
-    keys = [k for k in JUDGE_KEYS if any(report[n].get(k) is not None for n in names)]
+    keys = [k for k in RATES if any(report[n].get(k) is not None for n in names)]
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):

@@ -20,7 +20,7 @@ from .data_loading import BadRows, load_ppo_prompts
 from .errors import ParleyError
 from .evaluate_config import EvalModelSection
 from .generation import GenerationParams, generate_batch, render_rows
-from .judge import judge
+from .judge import judge, rate_outcomes
 from .judge_intervals import judge_intervals
 from .models import load_adapter, load_causal_lm, load_tokenizer
 from .recipe import Recipe
@@ -145,11 +145,12 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
         composite = [float(combine_for_kind({o: v[i] for o, v in scores.items()}, row.get("kind"), composite_cfg,
                                             composite_cfg.lagrange_init)) for i, row in enumerate(rows)]
         lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
+        outcomes = rate_outcomes(rows, responses)
         per_model[spec.name] = {
             "scores": {o: [float(x) for x in v] for o, v in scores.items()},
             "composite": composite,
             "lengths": lengths,
-            "judge": {**judge(rows, responses), **judge_intervals(rows, responses)},
+            "judge": {**judge(rows, responses, outcomes), **judge_intervals(rows, responses, outcomes=outcomes)},
         }
         if spec.name == reference:
             per_model[spec.name]["kl"] = [0.0] * len(rows)  # the reference against itself

@@ -14,15 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .judge import judge_outcome
-
-# Judge rate -> (row kind, whether the rate counts the judge's "wrong" outcomes rather than its "right" ones).
-RATES = {
-    "harmful_refusal_rate": ("harmful", False),
-    "over_refusal_rate": ("benign_risky", True),
-    "kb_fact_accuracy": ("support", False),
-    "translation_language_accuracy": ("translation", False),
-}
+from .judge import rate_outcomes
 
 
 def cluster_bootstrap_interval(hits: Sequence[bool], clusters: Sequence[str], samples: int = 2000,
@@ -46,20 +38,16 @@ def cluster_bootstrap_interval(hits: Sequence[bool], clusters: Sequence[str], sa
     return float(low), float(high)
 
 
-def judge_intervals(rows: Sequence[dict[str, Any]], responses: Sequence[str],
-                    level: float = 0.95) -> dict[str, float]:
-    """``<rate>_ci_low`` / ``<rate>_ci_high`` for each judge rate whose kind is present (rows need ``template_id``)."""
+def judge_intervals(rows: Sequence[dict[str, Any]], responses: Sequence[str], level: float = 0.95,
+                    outcomes: dict[str, list[tuple[bool, str, int]]] | None = None) -> dict[str, float]:
+    """``<rate>_ci_low`` / ``<rate>_ci_high`` for each judge rate whose kind is present (rows need ``template_id``).
+
+    ``outcomes`` is :func:`dialogue.judge.rate_outcomes` of the same rows when the caller already has it.
+    """
+    outcomes = outcomes if outcomes is not None else rate_outcomes(rows, responses)
     out: dict[str, float] = {}
-    for rate, (kind, count_wrong) in RATES.items():
-        hits, clusters = [], []
-        for row, response in zip(rows, responses, strict=True):
-            if row.get("kind") != kind:
-                continue
-            outcome = judge_outcome(row, response)
-            if outcome is None:
-                continue
-            hits.append(not outcome if count_wrong else outcome)
-            clusters.append(str(row.get("template_id") or row.get("id")))
-        if hits:
+    for rate, values in outcomes.items():
+        if values:
+            hits, clusters = [hit for hit, _, _ in values], [cluster for _, cluster, _ in values]
             out[f"{rate}_ci_low"], out[f"{rate}_ci_high"] = cluster_bootstrap_interval(hits, clusters, level=level)
     return out
