@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.masking_utils import create_bidirectional_mask
 
 
 def supports_sharing(model: nn.Module) -> bool:
@@ -19,7 +20,7 @@ def supports_sharing(model: nn.Module) -> bool:
         base is not None
         and hasattr(base, "embeddings")
         and hasattr(getattr(base, "encoder", None), "layer")
-        and hasattr(base, "_create_attention_masks")
+        and not getattr(base.config, "is_decoder", False)
         and hasattr(model, "classifier")
     )
 
@@ -41,11 +42,9 @@ class SharedTrunk(nn.Module):
                 other.encoder.layer[i] = self.base.encoder.layer[i]
 
     def _mask(self, base: nn.Module, attention_mask: torch.Tensor, hidden: torch.Tensor):
-        mask, _ = base._create_attention_masks(
-            attention_mask=attention_mask, encoder_attention_mask=None, embedding_output=hidden,
-            encoder_hidden_states=None, cache=None,
-        )
-        return mask
+        # The public helper BERT's own forward uses for encoders (its private wrapper's signature changes
+        # between transformers releases: 5.25 added ``position_ids``).
+        return create_bidirectional_mask(config=base.config, inputs_embeds=hidden, attention_mask=attention_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw reward per objective, each of shape ``[batch]``."""
