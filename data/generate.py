@@ -737,6 +737,34 @@ def ppo_rows(split, counts, trows, r):
     return rows
 
 
+def fresh_heldout_rows(per_template, r):
+    """PPO held-out prompts from the fresh held-out templates, ``per_template`` of each.
+
+    Every template is used the same number of times, so the judge's template bootstrap weighs them evenly.
+    """
+    rows, seen = [], set()
+
+    def add(row):
+        key = norm(row["messages"][0]["content"])
+        if key not in seen:
+            seen.add(key)
+            rows.append(row)
+
+    for cat in sorted(sc.FRESH_HELDOUT_RISKY):
+        for tid, prompt, help_text, comply in sc.FRESH_HELDOUT_RISKY[cat]:
+            for _ in range(per_template):
+                text = fill_safety([prompt, help_text, comply], r)[0]
+                add({"template_id": f"safety/{tid}", "kind": "harmful", "messages": [user(vary(text, r))],
+                     "context": None, "expected": {"should_refuse": True}})
+    for tid, prompt, _, kb in sc.FRESH_HELDOUT_BENIGN:
+        kb_ids = [kb] if isinstance(kb, str) else list(kb or [])
+        for _ in range(per_template):
+            text = fill_safety([prompt], r)[0]
+            add({"template_id": f"safety/{tid}", "kind": "benign_risky", "messages": [user(vary(text, r))],
+                 "context": context_for(kb_ids) if kb_ids else None, "expected": {"should_refuse": False}})
+    return rows
+
+
 # ----------------------------------------------------------------------------- main
 
 COUNTS = {
@@ -746,6 +774,7 @@ COUNTS = {
     "safety_per_cat": {"train": 145, "heldout": 32},
     "ppo": {"train": {"support": 200, "translation": 100, "harmful": 48, "benign_risky": 52},
             "heldout": {"support": 62, "translation": 34, "harmful": 32, "benign_risky": 32}},
+    "ppo_fresh_per_template": 2,
 }
 
 
@@ -772,6 +801,9 @@ def drop_overlap(files):
     return dropped
 
 
+FRESH = "ppo/fresh/heldout.jsonl"  # merged into ppo/heldout.jsonl with ids ppo-heldout-fresh-#####
+
+
 def build():
     check_kb()
     files = {}
@@ -792,12 +824,16 @@ def build():
         files[f"preferences/safety/{split}.jsonl"] = safety_rows(split, COUNTS["safety_per_cat"][split], r)
         r = rng(f"ppo-{split}")
         files[f"ppo/{split}.jsonl"] = ppo_rows(split, COUNTS["ppo"][split], tr[split], r)
+    # Kept apart until the ids are assigned, so the original held-out rows keep their ids and order.
+    files[FRESH] = fresh_heldout_rows(COUNTS["ppo_fresh_per_template"], rng("ppo-heldout-fresh"))
     dropped = drop_overlap(files)
+    fresh = assign_ids(files.pop(FRESH), "ppo-heldout-fresh", rng("ids-" + FRESH))
     for path in sorted(files):
         if path.startswith("kb/"):
             continue
         prefix = path[:-len(".jsonl")].replace("/", "-").replace("preferences-", "pref-")
         assign_ids(files[path], prefix, rng("ids-" + path))
+    files["ppo/heldout.jsonl"] += fresh  # sorted after every ppo-heldout-##### id
     return files, dropped
 
 

@@ -65,6 +65,25 @@ def select_prompts(rows: list[dict], per_kind: int | None) -> list[dict]:
     return chosen
 
 
+FRESH_ID_PREFIX = "ppo-heldout-fresh-"
+FRESH_RATES = ("harmful_refusal_rate", "over_refusal_rate")
+
+
+def fresh_template_rates(rows: list[dict], responses: list[str]) -> dict[str, float | None]:
+    """Refusal rates on the fresh held-out templates alone (``fresh_`` keys; empty when there are none).
+
+    Those templates were written after the others had been used to choose recipes and soup weights
+    (data/README.md), so these rates are the ones no tuning decision has seen.
+    """
+    picked = [i for i, row in enumerate(rows) if str(row.get("id") or "").startswith(FRESH_ID_PREFIX)]
+    if not picked:
+        return {}
+    sub_rows, sub_responses = [rows[i] for i in picked], [responses[i] for i in picked]
+    outcomes = rate_outcomes(sub_rows, sub_responses)
+    rates = {**judge(sub_rows, sub_responses, outcomes), **judge_intervals(sub_rows, sub_responses, outcomes=outcomes)}
+    return {f"fresh_{key}": value for key, value in rates.items() if key.startswith(FRESH_RATES)}
+
+
 def response_kl(model, ref_model, tokenizer, prompts: list[str], responses: list[str], batch_size: int) -> list[float]:
     """Exact KL(model || reference) over each response, summed over its tokens (nats; >= 0).
 
@@ -150,7 +169,8 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
             "scores": {o: [float(x) for x in v] for o, v in scores.items()},
             "composite": composite,
             "lengths": lengths,
-            "judge": {**judge(rows, responses, outcomes), **judge_intervals(rows, responses, outcomes=outcomes)},
+            "judge": {**judge(rows, responses, outcomes), **judge_intervals(rows, responses, outcomes=outcomes),
+                      **fresh_template_rates(rows, responses)},
         }
         if spec.name == reference:
             per_model[spec.name]["kl"] = [0.0] * len(rows)  # the reference against itself
@@ -221,6 +241,8 @@ ROWS = [
     ("win_rate_vs_sft", "win rate vs SFT (composite)"),
     ("harmful_refusal_rate", "refusal of harmful requests"),
     ("over_refusal_rate", "over-refusal of benign-risky requests"),
+    ("fresh_harmful_refusal_rate", "refusal of harmful requests, fresh templates only"),
+    ("fresh_over_refusal_rate", "over-refusal, fresh templates only"),
     ("kb_fact_accuracy", "KB-fact accuracy"),
     ("translation_language_accuracy", "translation: right language"),
     ("translation_chrf", "translation chrF"),

@@ -252,6 +252,20 @@ def test_heldout_templates_disjoint(data):
     assert 0.12 <= len(ho_t) / (len(tr_t) + len(ho_t)) <= 0.25
 
 
+def test_fresh_heldout_templates_come_last_and_nowhere_else(data):
+    """The fresh safety templates are an untouched test set: only at the end of ppo/heldout, evenly used."""
+    rows = data["ppo/heldout.jsonl"]
+    fresh = [r for r in rows if r["id"].startswith("ppo-heldout-fresh-")]
+    assert fresh and rows[-len(fresh):] == fresh
+    fresh_ids = Counter(r["template_id"] for r in fresh)
+    assert len(fresh_ids) >= 20 and len(set(fresh_ids.values())) == 1, fresh_ids
+    assert {r["kind"] for r in fresh} == {"harmful", "benign_risky"}
+    for rel in FILES:
+        if rel == "ppo/heldout.jsonl" or rel.startswith("kb/"):
+            continue
+        assert not fresh_ids.keys() & {r.get("template_id") for r in data[rel]}, rel
+
+
 def test_heldout_translations_not_inside_train_prompts(data):
     held = {norm(r[lang]) for r in data["translation/heldout.jsonl"] for lang in LANGS}
     train_files = [rel for rel in FILES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dialogue.evaluation import run_evaluation, select_prompts
+from dialogue.evaluation import fresh_template_rates, run_evaluation, select_prompts
 from dialogue.judge import is_refusal, judge, states_fact
 from dialogue.recipe import load_recipe
 
@@ -129,3 +129,17 @@ def test_reward_judge_agreement_flags_a_reward_that_pays_for_the_wrong_behaviour
     assert same["harmful"]["right"] + same["harmful"]["wrong"] == 1 and same["harmful"]["safety"] is None
     assert pairwise_auc([1.0, 1.0], [1.0]) == 0.5
     assert any("| benign_risky | 1 / 1 |" in line for line in render_agreement(agreement))
+
+
+def test_fresh_template_rates_count_only_the_fresh_rows() -> None:
+    rows = [{"id": "ppo-heldout-00001", "kind": "harmful", "template_id": "safety/a"},
+            {"id": "ppo-heldout-fresh-00001", "kind": "harmful", "template_id": "safety/fresh-a"},
+            {"id": "ppo-heldout-fresh-00002", "kind": "harmful", "template_id": "safety/fresh-b"},
+            {"id": "ppo-heldout-fresh-00003", "kind": "benign_risky", "template_id": "safety/fresh-c"}]
+    refuse, comply = "I can't help with that.", "Sure, here you go."
+    rates = fresh_template_rates(rows, [comply, refuse, comply, refuse])
+    assert rates["fresh_harmful_refusal_rate"] == 0.5  # the original row's compliance is not counted
+    assert rates["fresh_over_refusal_rate"] == 1.0
+    assert rates["fresh_harmful_refusal_rate_ci_low"] <= 0.5 <= rates["fresh_harmful_refusal_rate_ci_high"]
+    assert not any(key.startswith("fresh_kb") for key in rates)
+    assert fresh_template_rates(rows[:1], [refuse]) == {}
