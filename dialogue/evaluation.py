@@ -185,7 +185,7 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
                            "models": {m.name: {"model": m.model or recipe.policy.model, "adapters": m.adapters}
                                       for m in models},
                            "wall_s": round(time.time() - started, 1)}
-    if soup_enabled(recipe):
+    if _evaluates_soup(recipe, models):
         report["_settings"]["soup"] = {"runs": list(recipe.soup.runs), "weights": list(recipe.soup.weights)}
     write_report(out, report, per_model, rows, answers, recipe.run.root / "ppo" / "log.jsonl")
     write_metrics(out, {k: v for k, v in report.items() if not k.startswith("_")})
@@ -249,6 +249,14 @@ ROWS = [
     ("kl_to_ref", "KL to reference (nats/response)"),
     ("mean_response_tokens", "mean response tokens"),
 ]
+
+
+def _evaluates_soup(recipe: Recipe, models: list[EvalModelSection]) -> bool:
+    """Whether one of the evaluated models is this run's soup (an explicit model list may bypass it)."""
+    if not soup_enabled(recipe):
+        return False
+    soup_adapter = str(tuned_policy_adapter(recipe))
+    return any(soup_adapter in model.adapters for model in models)
 
 
 def _soup_line(soup: dict[str, Any]) -> str:

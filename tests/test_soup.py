@@ -10,7 +10,8 @@ import torch
 from peft import PeftModel, get_peft_model
 
 from dialogue.errors import ConfigError
-from dialogue.evaluation import render_markdown
+from dialogue.evaluate_config import EvalModelSection
+from dialogue.evaluation import _evaluates_soup, render_markdown
 from dialogue.lora_config import LoraSection, peft_lora_config
 from dialogue.models import TINY_POLICY, load_causal_lm
 from dialogue.pipeline import fingerprint, stages
@@ -123,6 +124,17 @@ def test_the_report_says_when_ppo_is_a_soup():
     assert "SFT + 0.6 x this run's PPO delta + 1.0 x strict's" in render_markdown(report, [])
     del report["_settings"]["soup"]
     assert "soup" not in render_markdown(report, [])
+
+
+def test_the_report_names_the_soup_only_when_the_soup_was_evaluated(tmp_path):
+    recipe = _recipe(tmp_path, ["strict"], [0.6, 1.0])
+    sft = str(tmp_path / "main" / "sft" / "adapter")
+    plain_ppo = [EvalModelSection("sft", adapters=[sft]),
+                 EvalModelSection("ppo", adapters=[sft, str(tmp_path / "main" / "ppo" / "best" / "adapter")])]
+    assert not _evaluates_soup(recipe, plain_ppo)
+    with_soup = [*plain_ppo, EvalModelSection("soup", adapters=[str(tuned_policy_adapter(recipe))])]
+    assert _evaluates_soup(recipe, with_soup)
+    assert not _evaluates_soup(_recipe(tmp_path, [], []), with_soup)
 
 
 def test_a_retrained_ingredient_makes_the_soup_stage_stale(tmp_path):

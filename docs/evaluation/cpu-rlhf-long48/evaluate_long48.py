@@ -1,15 +1,16 @@
-"""Evaluate SFT and the judge-kept PPO adapter of runs/long48 on all 208 held-out prompts (README Results)."""
+"""Evaluate SFT and the PPO adapter runs/long48 hands downstream on all 208 held-out prompts (README Results).
+
+The recipe's soup section is bypassed: this run is cpu-rlhf's PPO alone, without the strict run mixed in.
+"""
 from pathlib import Path
 
 from dialogue.evaluate_config import EvalModelSection
 from dialogue.evaluation import run_evaluation
+from dialogue.ppo.export import chosen_ppo_adapter
 from dialogue.recipe import load_recipe
 
 recipe = load_recipe("configs/cpu-rlhf.yaml", ["run.name=long48", "ppo.steps=48", "ppo.learning_rate=2.0e-4"])
-root = recipe.run.root
-sft = str(root / "sft" / "adapter")
-models = [EvalModelSection("sft", adapters=[sft])]
-best = root / "ppo" / "best" / "adapter"
-if best.exists():
-    models.append(EvalModelSection("ppo", adapters=[sft, str(best)]))
+sft = str(recipe.run.root / "sft" / "adapter")
+ppo = str(chosen_ppo_adapter(recipe.run.root / "ppo"))
+models = [EvalModelSection("sft", adapters=[sft]), EvalModelSection("ppo", adapters=[sft, ppo])]
 run_evaluation(recipe, models=models, out_dir=Path("docs/evaluation/cpu-rlhf-long48"))
