@@ -14,6 +14,7 @@ import os
 import random
 import re
 import sys
+import zlib
 
 sys.dont_write_bytecode = True  # keep data/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -170,10 +171,18 @@ def context_for(kb_ids):
     return "\n\n".join(ARTICLES[k]["text"] for k in kb_ids)
 
 
-ANSWER_OPENERS = ["", "", "", "Sure - ", "Happy to help: ", "Good question - ", "Thanks for asking! ",
-                  "Of course. "]
-ANSWER_CLOSERS = ["", "", "", " Is there anything else I can help with?",
-                  " Let me know if you have any other questions.", " I hope that helps!"]
+# Answers lead with the fact. pick_dress still draws one of 8 opener slots and, for one-sentence answers, one
+# of 6 closer slots from the conversation's stream, so every later draw (and so every support and PPO prompt)
+# is the same as when these slots held openers like "Of course. ". Only the last opener slot can dress an
+# answer, only for facts whose answer hashes into ANSWER_OPENER_SHARE and never before a yes/no answer: about
+# 2-4% of answers. An opener never ends its sentence, so the fact always follows in the same sentence. A closer
+# needs the last closer slot and an even opener slot: about 1 in 12 one-sentence answers.
+ANSWER_OPENER_SLOTS = 8
+ANSWER_OPENER_SHARE = 3  # 1 in 3 facts can get an opener (when the last slot is drawn)
+ANSWER_OPENERS = ["Sure - ", "Good question - ", "Happy to help: "]
+ANSWER_CLOSER_SLOTS = 6
+ANSWER_CLOSERS = [" Is there anything else I can help with?", " Let me know if you have any other questions.",
+                  " I hope that helps!"]
 
 
 def lower_first(text):
@@ -189,8 +198,16 @@ def dress(answer, opener, closer):
 
 
 def pick_dress(r, answer):
-    opener = r.choice(ANSWER_OPENERS)
-    closer = r.choice(ANSWER_CLOSERS) if answer.count(". ") == 0 else ""
+    slot = r.choice(range(ANSWER_OPENER_SLOTS))
+    h = zlib.crc32(answer.encode("utf-8"))
+    opener = ""
+    if (slot == ANSWER_OPENER_SLOTS - 1 and h % ANSWER_OPENER_SHARE == 0
+            and not answer.startswith(("Yes", "No"))):
+        opener = ANSWER_OPENERS[h // ANSWER_OPENER_SHARE % len(ANSWER_OPENERS)]
+    closer = ""
+    if (answer.count(". ") == 0 and r.choice(range(ANSWER_CLOSER_SLOTS)) == ANSWER_CLOSER_SLOTS - 1
+            and slot % 2 == 0):
+        closer = ANSWER_CLOSERS[h % len(ANSWER_CLOSERS)]
     return opener, closer
 
 
@@ -212,10 +229,11 @@ OPENERS = {
                 "Hi, first time shopping with you and I've got a question.",
                 "Hello, my partner ordered a {item} on my account and I'm wondering about something."],
 }
-OPENER_REPLIES = ["Of course - what would you like to know?",
-                  "Sure, I'd be glad to help. What's your question?",
-                  "Hello! How can I help you today?", "Happy to help. What do you need?",
-                  "Hi there! What can I do for you?"]
+# Replies to an opening line that asks nothing yet (never the final, trained turn). They ask for the question
+# instead of promising help, so no assistant turn models "Of course"/"Happy to help" without substance.
+OPENER_REPLIES = ["What would you like to know?", "Go ahead - what's your question?",
+                  "Hello! What's your question?", "What do you need to know?",
+                  "Hi there! What would you like to ask?"]
 FOLLOWUP_PREFIXES = ["Also, ", "One more thing: ", "And ", "Thanks. ", "Got it. ", "Ok, also "]
 
 

@@ -308,3 +308,35 @@ def test_translation_references_match_rows(data):
             if r["kind"] == "translation":
                 exp = r["expected"]
                 assert (exp["reference"], exp["tgt_lang"]) in sentences
+
+
+ABBREVIATION = re.compile(r"\b(a\.m|p\.m|e\.g|i\.e|U\.S|No)\.$")
+
+
+def first_sentence(text):
+    """Up to the first sentence end (.!? then whitespace), not counting abbreviations like "a.m."."""
+    for m in re.finditer(r"[.!?](?=\s|$)", text):
+        if not ABBREVIATION.search(text[:m.end()]):
+            return text[:m.end()]
+    return text
+
+
+def test_support_answers_lead_with_the_fact(data):
+    """The final answer states its fact in the first sentence; short openers are rare, closers too."""
+    facts = {f["key"]: f for a in data["kb/articles.jsonl"] for f in a["facts"]}
+    for s in SPLITS:
+        rows = data[f"support/{s}.jsonl"]
+        openers = closers = 0
+        for r in rows:
+            key = r["template_id"].split("/", 1)[1].split("+")[-1].split("/")[0]
+            answer = r["messages"][-1]["content"]
+            head = first_sentence(answer)
+            assert any(re.search(p, head, re.I) for p in facts[key]["answer_patterns"]), (r["id"], answer)
+            openers += bool(re.match(r"(Sure|Of course|Happy to help|Good question|Thanks for asking)\b", answer))
+            closers += bool(re.search(r"(anything else|other questions|hope that helps)", answer, re.I))
+        assert openers <= 0.05 * len(rows), (s, openers)
+        assert closers <= 0.12 * len(rows), (s, closers)
+    replies = {m["content"] for s in SPLITS for r in data[f"support/{s}.jsonl"] for m in r["messages"]
+               if m["role"] == "assistant"}
+    # No turn is an opener alone ("Of course.", "Sure, I'd be glad to help. What's your question?").
+    assert not [t for t in replies if re.match(r"(Sure|Of course|Happy to help|Thanks for asking)\s*[,.!]", t)]
