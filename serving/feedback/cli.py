@@ -9,12 +9,19 @@ from .pairs import DEFAULT_MAX_PAIRS_PER_PROMPT
 
 
 def add_feedback_commands(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``feedback export --db URL --out prefs.jsonl`` to a parser's subcommands."""
+    """Add ``feedback export --db URL --out DIR`` to a parser's subcommands."""
     feedback = subparsers.add_parser("feedback", help="work with the human-feedback store")
     commands = feedback.add_subparsers(dest="feedback_command", metavar="COMMAND", required=True)
-    export = commands.add_parser("export", help="write TRL preference pairs (JSONL) from collected feedback")
+    export = commands.add_parser(
+        "export",
+        help="write TRL training files from collected feedback: per-objective preference pairs and KTO rows",
+        description="With --out DIR: DIR/preferences-{quality,safety,faithfulness}.jsonl (TRL conversational "
+        "preference rows, each in the file of its objective tag), DIR/kto.jsonl (TRL unpaired rows: every like, "
+        "dislike, clear rating and correction) and DIR/manifest.json. With --out FILE.jsonl: all preference "
+        "pairs in one file (each row tagged with its objective).",
+    )
     export.add_argument("--db", required=True, help="store URL: sqlite:///feedback.db or postgresql+psycopg://...")
-    export.add_argument("--out", required=True, help="output .jsonl file (replaced atomically)")
+    export.add_argument("--out", required=True, help="output folder, or a .jsonl file for all pairs in one file")
     export.add_argument(
         "--max-pairs-per-prompt",
         type=int,
@@ -27,11 +34,17 @@ def add_feedback_commands(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_export(args: argparse.Namespace) -> int:
     """Run the export and print one summary line; returns the process exit code."""
-    from .export import export_preferences  # SQLAlchemy only loads when the command runs
+    from .export import export_feedback, export_preferences  # SQLAlchemy only loads when the command runs
     from .store import FeedbackValueError
 
     if args.max_pairs_per_prompt < 1:
         raise FeedbackValueError("--max-pairs-per-prompt must be at least 1")
-    n = export_preferences(args.db, args.out, max_pairs_per_prompt=args.max_pairs_per_prompt)
-    print(f"wrote {n} preference pairs to {args.out}")
+    if str(args.out).endswith(".jsonl"):
+        n = export_preferences(args.db, args.out, max_pairs_per_prompt=args.max_pairs_per_prompt)
+        print(f"wrote {n} preference pairs to {args.out}")
+        return 0
+    counts = export_feedback(args.db, args.out, max_pairs_per_prompt=args.max_pairs_per_prompt)
+    pairs = ", ".join(f"{o} {n}" for o, n in counts.items() if o != "kto")
+    print(f"wrote {sum(n for o, n in counts.items() if o != 'kto')} preference pairs ({pairs}) and "
+          f"{counts['kto']} KTO rows to {args.out}")
     return 0

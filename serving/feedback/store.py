@@ -3,14 +3,19 @@
 Every piece of free text (messages, corrections, handoff reasons and transcripts, KB citations) goes
 through :func:`serving.feedback.pii.redact` before it reaches the database. Feedback is an upsert on
 (message, rater) done by the database itself (``INSERT ... ON CONFLICT DO UPDATE``), so repeated or
-concurrent clicks update one row instead of racing to insert two.
+concurrent clicks update one row instead of racing to insert two. A dislike may carry a reason
+(:mod:`serving.feedback.reasons`); an API client may send an idempotency key, and a retry with the same key
+returns the first result without applying the request again. An "another answer" sample is stored as a
+variant of the answer it was drawn for, and a rater's choice between the two as a :class:`Comparison`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +27,28 @@ from dialogue.errors import ParleyError
 
 from . import pairs
 from .engine import WRITE_OPTION, FeedbackStoreError, make_engine
-from .models import HANDOFF_STATUSES, MODES, ROLES, Base, Conversation, Feedback, HandoffTicket, Message, utcnow
+from .migrate import upgrade
+from .models import (
+    CORE_TABLES,
+    HANDOFF_STATUSES,
+    MODES,
+    PREFERRED,
+    ROLES,
+    Comparison,
+    Conversation,
+    Feedback,
+    HandoffTicket,
+    IdempotencyKey,
+    Message,
+    utcnow,
+)
 from .pii import contains_pii, redact, redact_obj
+from .reasons import REASON_KEYS, REASONS
 
 MAX_TEXT_CHARS = 32_000  # a long answer or transcript turn; anything larger is a client bug, not feedback
 MAX_RATER_CHARS = 128
 MAX_RECENT = 1_000
+MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 
 class FeedbackValueError(ParleyError, ValueError):
@@ -36,6 +57,19 @@ class FeedbackValueError(ParleyError, ValueError):
 
 class UnknownRecordError(ParleyError, LookupError):
     """A conversation, message or ticket id does not exist in this store."""
+
+
+class IdempotencyConflictError(FeedbackValueError):
+    """An idempotency key was sent again with a different request (a client bug, never a retry)."""
+
+
+@dataclass(frozen=True)
+class FeedbackReceipt:
+    """What :meth:`FeedbackStore.submit_feedback` did: the row it wrote (or, for a replay, wrote before)."""
+
+    feedback_id: int
+    replayed: bool  # True: the idempotency key was seen before and nothing was written now
+    row: dict[str, Any]  # the stored row as it is now: message_id, rater, like, rating, reason, correction...
 
 
 def _check_text(name: str, value: Any, *, allow_empty: bool) -> str:
@@ -60,7 +94,12 @@ def _check_id(name: str, value: Any) -> int:
     return value
 
 
-def _exists(conn: Connection, model: type[Base], row_id: int) -> bool:
+def check_reason(value: Any) -> str:
+    """A known dislike reason key (see :data:`serving.feedback.reasons.REASONS`)."""
+    return _check_choice("reason", value, REASON_KEYS)
+
+
+def _exists(conn: Connection, model: Any, row_id: int) -> bool:
     return conn.execute(select(model.id).where(model.id == row_id)).first() is not None
 
 
@@ -86,15 +125,15 @@ class FeedbackStore:
     def __init__(self, url: str | Path, *, create: bool = True, **engine_kwargs: Any) -> None:
         self.engine: Engine = make_engine(url, must_exist=not create, **engine_kwargs)
         self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
-        if create:
-            Base.metadata.create_all(self._writer)
-        else:
-            missing = set(Base.metadata.tables) - set(inspect(self.engine).get_table_names())
+        if not create:
+            missing = set(CORE_TABLES) - set(inspect(self.engine).get_table_names())
             if missing:
                 self.engine.dispose()
                 raise FeedbackStoreError(
                     f"{self.url} is not a feedback store (missing tables: {', '.join(sorted(missing))})"
                 )
+        # New tables and columns of later Parley versions (additive and nullable; see serving.feedback.migrate).
+        self.upgraded = upgrade(self.engine)
 
     @property
     def url(self) -> str:
@@ -120,6 +159,15 @@ class FeedbackStore:
         with self.engine.connect() as conn:
             yield conn
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read transaction in which several SELECTs see one state (SQLite: a read transaction already does)."""
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
     # --- writes ----------------------------------------------------------------------------------------
 
     def create_conversation(self, mode: str, model_name: str, adapter_hash: str | None = None) -> int:
@@ -144,10 +192,19 @@ class FeedbackStore:
         *,
         kb_ids: Sequence[str | int] | None = None,
         citations: Sequence[Any] | None = None,
+        variant_of: int | None = None,
     ) -> int:
-        """Append a (redacted) message as the conversation's next turn. Returns the message id."""
+        """Append a (redacted) message as the conversation's next turn. Returns the message id.
+
+        ``variant_of`` stores a second sample for an earlier assistant message of the same conversation
+        ("another answer"): it gets a turn number of its own but is not part of the conversation's history.
+        """
         _check_id("conversation_id", conversation_id)
         _check_choice("role", role, ROLES)
+        if variant_of is not None:
+            _check_id("variant_of", variant_of)
+            if role != "assistant":
+                raise FeedbackValueError("only an assistant message can be an alternative answer")
         content = redact(_check_text("content", content, allow_empty=True))
         kb = None if kb_ids is None else [k if isinstance(k, int) else redact(str(k)) for k in kb_ids]
         cites = None if citations is None else redact_obj(list(citations))
@@ -156,6 +213,8 @@ class FeedbackStore:
                 with self._write() as conn:
                     if not _exists(conn, Conversation, conversation_id):
                         raise UnknownRecordError(f"conversation {conversation_id} does not exist")
+                    if variant_of is not None:
+                        self._check_variant_target(conn, conversation_id, variant_of)
                     turn = conn.execute(
                         select(func.coalesce(func.max(Message.turn) + 1, 0)).where(
                             Message.conversation_id == conversation_id
@@ -170,6 +229,7 @@ class FeedbackStore:
                             content=content,
                             kb_ids=kb,
                             citations=cites,
+                            variant_of=variant_of,
                             created_at=utcnow(),
                         )
                         .returning(Message.id)
@@ -179,21 +239,34 @@ class FeedbackStore:
                     raise
         raise AssertionError("unreachable")
 
-    def record_feedback(
-        self,
-        message_id: int,
-        rater: str,
-        like: bool | None = None,
-        rating: int | None = None,
-        correction: str | None = None,
-    ) -> int:
-        """Create or update the rater's feedback on an assistant answer. Returns the feedback row id.
+    @staticmethod
+    def _check_variant_target(conn: Connection, conversation_id: int, variant_of: int) -> None:
+        target = conn.execute(
+            select(Message.conversation_id, Message.role, Message.variant_of).where(Message.id == variant_of)
+        ).one_or_none()
+        if target is None:
+            raise UnknownRecordError(f"message {variant_of} does not exist")
+        if target.conversation_id != conversation_id or target.role != "assistant":
+            raise FeedbackValueError(f"message {variant_of} is not an answer in conversation {conversation_id}")
+        if target.variant_of is not None:
+            raise FeedbackValueError(f"message {variant_of} is itself an alternative; use its original answer")
 
-        Only the fields given (not None) change, so a like click keeps an earlier rating and vice
-        versa. The upsert is one statement, safe under concurrent clicks from any number of processes.
-        """
-        _check_id("message_id", message_id)
-        rater = rater_key(rater)
+    @staticmethod
+    def _upsert(conn: Connection, model: Any, keys: dict[str, Any], values: dict[str, Any]) -> int:
+        """``INSERT ... ON CONFLICT (keys) DO UPDATE SET values, updated_at``; returns the row id."""
+        now = utcnow()
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = dialect_insert(model).values(**keys, created_at=now, updated_at=now, **values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[getattr(model, k) for k in keys],
+            set_={**{k: stmt.excluded[k] for k in values}, "updated_at": stmt.excluded.updated_at},
+        ).returning(model.id)
+        return conn.execute(stmt).scalar_one()
+
+    @staticmethod
+    def _feedback_values(
+        like: Any, rating: Any, correction: Any, reason: Any
+    ) -> dict[str, Any]:
         values: dict[str, Any] = {}
         if like is not None:
             if not isinstance(like, bool):
@@ -205,24 +278,150 @@ class FeedbackStore:
             values["rating"] = rating
         if correction is not None:
             values["correction"] = redact(_check_text("correction", correction, allow_empty=False).strip())
+        if reason is not None:
+            check_reason(reason)
+            if like is True:
+                raise FeedbackValueError("a reason says what was wrong: it goes with a dislike, not a like")
+            values["reason"], values["like"] = reason, False  # a reason is a dislike
+        elif like is True:
+            values["reason"] = None  # a like takes back an earlier dislike's reason
         if not values:
-            raise FeedbackValueError("record_feedback needs at least one of like, rating or correction")
-        now = utcnow()
+            raise FeedbackValueError("record_feedback needs at least one of like, rating or correction (or a reason)")
+        return values
+
+    @staticmethod
+    def _answer_role(conn: Connection, message_id: int) -> None:
+        role = conn.execute(select(Message.role).where(Message.id == message_id)).scalar_one_or_none()
+        if role is None:
+            raise UnknownRecordError(f"message {message_id} does not exist")
+        if role != "assistant":
+            raise FeedbackValueError(f"message {message_id} is a {role} message; feedback is for answers")
+
+    def record_feedback(
+        self,
+        message_id: int,
+        rater: str,
+        like: bool | None = None,
+        rating: int | None = None,
+        correction: str | None = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Create or update the rater's feedback on an assistant answer. Returns the feedback row id.
+
+        Only the fields given (not None) change, so a like click keeps an earlier rating and vice
+        versa. The upsert is one statement, safe under concurrent clicks from any number of processes.
+        ``reason`` (a key of :data:`~serving.feedback.reasons.REASONS`) records a dislike with its reason; a
+        like clears the reason. ``idempotency_key``: see :meth:`submit_feedback`.
+        """
+        return self.submit_feedback(
+            message_id, rater, like, rating, correction, reason, idempotency_key=idempotency_key
+        ).feedback_id
+
+    def submit_feedback(
+        self,
+        message_id: int,
+        rater: str,
+        like: bool | None = None,
+        rating: int | None = None,
+        correction: str | None = None,
+        reason: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> FeedbackReceipt:
+        """:meth:`record_feedback`, returning the stored row, with an optional idempotency key.
+
+        The first request with a key (per rater) is applied and remembered with a digest of what it asked
+        for; a later request with the same key and the same content is not applied again (the feedback row
+        stays as it is, even if other requests changed it since) and gets ``replayed=True``; the same key
+        with different content raises :class:`IdempotencyConflictError`.
+        """
+        _check_id("message_id", message_id)
+        rater = rater_key(rater)
+        values = self._feedback_values(like, rating, correction, reason)
+        if idempotency_key is not None:
+            idempotency_key = _check_text("idempotency_key", idempotency_key, allow_empty=False).strip()
+            if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
+                raise FeedbackValueError(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters")
+        digest = hashlib.sha256(
+            json.dumps({"message_id": message_id, **values}, sort_keys=True).encode()
+        ).hexdigest()
         with self._write() as conn:
-            role = conn.execute(select(Message.role).where(Message.id == message_id)).scalar_one_or_none()
-            if role is None:
-                raise UnknownRecordError(f"message {message_id} does not exist")
-            if role != "assistant":
-                raise FeedbackValueError(f"message {message_id} is a {role} message; feedback is for answers")
-            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            stmt = dialect_insert(Feedback).values(
-                message_id=message_id, rater=rater, created_at=now, updated_at=now, **values
+            if idempotency_key is not None:
+                seen = self._claim_key(conn, rater, idempotency_key, digest)
+                if seen is not None:
+                    return FeedbackReceipt(seen, True, self._feedback_row(conn, seen))
+            self._answer_role(conn, message_id)
+            feedback_id = self._upsert(conn, Feedback, {"message_id": message_id, "rater": rater}, values)
+            if idempotency_key is not None:
+                conn.execute(
+                    update(IdempotencyKey)
+                    .where(IdempotencyKey.rater == rater, IdempotencyKey.key == idempotency_key)
+                    .values(feedback_id=feedback_id)
+                )
+            return FeedbackReceipt(feedback_id, False, self._feedback_row(conn, feedback_id))
+
+    @staticmethod
+    def _claim_key(conn: Connection, rater: str, key: str, digest: str) -> int | None:
+        """Take the key for this request (None) or return the feedback id of the request that took it before.
+
+        The insert is ``ON CONFLICT DO NOTHING``: on PostgreSQL a concurrent request with the same key waits
+        for the first to commit and then sees its row; on SQLite write transactions are serial anyway.
+        """
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        taken = conn.execute(
+            dialect_insert(IdempotencyKey)
+            .values(rater=rater, key=key, request_hash=digest, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=[IdempotencyKey.rater, IdempotencyKey.key])
+            .returning(IdempotencyKey.key)
+        ).first()
+        if taken is not None:
+            return None
+        earlier = conn.execute(
+            select(IdempotencyKey.request_hash, IdempotencyKey.feedback_id).where(
+                IdempotencyKey.rater == rater, IdempotencyKey.key == key
             )
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[Feedback.message_id, Feedback.rater],
-                set_={**{k: stmt.excluded[k] for k in values}, "updated_at": stmt.excluded.updated_at},
-            ).returning(Feedback.id)
-            return conn.execute(stmt).scalar_one()
+        ).one()
+        if earlier.request_hash != digest or earlier.feedback_id is None:
+            raise IdempotencyConflictError(
+                f"idempotency key {key!r} was already used for a different feedback request"
+            )
+        return earlier.feedback_id
+
+    @staticmethod
+    def _feedback_row(conn: Connection, feedback_id: int) -> dict[str, Any]:
+        row = conn.execute(select(Feedback.__table__).where(Feedback.id == feedback_id)).mappings().one()
+        return dict(row)
+
+    def record_comparison(
+        self, message_id: int, alternative_id: int, rater: str, preferred: str, reason: str | None = None
+    ) -> int:
+        """Store which of an answer and its alternative (see ``add_message(variant_of=...)``) the rater prefers.
+
+        ``preferred`` is ``"original"`` or ``"alternative"``; ``reason`` says what was wrong with the other
+        one (without it the export uses the rater's dislike reason on the rejected answer, if any). One row
+        per (answer, alternative, rater): choosing again updates it. Returns the comparison id.
+        """
+        _check_id("message_id", message_id)
+        _check_id("alternative_id", alternative_id)
+        rater = rater_key(rater)
+        _check_choice("preferred", preferred, PREFERRED)
+        if reason is not None:
+            check_reason(reason)
+        with self._write() as conn:
+            variant_of = conn.execute(
+                select(Message.variant_of).where(Message.id == alternative_id)
+            ).one_or_none()
+            if variant_of is None:
+                raise UnknownRecordError(f"message {alternative_id} does not exist")
+            if variant_of[0] != message_id:
+                raise FeedbackValueError(f"message {alternative_id} is not an alternative to message {message_id}")
+            return self._upsert(
+                conn,
+                Comparison,
+                {"message_id": message_id, "alternative_id": alternative_id, "rater": rater},
+                {"preferred": preferred, "reason": reason},
+            )
 
     def open_handoff(
         self, conversation_id: int, reason: str, transcript: Sequence[dict[str, str]] | None = None
@@ -236,7 +435,7 @@ class FeedbackStore:
             if transcript is None:
                 rows = conn.execute(
                     select(Message.role, Message.content)
-                    .where(Message.conversation_id == conversation_id)
+                    .where(Message.conversation_id == conversation_id, Message.variant_of.is_(None))
                     .order_by(Message.turn)
                 )
                 turns = [{"role": r.role, "content": r.content} for r in rows]
@@ -295,6 +494,11 @@ class FeedbackStore:
             open_tickets = conn.execute(
                 select(func.count()).select_from(HandoffTicket).where(HandoffTicket.status != "closed")
             ).scalar_one()
+            by_reason = dict(
+                conn.execute(
+                    select(Feedback.reason, func.count()).where(Feedback.reason.is_not(None)).group_by(Feedback.reason)
+                ).all()
+            )
             days = []
             for d, lk, dk in per_day:
                 lk, dk = int(lk or 0), int(dk or 0)
@@ -316,6 +520,8 @@ class FeedbackStore:
                 "mean_rating": None if totals[4] is None else round(float(totals[4]), 3),
                 "corrections": totals[5],
                 "handoffs_open": open_tickets,
+                "reasons": {key: int(by_reason.get(key, 0)) for key in REASONS},
+                "comparisons": count(Comparison),
                 "per_day": days,
             }
 
@@ -341,6 +547,7 @@ class FeedbackStore:
                     Feedback.like,
                     Feedback.rating,
                     Feedback.correction,
+                    Feedback.reason,
                     Message.content,
                     Feedback.updated_at,
                 )
@@ -363,53 +570,120 @@ class FeedbackStore:
     def export_preferences(
         self, max_pairs_per_prompt: int = pairs.DEFAULT_MAX_PAIRS_PER_PROMPT
     ) -> list[dict[str, Any]]:
-        """TRL preference rows built from this store's feedback (see :mod:`serving.feedback.pairs`)."""
-        with self._read() as conn:
-            answers = self._rated_answers(conn)
-        return pairs.build_pairs(answers, max_pairs_per_prompt=max_pairs_per_prompt)
+        """TRL preference rows built from this store's feedback, each tagged with its reward objective.
+
+        See :mod:`serving.feedback.pairs`; one consistent snapshot of the store.
+        """
+        with self._snapshot() as conn:
+            answers, choices = self._export_inputs(conn)
+        return pairs.build_pairs(answers, max_pairs_per_prompt=max_pairs_per_prompt, choices=choices)
+
+    def export_all(
+        self, max_pairs_per_prompt: int = pairs.DEFAULT_MAX_PAIRS_PER_PROMPT
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(preference rows, unpaired KTO rows) from one read of the store."""
+        with self._snapshot() as conn:
+            answers, choices = self._export_inputs(conn)
+        return (
+            pairs.build_pairs(answers, max_pairs_per_prompt=max_pairs_per_prompt, choices=choices),
+            pairs.unpaired_rows(answers),
+        )
+
+    def _export_inputs(self, conn: Connection) -> tuple[list[pairs.RatedAnswer], list[pairs.Choice]]:
+        comparisons = conn.execute(
+            select(
+                Comparison.id,
+                Comparison.message_id,
+                Comparison.alternative_id,
+                Comparison.rater,
+                Comparison.preferred,
+                Comparison.reason,
+            ).order_by(Comparison.id)
+        ).all()
+        extra = {c.message_id for c in comparisons} | {c.alternative_id for c in comparisons}
+        answers = self._rated_answers(conn, extra)
+        by_id = {a.message_id: a for a in answers}
+        rater_reasons = {
+            (row.message_id, row.rater): row.reason
+            for row in conn.execute(
+                select(Feedback.message_id, Feedback.rater, Feedback.reason).where(Feedback.reason.is_not(None))
+            )
+        }
+        choices = []
+        for c in comparisons:
+            original, alternative = by_id.get(c.message_id), by_id.get(c.alternative_id)
+            if original is None or alternative is None:
+                continue
+            rejected = c.alternative_id if c.preferred == "original" else c.message_id
+            reason = c.reason or rater_reasons.get((rejected, c.rater))
+            choices.append(pairs.Choice(c.id, original, alternative, c.preferred, reason))
+        return [a for a in answers if a.ratings], choices
 
     @staticmethod
-    def _rated_answers(conn: Connection) -> list[pairs.RatedAnswer]:
-        """Every assistant message with feedback, with its prompt (earlier turns) and all raters' feedback."""
+    def _rated_answers(conn: Connection, extra_ids: set[int] | None = None) -> list[pairs.RatedAnswer]:
+        """Every assistant message with feedback (and those in ``extra_ids``), with its prompt and feedback.
+
+        The prompt is the conversation's earlier turns, without alternative answers; an alternative's prompt
+        is its original answer's.
+        """
         feedback_rows = conn.execute(
-            select(Feedback.id, Feedback.message_id, Feedback.like, Feedback.rating, Feedback.correction).order_by(
-                Feedback.message_id, Feedback.id
-            )
+            select(
+                Feedback.id, Feedback.message_id, Feedback.like, Feedback.rating, Feedback.correction, Feedback.reason
+            ).order_by(Feedback.message_id, Feedback.id)
         ).all()
         by_message: dict[int, list[pairs.Rating]] = {}
         for row in feedback_rows:
             by_message.setdefault(row.message_id, []).append(
-                pairs.Rating(feedback_id=row.id, like=row.like, rating=row.rating, correction=row.correction)
+                pairs.Rating(
+                    feedback_id=row.id, like=row.like, rating=row.rating, correction=row.correction, reason=row.reason
+                )
             )
-        if not by_message:
+        wanted = sorted(set(by_message) | (extra_ids or set()))
+        if not wanted:
             return []
-        rated = conn.execute(
-            select(Message.id, Message.conversation_id, Message.turn, Message.role, Message.content)
-            .where(Message.id.in_(list(by_message)))
-            .order_by(Message.id)
-        ).all()
+        rated = []
+        for chunk_start in range(0, len(wanted), 500):
+            rated += conn.execute(
+                select(
+                    Message.id,
+                    Message.conversation_id,
+                    Message.turn,
+                    Message.role,
+                    Message.content,
+                    Message.citations,
+                    Message.variant_of,
+                ).where(Message.id.in_(wanted[chunk_start : chunk_start + 500]))
+            ).all()
+        rated.sort(key=lambda m: m.id)
         conversation_ids = sorted({m.conversation_id for m in rated})
         history: dict[int, list[tuple[int, str, str]]] = {}
+        turn_of: dict[int, int] = {}
         for chunk_start in range(0, len(conversation_ids), 500):
             chunk = conversation_ids[chunk_start : chunk_start + 500]
             for m in conn.execute(
-                select(Message.conversation_id, Message.turn, Message.role, Message.content)
+                select(Message.id, Message.conversation_id, Message.turn, Message.role, Message.content,
+                       Message.variant_of)
                 .where(Message.conversation_id.in_(chunk))
                 .order_by(Message.conversation_id, Message.turn)
             ):
-                history.setdefault(m.conversation_id, []).append((m.turn, m.role, m.content))
+                turn_of[m.id] = m.turn
+                if m.variant_of is None:
+                    history.setdefault(m.conversation_id, []).append((m.turn, m.role, m.content))
         answers = []
         for m in rated:
             if m.role != "assistant":
                 continue
-            prompt = [{"role": r, "content": c} for t, r, c in history[m.conversation_id] if t < m.turn]
+            before = turn_of.get(m.variant_of, m.turn) if m.variant_of is not None else m.turn
+            prompt = [{"role": r, "content": c} for t, r, c in history.get(m.conversation_id, []) if t < before]
             answers.append(
                 pairs.RatedAnswer(
                     message_id=m.id,
                     conversation_id=m.conversation_id,
                     prompt=prompt,
                     content=m.content,
-                    ratings=tuple(by_message[m.id]),
+                    ratings=tuple(by_message.get(m.id, ())),
+                    context=pairs.context_of(m.citations),
+                    variant_of=m.variant_of,
                 )
             )
         return answers

@@ -1,0 +1,46 @@
+"""Bring an existing feedback store up to the current schema: new tables and added (nullable) columns.
+
+``Base.metadata.create_all`` creates missing tables but never alters an existing one, so a store created
+by an earlier Parley has ``feedback`` without ``reason`` and ``messages`` without ``variant_of``. The upgrade
+adds each column listed in :data:`serving.feedback.models.ADDED_COLUMNS` that the table lacks, with
+``ALTER TABLE ... ADD COLUMN`` (nullable: old rows keep their meaning, old readers keep working). It runs
+whenever a :class:`~serving.feedback.store.FeedbackStore` opens a database, is idempotent, and is safe
+when several processes open the same store at once (SQLite: one ``BEGIN IMMEDIATE`` write transaction
+that re-reads the columns; PostgreSQL: ``ADD COLUMN IF NOT EXISTS`` under a transaction-level advisory lock).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+from .engine import WRITE_OPTION
+from .models import ADDED_COLUMNS, Base
+
+_PG_LOCK_KEY = 0x7061726C6579  # "parley": serializes concurrent upgrades of one PostgreSQL database
+
+
+def _columns(conn: Connection, table: str) -> set[str]:
+    if conn.dialect.name == "sqlite":  # the inspector may cache; PRAGMA reads inside this transaction
+        return {row[1] for row in conn.exec_driver_sql(f'PRAGMA table_info("{table}")')}
+    return {c["name"] for c in inspect(conn).get_columns(table)}
+
+
+def missing_columns(conn: Connection) -> list[tuple[str, str, str]]:
+    """The (table, column, DDL) entries of ADDED_COLUMNS whose table exists without the column."""
+    tables = set(inspect(conn).get_table_names())
+    return [(t, c, ddl) for t, c, ddl in ADDED_COLUMNS if t in tables and c not in _columns(conn, t)]
+
+
+def upgrade(engine: Engine) -> list[str]:
+    """Create missing tables and add missing columns; returns ``table.column`` for each column added."""
+    writer = engine.execution_options(**{WRITE_OPTION: True})
+    added = []
+    with writer.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        Base.metadata.create_all(conn)  # new tables (checkfirst): comparisons, idempotency_keys
+        for table, column, ddl in missing_columns(conn):
+            exists = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
+            conn.exec_driver_sql(f'ALTER TABLE "{table}" ADD COLUMN {exists}"{column}" {ddl}')
+            added.append(f"{table}.{column}")
+    return added
