@@ -96,25 +96,44 @@ class Gate:
         self._slots = threading.BoundedSemaphore(slots)
         self._lock = threading.Lock()
         self._waiting = 0
+        self._running = 0
+        self._max_slots = slots
         self._max_waiting = waiting
         self._wait_timeout_s = wait_timeout_s
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a slot now (the queue depth /metrics reports)."""
+        return self._waiting
+
+    @property
+    def running(self) -> int:
+        """Generations holding a slot now."""
+        return self._running
+
+    @property
+    def slots(self) -> int:
+        return self._max_slots
+
     def acquire(self) -> None:
         """Take a slot, waiting in line if there is room in it; raises :class:`BusyError` otherwise."""
-        if self._slots.acquire(blocking=False):
-            return
-        with self._lock:
-            if self._waiting >= self._max_waiting:
-                raise BusyError(BUSY_MESSAGE)
-            self._waiting += 1
-        try:
-            if not self._slots.acquire(timeout=self._wait_timeout_s):
-                raise BusyError(BUSY_MESSAGE)
-        finally:
+        if not self._slots.acquire(blocking=False):
             with self._lock:
-                self._waiting -= 1
+                if self._waiting >= self._max_waiting:
+                    raise BusyError(BUSY_MESSAGE)
+                self._waiting += 1
+            try:
+                if not self._slots.acquire(timeout=self._wait_timeout_s):
+                    raise BusyError(BUSY_MESSAGE)
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+        with self._lock:
+            self._running += 1
 
     def release(self) -> None:
+        with self._lock:
+            self._running -= 1
         self._slots.release()
 
     def hold(self, chunks: Iterator[str]) -> Iterator[str]:

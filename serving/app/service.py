@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,7 +17,8 @@ from typing import Any, Literal
 from dialogue.languages import LANGUAGES, check_language, translation_request
 from serving.guard import Guard
 from serving.handoff import DislikeStreak, notice, wants_human
-from serving.limits import Gate, LimitError, Limits, with_deadline
+from serving.limits import BusyError, Gate, LimitError, Limits, with_deadline
+from serving.metrics import Metrics
 from serving.retrieval import KnowledgeBase
 
 log = logging.getLogger("parley.serve")
@@ -77,7 +79,7 @@ class ChatService:
 
     def __init__(self, engine: Any, kb: KnowledgeBase | None, guard: Guard, store: Any, limits: Limits, gate: Gate,
                  model_name: str, adapter_hash: str | None, top_k: int = 3, temperature: float = 0.0,
-                 top_p: float = 1.0) -> None:
+                 top_p: float = 1.0, metrics: Metrics | None = None) -> None:
         self.engine = engine
         self.kb = kb
         self.guard = guard
@@ -88,6 +90,7 @@ class ChatService:
         self.adapter_hash = adapter_hash
         self.top_k = top_k
         self.default_sampling = Sampling(limits.max_new_tokens, temperature, top_p)
+        self.metrics = metrics or Metrics()
 
     # --- building blocks -------------------------------------------------------------------------------
 
@@ -126,7 +129,9 @@ class ChatService:
 
     def open_handoff(self, session: Session, reason: str) -> int:
         """A ticket for a human agent with the (redacted) stored conversation; returns its id."""
-        return self.store.open_handoff(self._conversation(session), reason)
+        ticket = self.store.open_handoff(self._conversation(session), reason)
+        self.metrics.tickets_opened.inc()
+        return ticket
 
     @staticmethod
     def _note_language(session: Session, text: str) -> None:
@@ -160,11 +165,37 @@ class ChatService:
         take back streamed text); with ``live`` True it streams and a rejected answer is replaced at the end
         (:attr:`Turn.replaced`).
         """
-        text = self.limits.check_message(user_text)
-        self.limits.check_turns(session.user_turns + 1)
+        started = time.monotonic()
+        route = "api" if session.mode == "api" else "ui"
+        mode = "support" if prompt is None else "translate"  # only a translation sends the model another text
+        try:
+            text = self.limits.check_message(user_text)
+            self.limits.check_turns(session.user_turns + 1)
+        except LimitError:
+            self.metrics.turn_finished(route, mode, "limit", None, None)
+            raise
         sampling = sampling or self.default_sampling
         turn = Turn(user_text=text)
-        return turn, self._run(session, turn, prompt or text, sampling, use_kb, detect_handoff, live)
+        deltas = self._run(session, turn, prompt or text, sampling, use_kb, detect_handoff, live)
+        return turn, self._measured(deltas, turn, route, mode, started)
+
+    def _measured(self, deltas: Iterator[str], turn: Turn, route: str, mode: str, started: float) -> Iterator[str]:
+        """Pass the deltas through, then count the turn in /metrics with how it ended and how long it took."""
+        outcome, first = "error", None
+        try:
+            for delta in deltas:
+                if first is None:
+                    first = time.monotonic() - started
+                yield delta
+            outcome = turn.finish_reason
+        except BusyError:
+            outcome = "busy"
+            raise
+        except GeneratorExit:
+            outcome = "cancelled"
+            raise
+        finally:
+            self.metrics.turn_finished(route, mode, outcome, time.monotonic() - started, first)
 
     def _run(self, session: Session, turn: Turn, prompt: str, sampling: Sampling, use_kb: bool,
              detect_handoff: bool, live: bool) -> Iterator[str]:
@@ -187,6 +218,7 @@ class ChatService:
         verdict = self.guard.check_input(session.history)
         if not verdict.safe:
             log.info("guard refused input (score %.3f)", verdict.score)
+            self.metrics.guard_block("input")
             turn.text, turn.blocked, turn.finish_reason = verdict.text, "input", "refused"
             self._finish(session, turn)
             yield turn.text
@@ -206,6 +238,7 @@ class ChatService:
             turn.text, turn.replaced = EMPTY_ANSWER, True
         if not checked.safe:
             log.info("guard replaced output (score %.3f)", checked.score)
+            self.metrics.guard_block("output")
             turn.blocked, turn.replaced = "output", True
         self._finish(session, turn, kb_ids=[c["id"] for c in turn.citations] or None)
         if not live:
@@ -234,6 +267,7 @@ class ChatService:
         if correction is not None:
             correction = self.limits.check_message(correction)
         self.store.record_feedback(message_id, rater, like=like, rating=rating, correction=correction)
+        self.metrics.feedback_given(like, rating, correction)
         if like is not None and session.streak.record(message_id, like):
             return self.open_handoff(session, f"{session.streak.limit} answers in a row were disliked")
         return None
