@@ -45,7 +45,11 @@ def add_reward_commands(sub, add_recipe_args: Callable[[argparse.ArgumentParser]
     train = reward_sub.add_parser("train", help="train a Bradley-Terry reward model (TRL RewardTrainer)")
     add_recipe_args(train)
     train.add_argument("--objective", required=True, choices=[*OBJECTIVES, "all"])
-    train.add_argument("--feedback", help="extra preference rows (JSONL prompt/chosen/rejected/context) to mix in")
+    train.add_argument("--feedback", action="append", metavar="PATH",
+                       help="human-feedback preference rows to mix in (repeatable): the folder written by "
+                       "'parley feedback export --out DIR' or its preferences-<objective>.jsonl files (each "
+                       "objective trains on its own), or any JSONL of prompt/chosen/rejected/context rows "
+                       "(a row's 'objective' field routes it; untagged rows go to every objective)")
     train.set_defaults(handler=cmd_train)
 
     score = reward_sub.add_parser("score", help="score JSONL rows with every trained objective")

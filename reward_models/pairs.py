@@ -2,15 +2,30 @@
 
 Public sets are split deterministically (seeded shuffle by row) into a held-out part and a training
 pool *before* anything is trained, so held-out accuracy is measured on rows no model has seen.
+
+Human-feedback rows (``--feedback``) go to the objective they are tagged with: a file named
+``preferences-<objective>.jsonl`` (what ``parley feedback export --out DIR`` writes) holds that objective's
+pairs, a folder stands for its ``preferences-*.jsonl`` files, and a row's own ``objective`` field routes it
+inside any other file. Rows without any tag (a file from before the tags) go to every objective.
 """
 
 from __future__ import annotations
 
 import random
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialogue.data_loading import BadRows, Row, load_optional_source, load_preferences, preference_row, read_jsonl
+from dialogue.data_loading import (
+    OBJECTIVES,
+    BadRows,
+    Row,
+    load_optional_source,
+    load_preferences,
+    preference_row,
+    read_jsonl,
+)
 from dialogue.errors import DataError
 
 from .config import RewardSection, RewardSourceSection
@@ -46,9 +61,59 @@ def source_name(source: RewardSourceSection) -> str:
     return f"{source.kind}:{Path(source.path).name}"
 
 
-def load_feedback(path: str | Path, bad: BadRows) -> list[Row]:
-    """Extra TRL preference rows (``prompt/chosen/rejected/context``), e.g. exported human feedback."""
-    return read_jsonl(Path(path), preference_row, bad)
+FeedbackPaths = str | Path | Sequence[str | Path]
+_OBJECTIVE_FILE = re.compile(r"^preferences-([a-z_]+)\.jsonl$")
+
+
+def file_objective(path: Path) -> str | None:
+    """The objective a ``preferences-<objective>.jsonl`` file name stands for (None for other names)."""
+    match = _OBJECTIVE_FILE.match(path.name)
+    return match.group(1) if match and match.group(1) in OBJECTIVES else None
+
+
+def feedback_files(feedback: FeedbackPaths) -> list[Path]:
+    """The JSONL files behind ``--feedback``: files as given, a folder's ``preferences-<objective>.jsonl`` files."""
+    paths = [feedback] if isinstance(feedback, (str, Path)) else list(feedback)
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(f for f in path.glob("preferences-*.jsonl") if file_objective(f))
+            if not found:
+                raise DataError(f"feedback folder {path} has no preferences-<objective>.jsonl files "
+                                f"(write them with: parley feedback export --db URL --out {path})")
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
+def load_feedback(feedback: FeedbackPaths, bad: BadRows, objective: str | None = None) -> list[Row]:
+    """Extra TRL preference rows (``prompt/chosen/rejected/context``), e.g. exported human feedback.
+
+    With ``objective``, only the rows for it: rows of its ``preferences-<objective>.jsonl`` file, rows tagged
+    ``"objective": "<objective>"`` and untagged rows. A tag that is not an objective, or that contradicts
+    its file's name, makes the row a bad row.
+    """
+    rows = []
+    for path in feedback_files(feedback):
+        named = file_objective(path)
+        if objective is not None and named is not None and named != objective:
+            continue
+
+        def convert(obj: dict, named: str | None = named) -> Row | None:
+            row = preference_row(obj)
+            tag = obj.get("objective")
+            if tag is not None and tag not in OBJECTIVES:
+                raise ValueError(f"objective tag {tag!r} is not one of {', '.join(OBJECTIVES)}")
+            if tag is not None and named is not None and tag != named:
+                raise ValueError(f"row tagged {tag!r} in the file of objective {named!r}")
+            row["objective"] = tag or named
+            if objective is not None and row["objective"] not in (None, objective):
+                return None
+            return row
+
+        rows += read_jsonl(path, convert, bad)
+    return rows
 
 
 def balanced_refusal_sample(rows: list[Row], count: int, rng: random.Random) -> list[Row]:
@@ -85,7 +150,7 @@ def build_pairs(
     objective: str,
     seed: int,
     bad: BadRows,
-    feedback: str | Path | None = None,
+    feedback: FeedbackPaths | None = None,
 ) -> ObjectivePairs:
     """Training rows and named held-out sets for one objective."""
     rng = random.Random(seed)
@@ -130,9 +195,12 @@ def build_pairs(
         out.train += extra
         out.counts[f"{name}_train"] = len(extra)
     if feedback is not None:
-        extra = load_feedback(feedback, bad)
+        extra = load_feedback(feedback, bad, objective)
         out.train += extra
         out.counts["feedback_train"] = len(extra)
+        untagged = sum(row["objective"] is None for row in extra)
+        if untagged:
+            out.counts["feedback_untagged_train"] = untagged
     if not out.train:
         raise DataError(
             f"no training pairs for objective '{objective}': expected {project_dir}/train.jsonl, "

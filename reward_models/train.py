@@ -22,7 +22,7 @@ from dialogue.runs import read_metrics, save_recipe, stage_dir, write_metrics
 from .backbone import freeze_lower_layers, load_for_training, trunk_fingerprint
 from .evaluation import pair_scores, pairwise_metrics, pairwise_metrics_by_category
 from .normalization import Normalization
-from .pairs import build_pairs
+from .pairs import FeedbackPaths, build_pairs
 from .plots import plot_accuracy, plot_score_distributions
 from .scorer import META_FILE, RewardScorer
 from .text import encode_reward_input
@@ -75,7 +75,7 @@ def _reward_config(recipe: Recipe, out: Path, tokenizer, has_eval: bool):
     )
 
 
-def run_reward_training(recipe: Recipe, objective: str, feedback: str | Path | None = None) -> dict[str, Any]:
+def run_reward_training(recipe: Recipe, objective: str, feedback: FeedbackPaths | None = None) -> dict[str, Any]:
     """Train, normalize, evaluate and save one objective's reward model under ``runs/<run>/reward-<objective>/``.
 
     Under ``accelerate launch`` only training is data-parallel (``reward.batch_size`` is per process). Saving,
