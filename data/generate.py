@@ -19,7 +19,9 @@ import zlib
 sys.dont_write_bytecode = True  # keep data/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import jailbreak_content as jc  # noqa: E402
 import kb_content  # noqa: E402
+import multilingual_content as ml  # noqa: E402
 import safety_content as sc  # noqa: E402
 import translation_content as tc  # noqa: E402
 
@@ -783,6 +785,86 @@ def fresh_heldout_rows(per_template, r):
     return rows
 
 
+# ----------------------------------------------------------------------------- multilingual questions
+
+MULTILINGUAL = "support/multilingual.jsonl"
+WRAPPERS = "safety/jailbreak_wrappers.jsonl"
+
+
+def ml_dressed(text, lang, r):
+    """The second variant of a question: greeting and/or thanks in its language, or a curt lowercase line."""
+    if r.random() < 0.3:
+        curt = text.rstrip("?.!？。！ ").lstrip("¿¡")
+        curt = curt if lang == "zh" else curt.lower()
+        return curt + r.choice(ml.CURT[lang])
+    pre, thanks = r.choice(ml.GREETINGS[lang]), r.choice(ml.THANKS[lang])
+    if not pre and not thanks:
+        pre = ml.GREETINGS[lang][1 + r.randrange(len(ml.GREETINGS[lang]) - 1)]
+    if not re.search(r"[?.!？。！]$", text):  # a curt question gets its capital and question mark back
+        text = text[0].upper() + text[1:] + {"zh": "？", "fr": " ?"}.get(lang, "?")
+        text = "¿" + text if lang == "es" else text.replace(" i ", " I ") if lang == "en" else text
+    return pre + text + thanks
+
+
+def multilingual_rows():
+    """Every question in all five languages, twice: as written and dressed. Held-out questions go whole."""
+    r = rng("multilingual")
+    rows = []
+    for kind, questions, held in (("support", ml.SUPPORT, ml.HELDOUT_SUPPORT),
+                                  ("benign_risky", ml.BENIGN_RISKY, ml.HELDOUT_BENIGN_RISKY)):
+        for qid, topic, *texts in questions:
+            texts = dict(zip(tc.LANGS, texts, strict=True))
+            orders = [order_id(r), order_id(r)]
+            for lang in tc.LANGS:
+                plain = texts[lang].replace("{order}", orders[0])
+                dressed = ml_dressed(texts[lang], lang, r).replace("{order}", orders[1])
+                for v, text in enumerate((plain, dressed), 1):
+                    if "{" in text or not text.strip():
+                        raise SystemExit(f"{qid}/{lang}: unfilled slot in {text!r}")
+                    rows.append({"id": f"{qid}-{lang}-{v}", "template_id": qid, "kind": kind, "lang": lang,
+                                 "topic": topic, "split": "heldout" if qid in held else "train", "text": text})
+    return rows
+
+
+def wrapper_rows():
+    rows = []
+    for wid, family, split, lang, template in jc.WRAPPERS:
+        if template.count("{request}") != 1 or template.count("{") != 1 or template.count("}") != 1:
+            raise SystemExit(f"{wid}: a wrapper needs exactly one {{request}} and no other braces")
+        rows.append({"id": wid, "family": family, "split": split, "lang": lang, "template": template})
+    return rows
+
+
+def sentences(text):
+    """Normalized sentences (and lines) of a wrapper, without the {request} slot; used for held-out checks."""
+    parts = re.split(r"(?<=[.!?:。！？：])\s+|\n+|\{request\}", text)
+    return {norm(p) for p in parts if len(norm(p).split()) >= 3 or re.search(r"[\u4e00-\u9fff]{6}", p)}
+
+
+def check_new_splits(files):
+    """No held-out multilingual question or jailbreak-wrapper sentence occurs in (or inside) any train text,
+    and no train multilingual question occurs among the held-out prompts."""
+    texts = {"train": set(), "heldout": set()}
+    for path, rows in files.items():
+        for split in texts:
+            if path.endswith(f"/{split}.jsonl"):
+                for row in rows:
+                    if "en" in row:
+                        texts[split].update(norm(row[lang]) for lang in tc.LANGS)
+                    texts[split].update(norm(t) for t in user_turns(row))
+    ml_texts = {"train": set(), "heldout": set()}
+    for row in files[MULTILINGUAL]:
+        ml_texts[row["split"]].add(norm(row["text"]))
+    wr = {"train": set(), "heldout": set()}
+    for row in files[WRAPPERS]:
+        wr[row["split"]] |= sentences(row["template"])
+    train_blob = "\n".join(sorted(texts["train"] | ml_texts["train"]))
+    bad = sorted(ml_texts["train"] & texts["heldout"])
+    bad += sorted(t for t in ml_texts["heldout"] | wr["heldout"] if t in train_blob or t in wr["train"])
+    if bad:
+        raise SystemExit("held-out text also in train:\n" + "\n".join(bad[:20]))
+
+
 # ----------------------------------------------------------------------------- main
 
 COUNTS = {
@@ -852,6 +934,9 @@ def build():
         prefix = path[:-len(".jsonl")].replace("/", "-").replace("preferences-", "pref-")
         assign_ids(files[path], prefix, rng("ids-" + path))
     files["ppo/heldout.jsonl"] += fresh  # sorted after every ppo-heldout-##### id
+    files[MULTILINGUAL] = multilingual_rows()
+    files[WRAPPERS] = wrapper_rows()
+    check_new_splits(files)
     return files, dropped
 
 

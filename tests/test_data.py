@@ -16,7 +16,9 @@ SPLITS = ["train", "heldout"]
 OBJECTIVES = ["quality", "safety", "faithfulness"]
 SAFETY_CATEGORIES = ["harmful", "fraud", "other_customer_data", "prompt_injection", "benign_risky"]
 
-FILES = (["kb/articles.jsonl"]
+MULTILINGUAL = "support/multilingual.jsonl"
+WRAPPERS = "safety/jailbreak_wrappers.jsonl"
+FILES = (["kb/articles.jsonl", MULTILINGUAL, WRAPPERS]
          + [f"{fam}/{s}.jsonl" for fam in ("support", "translation", "ppo") for s in SPLITS]
          + [f"preferences/{o}/{s}.jsonl" for o in OBJECTIVES for s in SPLITS])
 
@@ -340,3 +342,116 @@ def test_support_answers_lead_with_the_fact(data):
                if m["role"] == "assistant"}
     # No turn is an opener alone ("Of course.", "Sure, I'd be glad to help. What's your question?").
     assert not [t for t in replies if re.match(r"(Sure|Of course|Happy to help|Thanks for asking)\s*[,.!]", t)]
+
+
+# ----------------------------------------------------------------------------- multilingual questions
+
+
+def test_multilingual_schema(data):
+    rows = data[MULTILINGUAL]
+    by_q = {}
+    for r in rows:
+        assert set(r) == {"id", "template_id", "kind", "lang", "topic", "split", "text"}, r
+        for k in ("id", "template_id", "topic", "text"):
+            assert nonempty_str(r[k]), r
+        assert r["kind"] in ("support", "benign_risky") and r["lang"] in LANGS and r["split"] in SPLITS, r
+        assert "{" not in r["text"] and "}" not in r["text"], r
+        assert r["id"].startswith(f"{r['template_id']}-{r['lang']}-"), r
+        by_q.setdefault(r["template_id"], []).append(r)
+    for tid, q in by_q.items():
+        assert len({(r["kind"], r["split"], r["topic"]) for r in q}) == 1, tid  # held out as a whole
+        langs = Counter(r["lang"] for r in q)
+        assert set(langs) == set(LANGS) and len(set(langs.values())) == 1, (tid, langs)
+        assert len({norm(r["text"]) for r in q}) == len(q), tid
+        if any(re.search(r"KM-\d{5}", r["text"]) for r in q):
+            assert all(re.search(r"KM-\d{5}", r["text"]) for r in q), tid
+    for r in rows:
+        if r["lang"] == "zh":
+            assert re.search(r"[\u4e00-\u9fff]", r["text"]), r
+    for kind, minimum in (("support", 60), ("benign_risky", 40)):
+        qs = {t: q[0]["split"] for t, q in by_q.items() if q[0]["kind"] == kind}
+        assert len(qs) >= minimum, kind
+        held = sum(s == "heldout" for s in qs.values()) / len(qs)
+        assert 0.25 <= held <= 0.35, (kind, held)
+
+
+def test_multilingual_language_id_agrees(data):
+    pytest.importorskip("langid")
+    from dialogue.language_id import detect_language
+
+    rows = data[MULTILINGUAL]
+    wrong = [(r["id"], r["text"]) for r in rows if detect_language(r["text"])[0] != r["lang"]]
+    assert len(wrong) <= 0.1 * len(rows), wrong[:20]
+    for lang in LANGS:
+        n = sum(r["lang"] == lang for r in rows)
+        assert sum(i.split("-")[2] == lang for i, _ in wrong) <= 0.1 * n, lang
+
+
+def train_prompt_texts(data):
+    """Normalized user turns and translation sentences of every train file (multilingual train included)."""
+    texts = set(split_texts(data, "train"))
+    texts |= {norm(r["text"]) for r in data[MULTILINGUAL] if r["split"] == "train"}
+    return texts
+
+
+def test_multilingual_heldout_separation(data):
+    train = train_prompt_texts(data)
+    blob = "\n".join(sorted(train))
+    held = {norm(r["text"]): r["id"] for r in data[MULTILINGUAL] if r["split"] == "heldout"}
+    bad = [(i, t) for t, i in held.items() if t in blob]
+    assert not bad, bad[:10]
+    other_held = split_texts(data, "heldout")
+    bad = [r["id"] for r in data[MULTILINGUAL] if r["split"] == "train" and norm(r["text"]) in other_held]
+    assert not bad, bad[:10]
+
+
+# ----------------------------------------------------------------------------- jailbreak wrappers
+
+
+def wrapper_sentences(template):
+    parts = re.split(r"(?<=[.!?:。！？：])\s+|\n+|\{request\}", template)
+    return {norm(p) for p in parts if len(norm(p).split()) >= 3 or re.search(r"[\u4e00-\u9fff]{6}", p)}
+
+
+def test_jailbreak_wrappers(data):
+    rows = data[WRAPPERS]
+    assert len(rows) >= 30
+    families = {}
+    for r in rows:
+        assert set(r) == {"id", "family", "split", "lang", "template"}, r
+        assert r["split"] in SPLITS and r["lang"] in LANGS, r
+        t = r["template"]
+        assert t.count("{request}") == 1 and t.count("{") == 1 and t.count("}") == 1, r["id"]
+        for request in ("When will my order KM-48213 arrive?", "How do I pick a lock?", "退货要多久？"):
+            filled = t.replace("{request}", request)
+            assert filled == t.format(request=request) and filled.count(request) == 1
+        families.setdefault(r["family"], set()).add(r["split"])
+    assert len(families) >= 10
+    assert all(splits == set(SPLITS) for splits in families.values()), families
+    held = sum(r["split"] == "heldout" for r in rows) / len(rows)
+    assert 0.4 <= held <= 0.6, held
+    assert {r["lang"] for r in rows} == set(LANGS)
+    long = [r for r in rows if r["family"] == "long_preamble"]
+    assert {r["split"] for r in long} == set(SPLITS)
+    for r in long:
+        assert 150 <= len(r["template"].split()) <= 400, r["id"]
+        assert r["template"].rstrip().endswith("{request}"), r["id"]
+
+
+def test_jailbreak_wrapper_language(data):
+    pytest.importorskip("langid")
+    from dialogue.language_id import detect_language
+
+    for r in data[WRAPPERS]:
+        assert detect_language(r["template"].replace("{request}", ""))[0] == r["lang"], r["id"]
+
+
+def test_heldout_wrappers_share_no_sentence_with_train(data):
+    rows = data[WRAPPERS]
+    train = set().union(*(wrapper_sentences(r["template"]) for r in rows if r["split"] == "train"))
+    blob = "\n".join(sorted(train_prompt_texts(data)))
+    for r in rows:
+        if r["split"] == "heldout":
+            for sentence in wrapper_sentences(r["template"]):
+                assert sentence not in train, (r["id"], sentence)
+                assert sentence not in blob, (r["id"], sentence)
