@@ -17,6 +17,7 @@ _FLAG_KEYS = {
     "db": "db",
     "reward_dir": "reward_dir",
     "auth": "auth",
+    "admin_auth": "admin_auth",
     "host": "host",
     "port": "port",
 }
@@ -39,6 +40,8 @@ def add_serve_command(sub: Any, add_recipe_args: Callable[[argparse.ArgumentPars
     serve.add_argument("--db", help="feedback store URL (default sqlite:///runs/feedback.db)")
     serve.add_argument("--reward-dir", help="run folder with reward-safety/model: turns the safety guard on")
     serve.add_argument("--auth", help="user:password (comma-separated for several); also the API key")
+    serve.add_argument("--admin-auth", help="operator user:password (comma-separated for several): mounts the "
+                                            "operator console at /operator and /v1/operator (off without it)")
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 7860)")
     serve.set_defaults(handler=cmd_serve)

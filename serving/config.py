@@ -13,7 +13,8 @@ from typing import Literal
 
 @dataclass
 class ServeSection:
-    """One server: the Gradio app at ``/`` and the OpenAI-compatible API at ``/v1``."""
+    """One server: the Gradio app at ``/``, the OpenAI-compatible API at ``/v1`` and, with ``admin_auth``, the
+    operator console at ``/operator``."""
 
     # What to load. ``model`` None = ``policy.model``; ``artifact`` is a merged/quantized export.
     engine: Literal["torch", "llamacpp", "openai"] = "torch"
@@ -33,6 +34,9 @@ class ServeSection:
     safety_threshold: float = -1.0
     # "user:pass" (comma-separated for several users); None = no login.
     auth: str | None = None
+    # Operator credentials, same format: they open the operator console (feedback, export, handoff tickets) at
+    # /operator and its /v1/operator API, and nothing else. None = no operator console at all.
+    admin_auth: str | None = None
     host: str = "127.0.0.1"
     port: int = 7860
     # Public URL prefix when served behind a reverse proxy under a sub-path ("" = served at the root).
@@ -68,16 +72,20 @@ class ServeSection:
             raise ValueError(f"port must be 1-65535, got {self.port}")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
-        if self.auth is not None:
-            parse_auth(self.auth)
+        chat = set(parse_auth(self.auth)) if self.auth is not None else set()
+        if self.admin_auth is not None:
+            operators = parse_auth(self.admin_auth, "admin_auth")
+            if chat & set(operators):
+                raise ValueError("admin_auth must not repeat a user:password of auth: chat and operator "
+                                 "credentials are kept apart")
 
 
-def parse_auth(spec: str) -> list[tuple[str, str]]:
+def parse_auth(spec: str, key: str = "auth") -> list[tuple[str, str]]:
     """``"alice:pw,bob:pw2"`` -> ``[("alice", "pw"), ("bob", "pw2")]``; rejects empty names or passwords."""
     pairs = []
-    for item in spec.split(","):
+    for item in str(spec).split(","):
         user, sep, password = item.strip().partition(":")
         if not sep or not user or not password:
-            raise ValueError("auth must look like user:password (several separated by commas)")
+            raise ValueError(f"{key} must look like user:password (several separated by commas)")
         pairs.append((user, password))
     return pairs

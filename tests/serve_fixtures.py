@@ -33,7 +33,9 @@ BASE = ServeSection(model=MODEL, engine="torch", kb_dir=str(ROOT / "data" / "kb"
                     request_timeout_s=30.0)
 
 
-SHARED_LIMITS = {"max_turns": 4, "max_message_chars": 500}
+# The operator console's login (``--admin-auth``); the shared server mounts the console, its chat has no login.
+OPERATOR = ("ops", "0perator-pw")
+SHARED_LIMITS = {"max_turns": 4, "max_message_chars": 500, "admin_auth": ":".join(OPERATOR)}
 
 
 @dataclass
@@ -46,6 +48,10 @@ class LiveServer:
     @property
     def api(self) -> str:
         return f"{self.url}/v1"
+
+    @property
+    def operator(self) -> str:
+        return f"{self.url}/operator"
 
 
 def free_port() -> int:
@@ -65,7 +71,7 @@ def start_server(tmp: Path, reuse: LiveServer | None = None, **overrides: Any) -
 
     from serving.server import build_service, create_app
 
-    db_url = f"sqlite:///{tmp / 'feedback.db'}"
+    db_url = overrides.pop("db", None) or f"sqlite:///{tmp / 'feedback.db'}"  # db=...: another store
     cfg = replace(BASE, db=db_url, port=free_port(), **overrides)
     shared = {"engine": reuse.service.engine, "kb": reuse.service.kb} if reuse else {}
     service = build_service(cfg, MODEL, **shared)

@@ -1,7 +1,8 @@
 """A real headless browser (Debian chromium driven by Playwright) against a live server: ask a support question,
-watch the answer stream in with citations, click like, translate a sentence, open the Feedback tab.
+watch the answer stream in with citations, click like, translate a sentence, log in to the operator console and
+open its Feedback view.
 
-``PARLEY_SCREENSHOTS=1`` also writes PNGs of the three tabs to ``docs/screenshots/`` (the committed ones were
+``PARLEY_SCREENSHOTS=1`` also writes PNGs of the views to ``docs/screenshots/`` (the committed ones were
 taken with ``PARLEY_SERVE_TEST_MODEL=smollm2-135m-instruct`` for readable answers). Never run
 ``playwright install``: the system chromium is used (``.ci/system-deps.sh`` installs it).
 """
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serve_fixtures import ROOT, shared_server
+from serve_fixtures import OPERATOR, ROOT, shared_server
 
 from serving.feedback.store import FeedbackStore
 
@@ -95,7 +96,13 @@ def test_translate_a_sentence(page) -> None:
     _shot(page, "translate")
 
 
-def test_feedback_tab_shows_counts(page) -> None:
+def test_operator_console_login_and_feedback_view_shows_counts(live, page) -> None:
+    assert page.get_by_role("tab", name="Feedback").count() == 0  # not in the customer's app
+    page.goto(f"{live.operator}/")
+    page.get_by_label("username").fill(OPERATOR[0])
+    page.get_by_label("password").fill(OPERATOR[1])
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector("#tickets-table")
     page.get_by_role("tab", name="Feedback").click()
     page.click("#admin-refresh")
     page.wait_for_function("document.querySelector('#admin-counts')?.innerText.includes('Likes:')")

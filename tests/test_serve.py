@@ -1,5 +1,5 @@
 """The Gradio app through gradio_client against a live server: chat, citations, translation, feedback, handoff,
-admin view and export, limits, and path-traversal attempts on Gradio's file routes."""
+the operator console's feedback view and export, limits, and path-traversal attempts on Gradio's file routes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import httpx
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
-from serve_fixtures import last_text, shared_server
+from serve_fixtures import OPERATOR, last_text, shared_server
 from sqlalchemy import text
 
 from serving.feedback.store import FeedbackStore
@@ -137,17 +137,24 @@ def test_limits_are_enforced_on_the_server(live, client: Client) -> None:
 
 
 def test_admin_view_and_export_of_preference_pairs(live, client: Client) -> None:
+    """Feedback given in the chat shows in the operator console (its own app, behind the operator login)."""
     client.predict("Can I return a used item?", api_name="/support")
     client.predict(False, api_name="/vote")
     client.predict("Yes, within 30 days if it is undamaged.", api_name="/suggest")
-    counts, plot, recent = client.predict(api_name="/admin_refresh")
-    assert "**Dislikes:**" in counts and "**Corrections:** " in counts
-    assert plot is not None
-    assert any("within 30 days" in str(row) for row in recent["data"])
-    path, status = client.predict(api_name="/admin_export")
+    operator = Client(live.operator, auth=OPERATOR, verbose=False)
+    try:
+        counts, plot, recent = operator.predict(api_name="/admin_refresh")
+        assert "**Dislikes:**" in counts and "**Corrections:** " in counts
+        assert plot is not None
+        assert any("within 30 days" in str(row) for row in recent["data"])
+        path, status = operator.predict(api_name="/admin_export")
+    finally:
+        operator.close()
     rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
     assert "Exported" in status and len(rows) >= 1
     assert any(r["chosen"][-1]["content"] == "Yes, within 30 days if it is undamaged." for r in rows)
+    with pytest.raises(ValueError, match="Cannot find a function with `api_name`"):
+        client.predict(api_name="/admin_export")  # the customer app has no operator endpoint
 
 
 TRAVERSALS = [

@@ -1,5 +1,6 @@
 """A server with login, one generation slot and a queue of one: a full queue answers "busy" (4xx, never 5xx or
-a hang) on both the Gradio queue and the API, and the UI, admin view and API are closed without credentials."""
+a hang) on both the Gradio queue and the API, and the UI, the operator console and the API are closed without
+their credentials (chat credentials do not open the console)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import httpx
 import openai
 import pytest
 from gradio_client import Client
-from serve_fixtures import MODEL, shared_server, start_server
+from serve_fixtures import MODEL, OPERATOR, shared_server, start_server
 
 USER, PASSWORD = "admin", "s3cret-pw"
 
@@ -20,8 +21,8 @@ USER, PASSWORD = "admin", "s3cret-pw"
 @pytest.fixture(scope="module", name="live")
 def live_fixture(tmp_path_factory: pytest.TempPathFactory):
     shared = shared_server(tmp_path_factory.mktemp("shared"))
-    with start_server(tmp_path_factory.mktemp("busy"), shared, auth=f"{USER}:{PASSWORD}", concurrency=1,
-                      queue_size=1, max_new_tokens=200) as server:
+    with start_server(tmp_path_factory.mktemp("busy"), shared, auth=f"{USER}:{PASSWORD}",
+                      admin_auth=":".join(OPERATOR), concurrency=1, queue_size=1, max_new_tokens=200) as server:
         yield server
 
 
@@ -82,7 +83,16 @@ def test_ui_admin_and_api_need_credentials(live) -> None:
         Client(live.url, verbose=False)
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=live.api, api_key="wrong", max_retries=0).models.list()
+    assert httpx.get(f"{live.operator}/config").status_code == 401
+    with pytest.raises(Exception):  # noqa: B017
+        Client(live.operator, verbose=False)
+    with pytest.raises(Exception, match="(?i)incorrect credentials|login"):  # chat credentials are not operator ones
+        Client(live.operator, auth=(USER, PASSWORD), verbose=False)
     client = Client(live.url, auth=(USER, PASSWORD), verbose=False)
-    counts, _, _ = client.predict(api_name="/admin_refresh")
-    assert "**Conversations:**" in counts
+    with pytest.raises(ValueError, match="Cannot find a function"):
+        client.predict(api_name="/admin_refresh")  # the chat has no operator endpoint
     client.close()
+    operator = Client(live.operator, auth=OPERATOR, verbose=False)
+    counts, _, _ = operator.predict(api_name="/admin_refresh")
+    assert "**Conversations:**" in counts
+    operator.close()

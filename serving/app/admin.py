@@ -1,7 +1,7 @@
-"""The Feedback (admin) tab's data: counts, like ratio per day, recent feedback, and the preference export.
+"""The operator console's Feedback view: counts, like ratio per day, recent feedback, and the preference export.
 
-With ``--auth`` the whole UI sits behind Gradio's login; these handlers also refuse a request without a
-logged-in user, so the admin data stays closed even if the page were reached some other way.
+The console is its own Gradio app behind the operator login (``--admin-auth``); these handlers also refuse a
+request without a logged-in operator, so the data stays closed even if a handler were reached some other way.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from serving.feedback.export import export_preferences
 
 RECENT_ROWS = 20
 RECENT_COLUMNS = ["when", "mode", "like", "rating", "answer", "correction"]
+# Export files carry this prefix; the server refuses to hand such a file out anywhere but the operator app.
+EXPORT_PREFIX = "parley-operator-export-"
 
 
 def _short(text: str | None, n: int = 120) -> str:
@@ -25,17 +27,26 @@ def _short(text: str | None, n: int = 120) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-class Admin:
-    """Reads the store for the admin view; exports preference pairs to a temporary file for download."""
+def operator_of(request: gr.Request | None, operators: frozenset[str]) -> str:
+    """The logged-in operator's name; refuses a request without one (or with a name that is not an operator)."""
+    username = getattr(request, "username", None) if request is not None else None
+    if not username or str(username) not in operators:
+        raise gr.Error("Log in as an operator to use the operator console.")
+    return str(username)
 
-    def __init__(self, store: Any, db_url: str, auth_on: bool) -> None:
+
+class Admin:
+    """Reads the store for the Feedback view; exports preference pairs to a temporary file for download."""
+
+    def __init__(self, store: Any, db_url: str, operators: frozenset[str]) -> None:
+        if not operators:
+            raise ValueError("the operator console needs at least one operator login")
         self.store = store
         self.db_url = db_url
-        self.auth_on = auth_on
+        self.operators = operators
 
-    def _check(self, request: gr.Request | None) -> None:
-        if self.auth_on and (request is None or not request.username):
-            raise gr.Error("Log in to see the feedback view.")
+    def _check(self, request: gr.Request | None) -> str:
+        return operator_of(request, self.operators)
 
     @staticmethod
     def counts_markdown(stats: dict[str, Any]) -> str:
@@ -93,6 +104,6 @@ class Admin:
         """Write preference JSONL (the ``parley feedback export`` format) and hand it to the download widget."""
         self._check(request)
         folder = Path(tempfile.mkdtemp(prefix="parley-export-"))
-        out = folder / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+        out = folder / f"{EXPORT_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
         n = export_preferences(self.db_url, out)
         return str(out), f"Exported {n} preference pairs."

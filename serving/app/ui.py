@@ -1,15 +1,14 @@
-"""The Gradio Blocks: Support, Translate and Feedback tabs (layout and wiring only; logic is in handlers).
+"""The customer's Gradio Blocks: Support and Translate tabs (layout and wiring only; logic is in handlers).
 
 Endpoints are named (``api_name``) so ``gradio_client`` can drive the same code paths as the browser:
-``/support``, ``/human``, ``/translate``, ``/vote``, ``/rate``, ``/suggest`` (per tab: ``/translate_vote``...),
-``/admin_refresh`` and ``/admin_export``.
+``/support``, ``/human``, ``/translate``, ``/vote``, ``/rate``, ``/suggest`` (per tab: ``/translate_vote``...).
+The operator views (feedback, export, handoff tickets) are a separate app: :mod:`serving.app.operator`.
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
-from serving.app.admin import Admin
 from serving.app.handlers import Handlers
 from serving.app.service import ChatService, language_choices
 from serving.app.state import ChatState
@@ -73,25 +72,8 @@ def _translate_tab(handlers: Handlers) -> None:
     _feedback_row(handlers, state, chatbot, "translate-")
 
 
-def _admin_tab(admin: Admin) -> gr.Tab:
-    with gr.Tab("Feedback", id="feedback", elem_id="tab-feedback") as tab:
-        refresh = gr.Button("Refresh", elem_id="admin-refresh")
-        counts = gr.Markdown(elem_id="admin-counts")
-        plot = gr.Plot(label="Like ratio over time", elem_id="admin-plot")
-        recent = gr.Dataframe(label="Recent feedback", interactive=False, wrap=True, elem_id="admin-recent",
-                              column_widths=["15%", "9%", "9%", "8%", "35%", "24%"])
-        with gr.Row():
-            export = gr.Button("Export preference pairs (JSONL)", elem_id="admin-export")
-            exported = gr.File(label="Download", elem_id="admin-file", interactive=False)
-        export_status = gr.Markdown(elem_id="admin-export-status")
-    refresh.click(admin.refresh, None, [counts, plot, recent], api_name="admin_refresh")
-    tab.select(admin.refresh, None, [counts, plot, recent], api_visibility="private")
-    export.click(admin.export, None, [exported, export_status], api_name="admin_export")
-    return tab
-
-
-def build_blocks(service: ChatService, admin: Admin) -> gr.Blocks:
-    """The whole UI; the queue is configured by the caller (server), which knows the limits."""
+def build_blocks(service: ChatService) -> gr.Blocks:
+    """The customer UI; the queue is configured by the caller (server), which knows the limits."""
     handlers = Handlers(service)
     with gr.Blocks(title=TITLE, analytics_enabled=False) as blocks:
         gr.Markdown(f"## {TITLE}")
@@ -100,6 +82,5 @@ def build_blocks(service: ChatService, admin: Admin) -> gr.Blocks:
                 _support_tab(handlers)
             with gr.Tab("Translate", id="translate", elem_id="tab-translate"):
                 _translate_tab(handlers)
-            _admin_tab(admin)
         gr.Markdown(f"<small>{service.guard.note()} Model: {service.model_name}</small>", elem_id="guard-note")
     return blocks
