@@ -84,6 +84,8 @@ def test_ui_admin_and_api_need_credentials(live) -> None:
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=live.api, api_key="wrong", max_retries=0).models.list()
     assert httpx.get(f"{live.operator}/config").status_code == 401
+    # Prometheus scrapes /metrics without a login; it holds counts, never conversation text.
+    assert httpx.get(f"{live.url}/metrics").status_code == 200
     with pytest.raises(Exception):  # noqa: B017
         Client(live.operator, verbose=False)
     with pytest.raises(Exception, match="(?i)incorrect credentials|login"):  # chat credentials are not operator ones
