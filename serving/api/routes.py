@@ -1,4 +1,5 @@
-"""``/v1/models`` and ``/v1/chat/completions`` (JSON and SSE streaming) over the shared chat service.
+"""``/v1/models`` and ``/v1/chat/completions`` (JSON and SSE streaming) over the shared chat service, and
+``/v1/feedback`` (:mod:`serving.api.feedback`).
 
 The body is read and parsed by hand rather than by FastAPI's model binding, so every way a body can be
 wrong (too big, not UTF-8, not JSON, wrong types) gets a 4xx in OpenAI's error shape with a message that
@@ -48,7 +49,8 @@ def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
     return (f"{where}: {first['msg']}" if where else first["msg"]), where or None
 
 
-async def _read_body(request: Request, max_bytes: int) -> ChatCompletionRequest:
+async def read_json_object(request: Request, max_bytes: int, hint: str) -> dict[str, Any]:
+    """The request body as a JSON object, or an :class:`ApiError` that says what is wrong with it."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -57,7 +59,7 @@ async def _read_body(request: Request, max_bytes: int) -> ChatCompletionRequest:
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
-        raise ApiError(400, "request body is empty; send a JSON object with 'messages'")
+        raise ApiError(400, f"request body is empty; {hint}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -69,11 +71,28 @@ async def _read_body(request: Request, max_bytes: int) -> ChatCompletionRequest:
                        code="invalid_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, "request body must be a JSON object")
+    return data
+
+
+async def _read_body(request: Request, max_bytes: int) -> ChatCompletionRequest:
+    data = await read_json_object(request, max_bytes, "send a JSON object with 'messages'")
     try:
         return ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
         message, param = _validation_message(exc)
         raise ApiError(400, message, param=param) from None
+
+
+def check_api_key(request: Request, api_keys: set[str] | None) -> str | None:
+    """The request's valid API key (None when the API is open); a missing or wrong key is a 401."""
+    if not api_keys:
+        return None
+    header = request.headers.get("authorization", "")
+    key = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if key not in api_keys:
+        raise ApiError(401, "missing or wrong API key (use the --auth user:password as the key)",
+                       kind="authentication_error", code="invalid_api_key")
+    return key
 
 
 class CompletionsApi:
@@ -86,12 +105,7 @@ class CompletionsApi:
         self.api_keys = api_keys
 
     def check_key(self, request: Request) -> None:
-        if not self.api_keys:
-            return
-        header = request.headers.get("authorization", "")
-        if not header.lower().startswith("bearer ") or header[7:].strip() not in self.api_keys:
-            raise ApiError(401, "missing or wrong API key (use the --auth user:password as the key)",
-                           kind="authentication_error", code="invalid_api_key")
+        check_api_key(request, self.api_keys)
 
     def start(self, req: ChatCompletionRequest) -> tuple[Turn, Iterator[str]]:
         """Validate against the limits, store the earlier turns and start generating (lazily)."""
@@ -200,8 +214,11 @@ class CompletionsApi:
 
 def build_router(service: ChatService, served_name: str, max_bytes: int, api_keys: set[str] | None) -> APIRouter:
     """The ``/v1`` routes; ``api_keys`` None leaves the API open (as the UI is without ``--auth``)."""
+    from serving.api.feedback import build_feedback_router
+
     api = CompletionsApi(service, served_name, max_bytes, api_keys)
     router = APIRouter(prefix="/v1")
+    router.include_router(build_feedback_router(service, max_bytes, api_keys))  # POST /v1/feedback
 
     @router.get("/models")
     async def models(request: Request) -> JSONResponse:

@@ -15,10 +15,14 @@ from dialogue.errors import ParleyError
 from dialogue.languages import LANGUAGES, UnknownLanguageError
 from serving.app.service import ChatService, Session
 from serving.app.state import ChatState
+from serving.feedback.reasons import REASONS
 from serving.handoff import notice
 from serving.limits import BusyError, LimitError
 
 THANKS = "Thank you, your feedback was saved."
+ASK_REASON = "What was wrong with it? Choose a reason below (optional)."
+WHICH_IS_BETTER = "Here is another answer. Which one is better?"
+CHOICES = {"first": "original", "second": "alternative"}  # what the radio says -> what the store keeps
 
 
 def rater_of(request: gr.Request | None) -> str:
@@ -125,22 +129,81 @@ class Handlers:
             return f"{THANKS} Sorry this did not help: a human colleague will take over (ticket #{ticket})."
         return THANKS
 
-    def like(self, state: ChatState | None, data: gr.LikeData, request: gr.Request) -> tuple[str, ChatState, Any]:
-        """Chatbot thumbs: ``data.index`` is the bubble; bubbles without a stored answer are ignored."""
+    @staticmethod
+    def _reason_box(state: ChatState, message_id: int, liked: bool) -> Any:
+        """After a thumbs-down show the reason choice for that answer; after a thumbs-up hide it."""
+        state.disliked = None if liked else message_id
+        return gr.Group(visible=not liked)
+
+    def like(self, state: ChatState | None, data: gr.LikeData,
+             request: gr.Request) -> tuple[str, ChatState, Any, Any, Any]:
+        """Chatbot thumbs: ``data.index`` is the bubble; bubbles without a stored answer are ignored.
+
+        A thumbs-down reveals the reason choice (sent with ``/dislike_reason``).
+        """
         state = state or ChatState("support")
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         message_id = state.message_ids.get(int(index))
         if message_id is None or not isinstance(data.liked, bool):
-            return "", state, gr.skip()
+            return "", state, gr.skip(), gr.skip(), gr.skip()
         shown = len(state.display)
         status = self._feedback(state, message_id, request, like=data.liked)
+        if not data.liked and len(state.display) == shown:
+            status = f"{status} {ASK_REASON}"
         # Re-sending the chat would reset the thumbs the customer just clicked; only do it to show a handoff notice.
-        return status, state, state.display if len(state.display) != shown else gr.skip()
+        chat = state.display if len(state.display) != shown else gr.skip()
+        return status, state, chat, self._reason_box(state, message_id, data.liked), gr.Radio(value=None)
 
-    def vote(self, liked: bool, state: ChatState | None, request: gr.Request) -> tuple[str, ChatState, list]:
+    def vote(self, liked: bool, state: ChatState | None, request: gr.Request) -> tuple[str, ChatState, list, Any]:
         """Like/dislike the newest answer (the same as the thumbs, callable from gradio_client)."""
         state = state or ChatState("support")
-        return self._feedback(state, state.last_answer(), request, like=bool(liked)), state, state.display
+        message_id = state.last_answer()
+        status = self._feedback(state, message_id, request, like=bool(liked))
+        return status, state, state.display, self._reason_box(state, message_id, bool(liked))  # type: ignore[arg-type]
+
+    def dislike_reason(self, reason: str | None, state: ChatState | None,
+                       request: gr.Request) -> tuple[str, ChatState, Any]:
+        """Say what was wrong with the disliked answer (the newest answer when none was thumbed down)."""
+        state = state or ChatState("support")
+        if reason not in REASONS:
+            raise gr.Error(f"Choose one of the reasons: {', '.join(r.label for r in REASONS.values())}.")
+        message_id = state.disliked or state.last_answer()
+        status = self._feedback(state, message_id, request, reason=reason)
+        return status, state, gr.Group(visible=False)
+
+    # --- another answer --------------------------------------------------------------------------------
+
+    def another_answer(self, state: ChatState | None,
+                       request: gr.Request) -> tuple[str, ChatState, str, str, Any]:
+        """Draw a second answer to the newest question and show both with "which is better?"."""
+        state = state or ChatState("support")
+        message_id = state.last_answer()
+        if message_id is None:
+            raise gr.Error("There is no answer to compare yet.")
+        session: Session = state.sessions_by_message.get(message_id) or state.current()
+        try:
+            turn = self.service.another_answer(session, message_id)
+        except (LimitError, BusyError, ParleyError) as exc:
+            raise _user_error(exc) from None
+        state.comparison = (message_id, turn.message_id)  # type: ignore[assignment]
+        first = session.last_answer.text if session.last_answer else ""
+        return WHICH_IS_BETTER, state, first, turn.text, gr.Group(visible=True)
+
+    def choose_answer(self, choice: str | None, state: ChatState | None,
+                      request: gr.Request) -> tuple[str, ChatState, Any]:
+        """Store which of the two shown answers is better (``first`` or ``second``)."""
+        state = state or ChatState("support")
+        if state.comparison is None:
+            raise gr.Error("Press \"Another answer\" first: there are no two answers to choose from.")
+        if choice not in CHOICES:
+            raise gr.Error("Choose the first or the second answer.")
+        original, alternative = state.comparison
+        try:
+            self.service.choose(original, alternative, rater_of(request), CHOICES[choice])
+        except (ParleyError, ValueError) as exc:
+            raise _user_error(exc) from None
+        state.comparison = None
+        return f"{THANKS} You preferred the {choice} answer.", state, gr.Group(visible=False)
 
     def rate(self, rating: int | float | str | None, state: ChatState | None,
              request: gr.Request) -> tuple[str, ChatState]:

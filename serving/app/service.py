@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from dialogue.languages import LANGUAGES, check_language, translation_request
@@ -27,6 +27,20 @@ EMPTY_ANSWER = "I'm sorry, I don't have an answer to that. A human colleague can
 
 Mode = Literal["support", "translate", "api"]
 
+ALTERNATIVE_TEMPERATURE = 0.8  # "another answer" samples at the served temperature, or at this one when that is 0
+ALTERNATIVE_ATTEMPTS = 3  # draws until one differs from the first answer
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    """What the model saw for a generated answer, so "another answer" can draw a second sample of it."""
+
+    message_id: int
+    text: str
+    messages: list[dict[str, str]]
+    context: list[str] | None
+    citations: list[dict[str, Any]]
+
 
 @dataclass
 class Session:
@@ -38,6 +52,7 @@ class Session:
     user_turns: int = 0
     streak: DislikeStreak = field(default_factory=DislikeStreak)
     language: str = "en"
+    last_answer: AnswerRecord | None = None  # the newest model-generated answer (not a handoff or refusal notice)
 
 
 @dataclass
@@ -200,6 +215,7 @@ class ChatService:
     def _run(self, session: Session, turn: Turn, prompt: str, sampling: Sampling, use_kb: bool,
              detect_handoff: bool, live: bool) -> Iterator[str]:
         conversation = self._conversation(session)
+        session.last_answer = None
         self.store.add_message(conversation, "user", prompt)
         session.history.append({"role": "user", "content": prompt})
         session.user_turns += 1
@@ -241,6 +257,8 @@ class ChatService:
             self.metrics.guard_block("output")
             turn.blocked, turn.replaced = "output", True
         self._finish(session, turn, kb_ids=[c["id"] for c in turn.citations] or None)
+        session.last_answer = AnswerRecord(turn.message_id, turn.text, session.history[:-1], context,  # type: ignore[arg-type]
+                                           turn.citations)
         if not live:
             yield turn.text
 
@@ -262,15 +280,75 @@ class ChatService:
     # --- feedback --------------------------------------------------------------------------------------
 
     def feedback(self, session: Session, message_id: int, rater: str, like: bool | None = None,
-                 rating: int | None = None, correction: str | None = None) -> int | None:
-        """Store feedback; returns a handoff ticket id when this dislike completes a streak."""
+                 rating: int | None = None, correction: str | None = None, reason: str | None = None) -> int | None:
+        """Store feedback; returns a handoff ticket id when this dislike completes a streak.
+
+        ``reason`` (a key of :data:`serving.feedback.reasons.REASONS`) says what was wrong; it is a dislike.
+        """
         if correction is not None:
             correction = self.limits.check_message(correction)
-        self.store.record_feedback(message_id, rater, like=like, rating=rating, correction=correction)
+        self.store.record_feedback(message_id, rater, like=like, rating=rating, correction=correction,
+                                   reason=reason)
+        if reason is not None and like is None:
+            like = False
         self.metrics.feedback_given(like, rating, correction)
         if like is not None and session.streak.record(message_id, like):
             return self.open_handoff(session, f"{session.streak.limit} answers in a row were disliked")
         return None
+
+    def api_feedback(self, message_id: int, rater: str, like: bool | None = None, rating: int | None = None,
+                     correction: str | None = None, reason: str | None = None,
+                     idempotency_key: str | None = None) -> Any:
+        """Feedback from ``POST /v1/feedback``: the UI's checks and store call, plus an idempotency key.
+
+        Returns the store's :class:`~serving.feedback.store.FeedbackReceipt`. An API request has no session,
+        so it does not count towards a dislike streak (no handoff).
+        """
+        if correction is not None:
+            correction = self.limits.check_message(correction)
+        receipt = self.store.submit_feedback(message_id, rater, like, rating, correction, reason,
+                                             idempotency_key=idempotency_key)
+        if not receipt.replayed:
+            self.metrics.feedback_given(False if reason is not None and like is None else like, rating, correction)
+        return receipt
+
+    # --- another answer --------------------------------------------------------------------------------
+
+    def another_answer(self, session: Session, message_id: int) -> Turn:
+        """Draw a second sample for the session's newest answer (same prompt and KB context, temperature > 0).
+
+        The sample is checked by the guard and stored as an alternative of ``message_id`` (not part of the
+        conversation: the next turn still follows the first answer). Returns a finished :class:`Turn` whose
+        ``message_id`` is the alternative's. Raises :class:`LimitError` when ``message_id`` is not the newest
+        generated answer, and :class:`BusyError` as a turn does.
+        """
+        record = session.last_answer
+        if record is None or record.message_id != message_id:
+            raise LimitError("Another answer can only be drawn for the newest answer of the conversation.")
+        temperature = self.default_sampling.temperature or ALTERNATIVE_TEMPERATURE
+        sampling = replace(self.default_sampling, temperature=temperature)
+        context_text = "\n\n".join(record.context or []) or None
+        first = " ".join(record.text.split()).casefold()
+        for _ in range(ALTERNATIVE_ATTEMPTS):
+            turn = Turn(user_text=record.messages[-1]["content"], citations=list(record.citations))
+            answer = "".join(self._generate(list(record.messages), record.context, sampling, turn)).strip()
+            checked = self.guard.check_output(record.messages, answer, context_text)
+            turn.text = checked.text or EMPTY_ANSWER
+            turn.replaced = not checked.text or not checked.safe
+            if not checked.safe:
+                turn.blocked = "output"
+            if " ".join(turn.text.split()).casefold() != first:
+                break
+        turn.message_id = self.store.add_message(
+            self._conversation(session), "assistant", turn.text,
+            kb_ids=[c["id"] for c in record.citations] or None, citations=record.citations or None,
+            variant_of=record.message_id)
+        return turn
+
+    def choose(self, message_id: int, alternative_id: int, rater: str, preferred: str,
+               reason: str | None = None) -> int:
+        """Store which of an answer and its alternative the rater prefers; returns the comparison id."""
+        return self.store.record_comparison(message_id, alternative_id, rater, preferred, reason)
 
 
 def language_choices() -> list[tuple[str, str]]:

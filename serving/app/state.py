@@ -22,6 +22,8 @@ class ChatState:
     message_ids: dict[int, int] = field(default_factory=dict)
     sessions_by_message: dict[int, Session] = field(default_factory=dict)
     streak: DislikeStreak = field(default_factory=DislikeStreak)
+    disliked: int | None = None  # the answer of the newest thumbs-down: where a dislike reason goes
+    comparison: tuple[int, int] | None = None  # (answer, its alternative) on screen for "which is better?"
 
     def new_session(self) -> Session:
         """A fresh store conversation; the dislike streak carries over (it is about this customer's patience)."""

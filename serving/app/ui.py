@@ -12,12 +12,15 @@ import gradio as gr
 from serving.app.handlers import Handlers
 from serving.app.service import ChatService, language_choices
 from serving.app.state import ChatState
+from serving.feedback.reasons import choices as reason_choices
 
 TITLE = "Parley: customer service and translation"
 
 
 def _feedback_row(handlers: Handlers, state: gr.State, chatbot: gr.Chatbot, prefix: str) -> None:
-    """Rating, "suggest a better answer" and a hidden vote endpoint for the newest answer of one tab."""
+    """Rating, "suggest a better answer", dislike reasons, "another answer" and a hidden vote endpoint for the
+    newest answer of one tab (endpoints ``/vote``, ``/rate``, ``/suggest``, ``/dislike_reason``,
+    ``/another_answer``, ``/choose_answer``; ``/translate_...`` on the Translate tab)."""
     with gr.Accordion("Rate or improve the last answer", open=False, elem_id=f"{prefix}feedback"):
         with gr.Row():
             rating = gr.Radio([1, 2, 3, 4, 5], label="Rating (1 = poor, 5 = great)", elem_id=f"{prefix}rating")
@@ -26,14 +29,33 @@ def _feedback_row(handlers: Handlers, state: gr.State, chatbot: gr.Chatbot, pref
             correction = gr.Textbox(label="Suggest a better answer", lines=2, elem_id=f"{prefix}correction")
             suggest = gr.Button("Send suggestion", elem_id=f"{prefix}suggest-btn", scale=0)
     status = gr.Markdown(elem_id=f"{prefix}feedback-status")  # outside the accordion: thumbs report here too
+    with gr.Group(visible=False, elem_id=f"{prefix}reason-box") as reason_box:  # shown by a thumbs-down
+        with gr.Row():
+            reason = gr.Radio(reason_choices(), label="What was wrong?", elem_id=f"{prefix}reason")
+            send_reason = gr.Button("Send reason", elem_id=f"{prefix}reason-btn", scale=0)
+    another = gr.Button("Another answer", elem_id=f"{prefix}another-btn", size="sm")
+    with gr.Group(visible=False, elem_id=f"{prefix}compare") as compare_box:
+        with gr.Row():
+            first = gr.Markdown(label="First answer", container=True, elem_id=f"{prefix}answer-first")
+            second = gr.Markdown(label="Second answer", container=True, elem_id=f"{prefix}answer-second")
+        with gr.Row():
+            choice = gr.Radio([("The first answer", "first"), ("The second answer", "second")],
+                              label="Which answer is better?", elem_id=f"{prefix}choice")
+            send_choice = gr.Button("Send choice", elem_id=f"{prefix}choice-btn", scale=0)
     liked = gr.Checkbox(visible=False)
     vote = gr.Button(visible=False)
     api = prefix.replace("-", "_")
-    chatbot.like(handlers.like, [state], [status, state, chatbot], api_visibility="private")
-    vote.click(handlers.vote, [liked, state], [status, state, chatbot], api_name=f"{api}vote")
+    chatbot.like(handlers.like, [state], [status, state, chatbot, reason_box, reason], api_visibility="private")
+    vote.click(handlers.vote, [liked, state], [status, state, chatbot, reason_box], api_name=f"{api}vote")
     rate.click(handlers.rate, [rating, state], [status, state], api_name=f"{api}rate")
     suggest.click(handlers.suggest, [correction, state], [status, state, correction, chatbot],
                   api_name=f"{api}suggest")
+    send_reason.click(handlers.dislike_reason, [reason, state], [status, state, reason_box],
+                      api_name=f"{api}dislike_reason")
+    another.click(handlers.another_answer, [state], [status, state, first, second, compare_box],
+                  api_name=f"{api}another_answer", concurrency_id="generate")
+    send_choice.click(handlers.choose_answer, [choice, state], [status, state, compare_box],
+                      api_name=f"{api}choose_answer")
 
 
 def _support_tab(handlers: Handlers) -> None:
