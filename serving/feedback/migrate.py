@@ -31,8 +31,17 @@ def missing_columns(conn: Connection) -> list[tuple[str, str, str]]:
     return [(t, c, ddl) for t, c, ddl in ADDED_COLUMNS if t in tables and c not in _columns(conn, t)]
 
 
+def is_current(engine: Engine) -> bool:
+    """Whether every table and added column exists (a read: an up-to-date store is never locked for writing)."""
+    with engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+        return set(Base.metadata.tables) <= tables and not missing_columns(conn)
+
+
 def upgrade(engine: Engine) -> list[str]:
     """Create missing tables and add missing columns; returns ``table.column`` for each column added."""
+    if is_current(engine):
+        return []
     writer = engine.execution_options(**{WRITE_OPTION: True})
     added = []
     with writer.begin() as conn:
