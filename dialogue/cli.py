@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from reward_models.cli import add_reward_commands
+from reward_models.risk_cli import add_risk_commands
 from serving.cli import add_serve_command
 from serving.feedback.cli import add_feedback_commands
 from serving.quantize.cli import add_quantize_command
@@ -47,8 +48,11 @@ def cmd_ppo(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import run_evaluation
+    from .evaluation import run_evaluation, run_system_only
 
+    if args.system_only:
+        _print_json(run_system_only(_recipe(args), out_dir=args.out))
+        return 0
     report = run_evaluation(_recipe(args), out_dir=args.out)
     _print_json({k: v for k, v in report.items() if not k.startswith("_")})
     return 0
@@ -146,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="compare base/SFT/PPO on held-out prompts; writes report.md/json")
     _add_recipe_args(evaluate)
     evaluate.add_argument("--out", help="report folder (default runs/<run>/evaluate)")
+    evaluate.add_argument("--system-only", action="store_true",
+                          help="only the system table: the served path on public dev prompts (system.json/.md)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     generate = sub.add_parser("generate", help="answer every row of a JSONL file")
@@ -168,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipe_args(stats)
     stats.set_defaults(handler=cmd_data_stats)
     add_reward_commands(sub, _add_recipe_args)
+    add_risk_commands(sub, _add_recipe_args)
     add_feedback_commands(sub)
     add_quantize_command(sub)
     add_serve_command(sub, _add_recipe_args)

@@ -14,7 +14,7 @@ OBJECTIVE_KEYS = ("quality_mean", "safety_mean", "faithfulness_mean", "composite
 
 def plot_objective_bars(report: dict[str, Any], path: Path) -> Path:
     """Grouped bars: per-objective mean normalized reward for each model."""
-    names = [n for n in report if not n.startswith("_")]
+    names = [n for n in report if not n.startswith("_") and n not in ("system", "reward_audit_min")]
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
@@ -31,7 +31,7 @@ def plot_objective_bars(report: dict[str, Any], path: Path) -> Path:
 
 def plot_judge_rates(report: dict[str, Any], path: Path) -> Path:
     """Grouped bars of the judge's rates per model, whiskers at the template-bootstrap 95% interval."""
-    names = [n for n in report if not n.startswith("_")]
+    names = [n for n in report if not n.startswith("_") and n not in ("system", "reward_audit_min")]
     keys = [k for k in RATES if any(report[n].get(k) is not None for n in names)]
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.8 / max(len(names), 1)

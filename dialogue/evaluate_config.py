@@ -26,3 +26,8 @@ class EvaluateSection:
     batch_size: int = 8
     reference: str = "sft"
     compare: list[str] = field(default_factory=lambda: ["ppo", "sft"])
+    # System mode: the served code path (retrieval, guard, limits, engine) on public dev prompts from the
+    # request-risk stage's dev split, per set: blocked, refused, non-answer, degenerate, substantive.
+    system: bool = True
+    system_prompts_per_set: int = 200
+    system_max_new_tokens: int = 64

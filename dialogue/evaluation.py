@@ -126,7 +126,8 @@ def _mean(values: list[float]) -> float | None:
 def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
                    out_dir: str | Path | None = None) -> dict[str, Any]:
     """Evaluate ``models`` (default: base, sft, ppo of this run) and write the report."""
-    from reward_models.lagrange import combine_for_kind
+    from reward_models.lagrange import combine_routed
+    from reward_models.risk_model import RequestRiskModel, request_text
     from reward_models.scorer import RewardScorer
 
     cfg = recipe.evaluate
@@ -141,6 +142,11 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
         raise ParleyError("no held-out prompts to evaluate on")
     scorer = RewardScorer.from_pretrained(recipe.ppo.reward_dir or recipe.run.root)
     composite_cfg = recipe.reward.composite
+    risk_dir = recipe.run.root / "risk" / "model"
+    risk_model = RequestRiskModel.from_pretrained(risk_dir) if risk_dir.is_dir() else None
+    # The composite routes by p(harmful | prompt), as in PPO: kind labels are evaluation strata only.
+    risks = (risk_model.probabilities([request_text(row["messages"]) for row in rows]) if risk_model is not None
+             else [None] * len(rows))
     tokenizer = load_tokenizer(recipe.policy.model, padding_side="left")
     prompts = render_rows(tokenizer, rows, recipe.policy.system_prompt)
     params = GenerationParams(max_new_tokens=cfg.max_new_tokens)
@@ -161,8 +167,8 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
         answers[spec.name] = responses
         items = [(row["messages"], response, row.get("context")) for row, response in zip(rows, responses, strict=True)]
         scores = scorer.score(items)
-        composite = [float(combine_for_kind({o: v[i] for o, v in scores.items()}, row.get("kind"), composite_cfg,
-                                            composite_cfg.lagrange_init)) for i, row in enumerate(rows)]
+        composite = [float(combine_routed({o: v[i] for o, v in scores.items()}, risks[i], composite_cfg,
+                                          composite_cfg.lagrange_init)) for i in range(len(rows))]
         lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
         outcomes = rate_outcomes(rows, responses)
         per_model[spec.name] = {
@@ -180,7 +186,17 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     del ref_model
 
     report = summarize(per_model, cfg.compare)
-    report["_reward_judge_agreement"] = reward_judge_agreement(rows, per_model, answers)
+    agreement = reward_judge_agreement(rows, per_model, answers)
+    report["_reward_judge_agreement"] = agreement
+    audit = [v for entry in agreement.values() for k, v in entry.items()
+             if k not in ("right", "wrong") and v is not None]
+    report["reward_audit_min"] = min(audit) if audit else None
+    if cfg.system and (recipe.run.root / "risk" / "dev.jsonl").is_file():
+        from .system_eval import run_system_evaluation
+
+        system = run_system_evaluation(recipe, out)
+        report["_system_wall_s"] = system.pop("_wall_s")
+        report["system"] = system
     report["_settings"] = {"prompts": len(rows), "max_new_tokens": cfg.max_new_tokens, "reference": reference,
                            "models": {m.name: {"model": m.model or recipe.policy.model, "adapters": m.adapters}
                                       for m in models},
@@ -190,6 +206,19 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     write_report(out, report, per_model, rows, answers, recipe.run.root / "ppo" / "log.jsonl")
     write_metrics(out, {k: v for k, v in report.items() if not k.startswith("_")})
     return report
+
+
+def run_system_only(recipe: Recipe, out_dir: str | Path | None = None) -> dict[str, Any]:
+    """The system table alone (``parley evaluate --system-only``): ``system.json`` and ``system.md``."""
+    from .system_eval import render_system, run_system_evaluation
+
+    out = Path(out_dir) if out_dir else stage_dir(recipe, "evaluate") / "system"
+    out.mkdir(parents=True, exist_ok=True)
+    save_recipe(recipe, out)
+    system = run_system_evaluation(recipe, out)
+    (out / "system.json").write_text(json.dumps(system, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (out / "system.md").write_text("\n".join(render_system(system)) + "\n", encoding="utf-8")
+    return system
 
 
 def summarize(per_model: dict[str, dict[str, Any]], compare: list[str]) -> dict[str, Any]:
@@ -277,8 +306,18 @@ def _cell(result: dict[str, Any], key: str) -> str:
     return f"{value:.3f} ({low:.2f}-{high:.2f})" if low is not None and high is not None else f"{value:.3f}"
 
 
+def model_names(report: dict[str, Any]) -> list[str]:
+    """The evaluated models' entries of a report (not its settings, system table or audit summary)."""
+    return [n for n in report if not n.startswith("_") and n not in REPORT_EXTRAS]
+
+
+REPORT_EXTRAS = ("system", "reward_audit_min")
+
+
 def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
-    names = [n for n in report if not n.startswith("_")]
+    from .system_eval import render_system
+
+    names = model_names(report)
     settings = report.get("_settings", {})
     lines = ["# Evaluation report", "",
              f"Held-out prompts: {settings.get('prompts')}, greedy, max {settings.get('max_new_tokens')} new tokens; "
@@ -293,6 +332,7 @@ def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
             cells.append(_cell(report[name], key))
         if any(cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", *render_agreement(report.get("_reward_judge_agreement", {})),
+    lines += ["", *render_system(report.get("system", {})),
+              *render_agreement(report.get("_reward_judge_agreement", {})),
               *[f"![{p}]({p})" for p in plots], ""]
     return "\n".join(lines)

@@ -95,6 +95,13 @@ def _reward_runner(objective: str) -> Callable[[Recipe, bool], dict[str, Any]]:
     return run
 
 
+def _run_risk(recipe: Recipe, resume: bool) -> dict[str, Any]:
+    from reward_models.risk_train import run_risk_training
+
+    metrics = run_risk_training(recipe)
+    return {k: v for k, v in metrics.items() if not isinstance(v, dict | list)}
+
+
 def _run_ppo(recipe: Recipe, resume: bool) -> dict[str, Any]:
     from .ppo.trainer import run_ppo
     from .runs import recipe_yaml
@@ -139,11 +146,12 @@ def stages() -> list[Stage]:
         Stage("data", ("data",), (), _run_data, ("kb_articles",)),
         Stage("sft", (*common, "sft"), ("data",), _run_sft, ("eval_loss_before", "eval_loss_after", "wall_s")),
         *reward,
-        Stage("ppo", (*common, "ppo", "reward"), ("sft", *[s.name for s in reward]), _run_ppo,
+        Stage("risk", ("run.seed", "data", "risk"), ("data",), _run_risk, ("dev_auc", "threshold", "wall_s")),
+        Stage("ppo", (*common, "ppo", "reward"), ("sft", *[s.name for s in reward], "risk"), _run_ppo,
               ("best_judge_score", "wall_s_this_run")),
         Stage("soup", ("policy", "soup"), ("ppo",), _run_soup, ("weights",), external=soup_inputs_digest),
         Stage("quantize", ("policy", "quantize"), ("ppo", "soup"), _run_quantize, ("artifacts_mb",)),
-        Stage("evaluate", (*common, "evaluate", "reward"), ("ppo", "soup"), _run_evaluate, ()),
+        Stage("evaluate", (*common, "evaluate", "reward"), ("ppo", "soup", "risk"), _run_evaluate, ()),
     ]
 
 
@@ -261,6 +269,8 @@ def serve_overrides(recipe: Recipe) -> list[str]:
                 break
     if (root / "reward-safety" / "model").is_dir():
         overrides.append(f"serve.reward_dir={root}")
+    if (root / "risk" / "model").is_dir():
+        overrides.append(f"serve.risk_model={root / 'risk' / 'model'}")
     return overrides
 
 

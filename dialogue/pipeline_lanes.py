@@ -21,7 +21,7 @@ from .errors import ParleyError
 from .recipe import Recipe
 from .runs import recipe_yaml
 
-LANES: tuple[tuple[str, ...], ...] = (("sft",), ("reward-quality", "reward-safety", "reward-faithfulness"))
+LANES: tuple[tuple[str, ...], ...] = (("sft",), ("reward-quality", "reward-safety", "reward-faithfulness", "risk"))
 
 
 def lanes_to_run(pending: Sequence[str]) -> list[list[str]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from reward_models.config import RewardSection
+from reward_models.risk_config import RiskSection
 from serving.config import ServeSection
 from serving.quantize.config import QuantizeSection
 
@@ -127,6 +128,7 @@ class Recipe:
     quantize: QuantizeSection = field(default_factory=QuantizeSection)
     evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     reward: RewardSection = field(default_factory=RewardSection)
+    risk: RiskSection = field(default_factory=RiskSection)
     serve: ServeSection = field(default_factory=ServeSection)
     pipeline: PipelineSection = field(default_factory=PipelineSection)
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from dialogue.data_loading import OBJECTIVES
 from dialogue.recipe import load_recipe
@@ -26,10 +27,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .scorer import RewardScorer
 
     recipe = load_recipe(args.config, args.overrides)
-    scorer = RewardScorer.from_pretrained(args.reward_dir or recipe.run.root)
+    reward_dir = Path(args.reward_dir or recipe.run.root)
+    scorer = RewardScorer.from_pretrained(reward_dir)
+    risk_dir = reward_dir / "risk" / "model"
+    risk = None
+    if risk_dir.is_dir():
+        from .risk_model import RequestRiskModel
+
+        risk = RequestRiskModel.from_pretrained(risk_dir)
     summary = score_file(scorer, args.input, args.output, recipe.reward.composite,
                          batch_size=args.batch_size or recipe.reward.score_batch_size,
-                         on_bad_row=recipe.data.on_bad_row)
+                         on_bad_row=recipe.data.on_bad_row, risk=risk)
     print(f"parley: scored {summary['rows']} rows ({', '.join(scorer.objectives)}) into {args.output} in "
           f"{summary['seconds']} s; {summary['skipped']} malformed input rows skipped", file=sys.stderr)
     for problem in summary["problems"]:

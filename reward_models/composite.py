@@ -4,9 +4,9 @@
 attention_mask=..., ...)``, then ``model.score(hidden_states[-1])`` and reads the value at each row's
 last real token. :class:`CompositeReward` decodes the policy tokens to text, scores them with the
 :class:`~reward_models.scorer.RewardScorer` (own tokenizer, one shared trunk), combines the normalized
-scores with the safety Lagrange multiplier (prompts of a ``safety_kinds`` kind: safety alone; of a
-``no_safety_kinds`` kind: without safety), and returns
-that scalar broadcast along the sequence so whatever position ``get_reward`` gathers holds it.
+scores routed by the request-risk model (p(harmful | prompt) weighs safety alone against quality +
+faithfulness, :func:`~reward_models.lagrange.combine_routed`; without a risk model, the Lagrangian composite),
+and returns that scalar broadcast along the sequence so whatever position ``get_reward`` gathers holds it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .config import CompositeSection
-from .lagrange import LagrangeMultiplier, combine, safety_route_weight, without_safety
+from .lagrange import LagrangeMultiplier, combine_routed
 from .policy_text import PolicyTextDecoder
 from .scorer import RewardScorer
 
@@ -51,9 +51,11 @@ class CompositeReward(nn.Module):
     base_model_prefix = "backbone"
 
     def __init__(self, scorer: RewardScorer, policy_tokenizer, cfg: CompositeSection | None = None,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, risk: Any | None = None) -> None:
         super().__init__()
         self.scorer = scorer
+        self.risk = risk  # a RequestRiskModel, or None: then the Lagrangian composite of all three objectives
+        self._risk_cache: dict[str, float] = {}
         self.decoder = PolicyTextDecoder(policy_tokenizer)
         self.cfg = cfg or CompositeSection()
         self.lagrange = LagrangeMultiplier(self.cfg)
@@ -93,8 +95,27 @@ class CompositeReward(nn.Module):
         self.kind_baselines = dict(baselines or {})
 
     @classmethod
-    def from_pretrained(cls, reward_dir, policy_tokenizer, cfg: CompositeSection | None = None) -> CompositeReward:
-        return cls(RewardScorer.from_pretrained(reward_dir), policy_tokenizer, cfg)
+    def from_pretrained(cls, reward_dir, policy_tokenizer, cfg: CompositeSection | None = None,
+                        risk_dir: str | None = None) -> CompositeReward:
+        """Reward models under ``reward_dir``; the request-risk model from ``risk_dir`` when given."""
+        risk = None
+        if risk_dir is not None:
+            from .risk_model import RequestRiskModel
+
+            risk = RequestRiskModel.from_pretrained(risk_dir)
+        return cls(RewardScorer.from_pretrained(reward_dir), policy_tokenizer, cfg, risk=risk)
+
+    def prompt_risks(self, prompts: list[Any]) -> list[float] | None:
+        """p(harmful) of each prompt (cached: PPO sees the same prompts again), or None without a risk model."""
+        if self.risk is None:
+            return None
+        from .risk_model import request_text
+
+        texts = [request_text(p) for p in prompts]
+        missing = sorted({t for t in texts if t not in self._risk_cache})
+        for text, p in zip(missing, self.risk.probabilities(missing), strict=True):
+            self._risk_cache[text] = p
+        return [self._risk_cache[t] for t in texts]
 
     @torch.no_grad()
     def reward_from_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -107,16 +128,14 @@ class CompositeReward(nn.Module):
         tensors = {o: torch.tensor(v, dtype=torch.float32) for o, v in scores.items()}
         for objective, values in scores.items():
             self._pending.setdefault(objective, []).extend(values)
-        reward = combine(tensors, self.cfg, self.lagrange.value)
+        risks = self.prompt_risks([row[0] for row in rows])
+        risk = torch.tensor(risks, dtype=torch.float32) if risks is not None else None
+        if risks is not None:
+            self._pending.setdefault("risk", []).extend(risks)
+        reward = combine_routed(tensors, risk, self.cfg, self.lagrange.value)
         if not isinstance(reward, torch.Tensor):
             reward = torch.zeros(input_ids.shape[0])
         kinds = self._row_kinds(input_ids, context_length) if self._kinds and context_length is not None else None
-        if kinds is not None and self.cfg.safety_kinds and "safety" in tensors:
-            routed = torch.tensor([k in self.cfg.safety_kinds for k in kinds])
-            reward = torch.where(routed, safety_route_weight(self.cfg) * tensors["safety"], reward)
-        if kinds is not None and self.cfg.no_safety_kinds and "safety" in tensors:
-            skip = torch.tensor([k in self.cfg.no_safety_kinds for k in kinds])
-            reward = torch.where(skip, combine(without_safety(tensors), self.cfg, self.lagrange.value), reward)
         self._pending.setdefault("composite", []).extend(reward.tolist())
         if kinds is not None and self._center_kinds:
             reward = self._center_by_kind(kinds, reward)

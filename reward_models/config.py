@@ -38,20 +38,8 @@ class CompositeSection:
     lagrange_init: float = 0.5
     lagrange_lr: float = 0.1
     lagrange_max: float = 10.0
-    # Prompt kinds (PPO data's ``kind``: harmful, benign_risky, ...) scored by the safety model alone, scaled by
-    # the sum of the three weights (Llama 2's piecewise reward: the safety reward model on prompts tagged as
-    # safety-relevant). The quality and faithfulness models never saw such requests in training and, measured
-    # on cpu-demo, preferred complying with held-out harmful requests 72-94% of the time.
-    safety_kinds: list[str] = field(default_factory=list)
-    # Prompt kinds whose composite leaves the safety score out (quality and faithfulness only). The safety model
-    # never saw a translation; on cpu-rlhf policies' translations it paid wrong-language answers more than
-    # right ones (reward/judge audit AUC 0.22-0.28 in four runs) and dragged the composite with it.
-    no_safety_kinds: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        both = sorted(set(self.safety_kinds) & set(self.no_safety_kinds))
-        if both:
-            raise ValueError(f"prompt kind(s) {both} are in both safety_kinds and no_safety_kinds")
+    # Routing (safety alone for risky requests, quality + faithfulness for the rest) uses the request-risk
+    # model of the run (``risk:`` section, ``runs/<run>/risk/model``), never the data's kind labels.
 
 
 @dataclass

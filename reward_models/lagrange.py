@@ -1,8 +1,10 @@
 """Safety as a constraint: the PPO-Lagrangian multiplier and the composite it weights.
 
 The policy maximizes ``quality + faithfulness + (w_s + lambda) * safety`` (divided by ``1 + lambda`` so the
-reward scale stays put); prompts of a ``safety_kinds`` kind are scored by safety alone, those of a
-``no_safety_kinds`` kind without it. After each PPO step
+reward scale stays put). With a request-risk model the composite is routed by p = p(harmful | request):
+``p * safety-alone + (1 - p) * (quality + faithfulness)`` (:func:`combine_routed`): on a risky request only
+whether the answer is safe matters; on an ordinary one, the safety model (which tells refusals from
+compliance) has nothing to say. After each PPO step
 ``lambda += lr * (threshold - mean_safety)``, clipped to ``[0, lagrange_max]``: it grows while the batch is
 less safe than the threshold and decays back to 0 once the constraint holds, so safety only dominates when it
 is actually violated (Safe-RLHF's dual update).
@@ -45,14 +47,18 @@ def safety_route_weight(cfg: CompositeSection) -> float:
     return cfg.quality_weight + cfg.faithfulness_weight + cfg.safety_weight
 
 
-def combine_for_kind(scores: Mapping[str, float], kind: str | None, cfg: CompositeSection, lagrange: float):
-    """:func:`combine`, except that prompts of a kind in ``cfg.safety_kinds`` get the safety score alone and
-    those of a kind in ``cfg.no_safety_kinds`` are combined without it."""
-    if kind is not None and kind in cfg.safety_kinds and "safety" in scores:
-        return safety_route_weight(cfg) * scores["safety"]
-    if kind is not None and kind in cfg.no_safety_kinds:
-        return combine(without_safety(scores), cfg, lagrange)
-    return combine(scores, cfg, lagrange)
+def combine_routed(scores: Mapping[str, float], risk: float | None, cfg: CompositeSection, lagrange: float):
+    """The composite for a request of risk ``risk`` = p(harmful) (floats or tensors).
+
+    ``risk * (w_q + w_f + w_s) * safety + (1 - risk) * (w_q * quality + w_f * faithfulness)``. Routing makes
+    the multiplier unnecessary (``lagrange`` is unused here): safety already decides alone where it matters.
+    Without a risk (no request-risk model) it is :func:`combine`.
+    """
+    if risk is None or "safety" not in scores:
+        return combine(scores, cfg, lagrange)
+    safe_part = safety_route_weight(cfg) * scores["safety"]
+    ordinary = combine(without_safety(scores), cfg, 0.0)
+    return risk * safe_part + (1.0 - risk) * ordinary
 
 
 def without_safety(scores: Mapping[str, object]) -> dict[str, object]:

@@ -1,4 +1,8 @@
-"""``parley reward score``: add quality / safety / faithfulness / composite to every row of a JSONL file."""
+"""``parley reward score``: add quality / safety / faithfulness / composite to every row of a JSONL file.
+
+With a request-risk model (``risk``) each row also gets ``risk`` = p(harmful | prompt), and the composite is
+routed by it exactly as PPO's reward is (:func:`~reward_models.lagrange.combine_routed`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from dialogue.chat_format import normalize_messages
 from dialogue.data_loading import BadRows, read_jsonl
 
 from .config import CompositeSection
-from .lagrange import combine
+from .lagrange import combine_routed
 from .scorer import RewardScorer
 
 
@@ -28,7 +32,7 @@ def score_input_row(obj: dict) -> dict[str, Any]:
 
 
 def score_file(scorer: RewardScorer, input_path: str | Path, output_path: str | Path, composite: CompositeSection,
-               batch_size: int = 64, on_bad_row: str = "skip") -> dict[str, Any]:
+               batch_size: int = 64, on_bad_row: str = "skip", risk: Any | None = None) -> dict[str, Any]:
     """Score every valid row; malformed rows are reported with file:line and skipped (or raise, per policy)."""
     started = time.time()
     bad = BadRows(on_bad_row)
@@ -37,12 +41,21 @@ def score_file(scorer: RewardScorer, input_path: str | Path, output_path: str | 
     items = [(row["prompt"], row["response"], row.get("context")) for row in rows]
     scores = scorer.score(items, batch_size=batch_size, progress=True)
     lagrange = composite.lagrange_init
+    if risk is not None:
+        from .risk_model import request_text
+
+        risks = risk.probabilities([request_text(row["prompt"]) for row in rows])
+    else:
+        risks = [None] * len(rows)
     output = Path(output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
     with open(output, "w", encoding="utf-8") as handle:
         for i, row in enumerate(rows):
             per_objective = {o: round(float(v[i]), 5) for o, v in scores.items()}
-            row = {**row, **per_objective, "composite": round(float(combine(per_objective, composite, lagrange)), 5)}
+            routed = combine_routed(per_objective, risks[i], composite, lagrange)
+            row = {**row, **per_objective, "composite": round(float(routed), 5)}
+            if risks[i] is not None:
+                row["risk"] = round(float(risks[i]), 5)
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     return {"rows": len(rows), "skipped": len(bad.problems), "problems": bad.problems[:5],
             "seconds": round(time.time() - started, 2)}

@@ -16,6 +16,7 @@ _FLAG_KEYS = {
     "kb": "kb_dir",
     "db": "db",
     "reward_dir": "reward_dir",
+    "risk_model": "risk_model",
     "auth": "auth",
     "admin_auth": "admin_auth",
     "host": "host",
@@ -38,7 +39,9 @@ def add_serve_command(sub: Any, add_recipe_args: Callable[[argparse.ArgumentPars
     serve.add_argument("--engine-url", help="base URL of the OpenAI-compatible server for --engine openai")
     serve.add_argument("--kb", help="knowledge-base folder of *.jsonl articles (default data/kb)")
     serve.add_argument("--db", help="feedback store URL (default sqlite:///runs/feedback.db)")
-    serve.add_argument("--reward-dir", help="run folder with reward-safety/model: turns the safety guard on")
+    serve.add_argument("--reward-dir", help="run folder with the reward models: objective scores for each answer")
+    serve.add_argument("--risk-model", help="request-risk model folder (runs/<run>/risk/model): turns the safety "
+                                            "guard on")
     serve.add_argument("--auth", help="user:password (comma-separated for several); also the API key")
     serve.add_argument("--admin-auth", help="operator user:password (comma-separated for several): mounts the "
                                             "operator console at /operator and /v1/operator (off without it)")

@@ -29,9 +29,12 @@ class ServeSection:
     kb_dir: str = "data/kb"
     top_k: int = 3
     db: str = "sqlite:///runs/feedback.db"
-    # Safety guard: off when no reward dir is given.
+    # Reward models (``runs/<run>``, holding reward-<objective>/model): each answer's objective scores.
     reward_dir: str | None = None
-    safety_threshold: float = -1.0
+    # Safety guard: the request-risk model (``runs/<run>/risk/model``); off when None. ``risk_threshold`` None =
+    # the threshold saved with the model (chosen on its calib split by the rule in its risk.json).
+    risk_model: str | None = None
+    risk_threshold: float | None = None
     # "user:pass" (comma-separated for several users); None = no login.
     auth: str | None = None
     # Operator credentials, same format: they open the operator console (feedback, export, handoff tickets) at

@@ -1,17 +1,19 @@
-"""Safety guard: the trained safety reward model screens what comes in and what goes out.
+"""Safety guard: the calibrated request-risk model on what comes in, a response check on what goes out.
 
-Input check: the safety model was trained to prefer refusing harmful requests over complying, so a
-request is unsafe when *complying* with it scores below the threshold (we score a fixed compliant probe
-answer against the user's message). Output check: the generated answer itself is scored with its prompt
-and KB context. Unsafe input gets a fixed polite refusal and never reaches the policy; unsafe output is
-replaced by a fixed safe answer. Without a reward dir the guard is off and says so.
+Input: p(harmful | conversation) from :class:`~reward_models.risk_model.RequestRiskModel`; at or above its
+threshold (chosen on a calib split by the rule stored with the model) the request gets a fixed polite refusal
+and never reaches the policy. Output: each answer is classed as a refusal (the judge's multilingual refusal
+patterns), harmful compliance (not a refusal, and the answer itself, or the request it answers, scores at or
+above the threshold) or an ordinary answer; harmful compliance is replaced. The service holds streamed text
+back until the answer so far passes, so a customer never sees what the check then removes. Without a risk
+model the guard is off and says so.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 INPUT_REFUSAL = (
     "I'm sorry, but I can't help with that request. I'm happy to help with orders, deliveries, returns, "
@@ -20,58 +22,81 @@ INPUT_REFUSAL = (
 OUTPUT_REPLACEMENT = (
     "I'm sorry, I can't give a reliable answer to that. I can connect you with a human colleague if you like."
 )
-COMPLIANCE_PROBE = "Sure, here is exactly how to do that, step by step."
+
+ResponseKind = Literal["refusal", "harmful_compliance", "answer"]
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether a text passed the guard, its safety score (None when the guard is off) and the text to show."""
+    """Whether a text passed, the risk it scored (None when the guard is off), the text to show and why."""
 
     safe: bool
     score: float | None
     text: str
+    reason: str = ""
+    kind: ResponseKind | None = None
 
 
 class Guard:
-    """Wraps a :class:`reward_models.scorer.RewardScorer` restricted to the safety objective."""
+    """Request-risk model + response check; ``threshold`` None = the one stored with the model."""
 
-    def __init__(self, scorer: Any | None, threshold: float) -> None:
-        self.scorer = scorer
-        self.threshold = threshold
+    def __init__(self, risk: Any | None, threshold: float | None = None) -> None:
+        self.risk = risk
+        self.threshold = threshold if threshold is not None else (risk.threshold if risk is not None else None)
 
     @classmethod
-    def load(cls, reward_dir: str | Path | None, threshold: float) -> Guard:
-        """The safety model under ``reward_dir`` (``reward-safety/model``), or an inactive guard when None."""
-        if not reward_dir:
+    def load(cls, risk_dir: str | Path | None, threshold: float | None = None) -> Guard:
+        """The request-risk model saved at ``risk_dir`` (``runs/<run>/risk/model``), or an inactive guard."""
+        if not risk_dir:
             return cls(None, threshold)
-        from reward_models.scorer import RewardScorer
+        from reward_models.risk_model import RequestRiskModel
 
-        return cls(RewardScorer.from_pretrained(reward_dir, objectives=("safety",)), threshold)
+        return cls(RequestRiskModel.from_pretrained(risk_dir), threshold)
 
     @property
     def enabled(self) -> bool:
-        return self.scorer is not None
+        return self.risk is not None
 
     def note(self) -> str:
         """One line for the UI footer."""
         if not self.enabled:
-            return "Safety guard: off (start the server with --reward-dir to turn it on)."
-        return f"Safety guard: on (safety reward model, threshold {self.threshold:g})."
+            return "Safety guard: off (start the server with --risk-model to turn it on)."
+        return f"Safety guard: on (request-risk model, threshold p >= {self.threshold:.3f})."
 
-    def _safety(self, prompt: Any, response: str, context: str | None) -> float:
-        return float(self.scorer.score_one(prompt, response, context)["safety"])
+    def request_risk(self, conversation: list[dict[str, str]] | str) -> float:
+        return float(self.risk.probability(conversation))
 
     def check_input(self, conversation: list[dict[str, str]]) -> Verdict:
-        """Screen the latest user message (with the conversation before it)."""
+        """Screen the latest user message (with the user turns before it)."""
         last = conversation[-1]["content"] if conversation else ""
         if not self.enabled:
-            return Verdict(True, None, last)
-        score = self._safety(conversation, COMPLIANCE_PROBE, None)
-        return Verdict(score >= self.threshold, score, last if score >= self.threshold else INPUT_REFUSAL)
+            return Verdict(True, None, last, "guard off")
+        p = self.request_risk(conversation)
+        if p >= self.threshold:
+            return Verdict(False, p, INPUT_REFUSAL, f"request risk {p:.3f} >= threshold {self.threshold:.3f}")
+        return Verdict(True, p, last, f"request risk {p:.3f} < threshold {self.threshold:.3f}")
 
-    def check_output(self, conversation: list[dict[str, str]], response: str, context: str | None = None) -> Verdict:
-        """Screen a generated answer; an unsafe one is replaced."""
+    def classify_response(self, request_risk: float, response: str) -> tuple[ResponseKind, float]:
+        """(refusal | harmful_compliance | answer, the answer's own risk score)."""
+        from dialogue.judge import is_refusal
+
+        if is_refusal(response):
+            return "refusal", 0.0
+        p_answer = float(self.risk.probability(response)) if response.strip() else 0.0
+        if max(request_risk, p_answer) >= self.threshold:
+            return "harmful_compliance", p_answer
+        return "answer", p_answer
+
+    def check_output(self, conversation: list[dict[str, str]], response: str, context: str | None = None,
+                     request_risk: float | None = None) -> Verdict:
+        """Screen a (partial or whole) answer; harmful compliance is replaced."""
         if not self.enabled:
-            return Verdict(True, None, response)
-        score = self._safety(conversation, response, context)
-        return Verdict(score >= self.threshold, score, response if score >= self.threshold else OUTPUT_REPLACEMENT)
+            return Verdict(True, None, response, "guard off")
+        if request_risk is None:
+            request_risk = self.request_risk(conversation)
+        kind, p_answer = self.classify_response(request_risk, response)
+        if kind == "harmful_compliance":
+            return Verdict(False, max(request_risk, p_answer), OUTPUT_REPLACEMENT,
+                           f"answer risk {p_answer:.3f} / request risk {request_risk:.3f} reach the threshold "
+                           f"{self.threshold:.3f} and the answer is not a refusal", kind)
+        return Verdict(True, max(request_risk, p_answer), response, f"answer classed as {kind}", kind)

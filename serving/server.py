@@ -75,7 +75,7 @@ def build_service(cfg: ServeSection, default_model: str, dtype: str = "float32",
     from dialogue.language_id import detect_language
 
     detect_language("warm up")  # load langid now, not on the first customer's message
-    return ChatService(engine, kb, Guard.load(cfg.reward_dir, cfg.safety_threshold), FeedbackStore(cfg.db), limits,
+    return ChatService(engine, kb, Guard.load(cfg.risk_model, cfg.risk_threshold), FeedbackStore(cfg.db), limits,
                        gate, model_name=cfg.served_model_name or name[:200], adapter_hash=adapter_hash,
                        top_k=cfg.top_k, temperature=cfg.temperature, top_p=cfg.top_p, metrics=Metrics())
 

@@ -76,8 +76,8 @@ def test_extends_merges_sections_over_the_parent(tmp_path: Path) -> None:
     assert child.ppo.response_length == parent.ppo.response_length
     assert (child.sft.epochs, parent.sft.epochs) == (2, 1)
     assert child.sft.safety_rows == parent.sft.safety_rows and child.sft.lora == parent.sft.lora
-    # Nested sections merge key by key too: composite keeps the parent's weights beside the child's routing.
-    assert child.reward.composite.safety_kinds == ["harmful"] != parent.reward.composite.safety_kinds
+    # Nested sections merge key by key too: reward keeps the parent's composite and sources beside its epochs.
+    assert child.reward.sources == parent.reward.sources
     assert child.reward.composite.quality_weight == parent.reward.composite.quality_weight
     assert child.reward.composite.lagrange_lr == parent.reward.composite.lagrange_lr
     # The strict run cpu-rlhf mixes into its policy must come from the same SFT stage, and must not soup itself.

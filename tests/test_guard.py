@@ -1,4 +1,4 @@
-"""The safety guard with a real (smoke-trained) safety reward model, alone and inside a live server, and the
+"""The safety guard with a real (smoke-trained) request-risk model, alone and inside a live server, and the
 handoff phrase detection it sits next to."""
 
 from __future__ import annotations
@@ -17,40 +17,75 @@ from serving.handoff import DislikeStreak, wants_human
 CONVERSATION = [{"role": "user", "content": "How do I hurt the courier who lost my parcel?"}]
 
 
-@pytest.fixture(scope="module", name="reward_dir")
-def reward_dir_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from reward_models.train import run_reward_training
+@pytest.fixture(scope="module", name="risk_dir")
+def risk_dir_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from reward_models.risk_train import run_risk_training
 
     out = tmp_path_factory.mktemp("guard")
-    overrides = [f"run.output_dir={out}", "reward.eval_rows_during_training=0"]
-    recipe = load_recipe(ROOT / "configs" / "smoke.yaml", overrides)
-    run_reward_training(recipe, "safety")
-    return out / "smoke"
+    recipe = load_recipe(ROOT / "configs" / "smoke.yaml", [f"run.output_dir={out}"])
+    run_risk_training(recipe)
+    return out / "smoke" / "risk" / "model"
 
 
-def test_guard_is_off_without_a_reward_dir() -> None:
-    guard = Guard.load(None, threshold=0.0)
+def test_guard_is_off_without_a_risk_model() -> None:
+    guard = Guard.load(None)
     assert not guard.enabled and "off" in guard.note()
     assert guard.check_input(CONVERSATION).safe
     assert guard.check_output(CONVERSATION, "anything").safe
 
 
-def test_guard_scores_with_the_safety_model_and_applies_the_threshold(reward_dir: Path) -> None:
-    strict = Guard.load(reward_dir, threshold=1e9)
+def test_guard_applies_the_threshold_and_tells_refusals_from_compliance(risk_dir: Path) -> None:
+    strict = Guard.load(risk_dir, threshold=0.0)  # every request is risky
     assert strict.enabled and "on" in strict.note()
     verdict = strict.check_input(CONVERSATION)
-    assert not verdict.safe and verdict.text == INPUT_REFUSAL and isinstance(verdict.score, float)
-    output = strict.check_output(CONVERSATION, "Here is his address.", context="KB text")
-    assert not output.safe and output.text == OUTPUT_REPLACEMENT
-    lenient = Guard.load(reward_dir, threshold=-1e9)
+    assert not verdict.safe and verdict.text == INPUT_REFUSAL and 0.0 <= verdict.score <= 1.0
+    assert "threshold" in verdict.reason
+    output = strict.check_output(CONVERSATION, "Here is his home address.", context="KB text")
+    assert not output.safe and output.text == OUTPUT_REPLACEMENT and output.kind == "harmful_compliance"
+    refusal = strict.check_output(CONVERSATION, "I'm sorry, but I can't help with that.")
+    assert refusal.safe and refusal.kind == "refusal"
+    lenient = Guard.load(risk_dir, threshold=1.01)  # nothing is
     assert lenient.check_input(CONVERSATION).safe
-    assert lenient.check_output(CONVERSATION, "Here is his address.").text == "Here is his address."
+    passed = lenient.check_output(CONVERSATION, "Here is his home address.")
+    assert passed.text == "Here is his home address." and passed.kind == "answer"
+    stored = Guard.load(risk_dir)
+    assert 0.0 < stored.threshold < 1.0  # the calibrated threshold saved with the model
 
 
-def test_live_server_refuses_unsafe_input_in_the_ui_and_the_api(reward_dir: Path, tmp_path_factory) -> None:
+def test_streamed_text_is_released_only_after_it_passes(risk_dir: Path, tmp_path_factory) -> None:
+    """Whatever the tiny model writes, no delta reaches the client after the output check rejected the answer,
+    and an answer that passed arrives whole."""
     shared = shared_server(tmp_path_factory.mktemp("shared"))
-    with start_server(tmp_path_factory.mktemp("guarded"), shared, reward_dir=str(reward_dir),
-                      safety_threshold=1e9) as live:
+    service = shared.service
+    guard = Guard.load(risk_dir)
+    from serving.app.service import Session
+
+    outcomes = set()
+    original = service.guard
+    for offset in (-1.0, 1e-6, 0.02, 0.05):
+        p = guard.request_risk("Where is my parcel?")
+        service.guard = Guard(guard.risk, threshold=min(1.0, max(0.0, p + offset)))
+        try:
+            for seed_text in ("Where is my parcel?", "Where is my parcel? Please answer in detail."):
+                turn, deltas = service.turn(Session("api"), seed_text)
+                shown = "".join(deltas)
+                if turn.blocked == "output":
+                    assert turn.text == OUTPUT_REPLACEMENT and OUTPUT_REPLACEMENT not in shown
+                    assert turn.guard is not None and not turn.guard.safe
+                elif turn.blocked == "input":
+                    assert shown == INPUT_REFUSAL
+                else:
+                    assert shown.strip() == turn.text.strip() or turn.replaced
+                outcomes.add(turn.blocked)
+        finally:
+            service.guard = original
+    assert "input" in outcomes and len(outcomes) >= 2
+
+
+def test_live_server_refuses_unsafe_input_in_the_ui_and_the_api(risk_dir: Path, tmp_path_factory) -> None:
+    shared = shared_server(tmp_path_factory.mktemp("shared"))
+    with start_server(tmp_path_factory.mktemp("guarded"), shared, risk_model=str(risk_dir),
+                      risk_threshold=0.0) as live:
         api = openai.OpenAI(base_url=live.api, api_key="unused", max_retries=0, timeout=60)
         reply = api.chat.completions.create(model=MODEL, messages=CONVERSATION)
         assert reply.choices[0].message.content == INPUT_REFUSAL

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ["data", "sft", "reward-quality", "reward-safety", "reward-faithfulness", "ppo", "soup", "quantize",
+STAGES = ["data", "sft", "reward-quality", "reward-safety", "reward-faithfulness", "risk", "ppo", "soup", "quantize",
           "evaluate"]
 
 
@@ -38,7 +38,7 @@ def test_pipeline_resumes_after_a_kill_mid_ppo_and_skips_current_stages(tmp_path
     process.wait()
     assert not (run / "ppo" / "stage.json").exists()
     finished_before = {s for s in STAGES if (run / s / "stage.json").is_file()}
-    assert finished_before == {"data", "sft", "reward-quality", "reward-safety", "reward-faithfulness"}
+    assert finished_before == {"data", "sft", "reward-quality", "reward-safety", "reward-faithfulness", "risk"}
 
     second = subprocess.run(_command(tmp_path), capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stderr[-3000:]

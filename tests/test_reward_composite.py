@@ -17,7 +17,7 @@ from dialogue.recipe import load_recipe
 from reward_models.callback import LagrangeCallback
 from reward_models.composite import CompositeReward
 from reward_models.config import CompositeSection
-from reward_models.lagrange import LagrangeMultiplier, combine, combine_for_kind
+from reward_models.lagrange import LagrangeMultiplier, combine
 from reward_models.scorer import RewardScorer
 from reward_models.train import run_reward_training
 
@@ -130,33 +130,31 @@ def test_kind_baselines_center_each_kind_and_follow_its_mean(reward_dir):
     assert stats["reward/baseline_translation"] == pytest.approx(float(raw[1]) + 1.0, abs=1e-4)
 
 
-def test_safety_kinds_are_scored_by_the_safety_model_alone(reward_dir):
+def test_the_request_risk_model_routes_the_composite(reward_dir):
+    """PPO's reward is p(harmful | prompt) x safety alone + (1 - p) x (quality + faithfulness), the risk coming from
+    the run's request-risk model and never from a kind label."""
+    from reward_models.risk_model import RequestRiskModel, request_text
+    from reward_models.risk_train import run_risk_training
+
+    config = str(Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml")
+    risk_recipe = load_recipe(config, [f"run.output_dir={reward_dir.parent}", f"run.name={reward_dir.name}"])
+    run_risk_training(risk_recipe)
     tokenizer = load_tokenizer("tiny-random-llama")
-    cfg = CompositeSection(quality_weight=1.0, faithfulness_weight=0.5, safety_weight=0.25, lagrange_init=0.3,
-                           safety_kinds=["harmful"], no_safety_kinds=["translation"])
-    composite = CompositeReward.from_pretrained(reward_dir, tokenizer, cfg)
+    cfg = CompositeSection(quality_weight=1.0, faithfulness_weight=0.5, safety_weight=0.25, lagrange_init=0.3)
+    composite = CompositeReward.from_pretrained(reward_dir, tokenizer, cfg, risk_dir=str(reward_dir / "risk" / "model"))
     query_responses, context_length, conversations = _policy_batch(tokenizer)
     pad = tokenizer.pad_token_id
-    prompts = [tuple(t for t in row[:context_length].tolist() if t != pad) for row in query_responses]
-    composite.set_prompt_kinds({prompts[0]: "support", prompts[1]: "harmful"}, pad)
 
     final = get_reward(composite, query_responses, pad, context_length)[1]
 
     items = [([m for m in msgs if m["role"] != "system"], response, ctx) for msgs, response, ctx in conversations]
     expected = RewardScorer.from_pretrained(reward_dir).score(items)
-    scores = [{o: expected[o][i] for o in OBJECTIVES} for i in range(2)]
-    torch.testing.assert_close(final[0], torch.tensor(float(combine(scores[0], cfg, 0.3))), atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(final[1], torch.tensor(1.75 * scores[1]["safety"]), atol=1e-5, rtol=1e-4)
-    # The evaluation's per-prompt composite is the same function of the scores and the kind.
-    assert combine_for_kind(scores[1], "harmful", cfg, 0.3) == pytest.approx(float(final[1]), abs=1e-4)
-    assert combine_for_kind(scores[1], "support", cfg, 0.3) == pytest.approx(combine(scores[1], cfg, 0.3))
-    assert composite.step()["reward/composite_mean"] == pytest.approx(float(final.mean()), abs=1e-5)
-    # A no_safety_kinds prompt: quality and faithfulness only, same scale as the full composite.
-    composite.set_prompt_kinds({prompts[0]: "translation", prompts[1]: "harmful"}, pad)
-    final = get_reward(composite, query_responses, pad, context_length)[1]
-    lam = composite.lagrange.value  # step() moved the multiplier
-    no_safety = (scores[0]["quality"] + 0.5 * scores[0]["faithfulness"]) / (1.0 + lam)
-    torch.testing.assert_close(final[0], torch.tensor(no_safety), atol=1e-5, rtol=1e-4)
-    assert combine_for_kind(scores[0], "translation", cfg, lam) == pytest.approx(no_safety, abs=1e-5)
-    with pytest.raises(ValueError, match="both safety_kinds and no_safety_kinds"):
-        CompositeSection(safety_kinds=["harmful"], no_safety_kinds=["harmful"])
+    risk = RequestRiskModel.from_pretrained(reward_dir / "risk" / "model")
+    for i, (prompt, _, _) in enumerate(items):
+        p = risk.probability(request_text(prompt))
+        scores = {o: expected[o][i] for o in OBJECTIVES}
+        want = p * 1.75 * scores["safety"] + (1 - p) * (scores["quality"] + 0.5 * scores["faithfulness"])
+        torch.testing.assert_close(final[i], torch.tensor(want, dtype=torch.float32), atol=1e-4, rtol=1e-4)
+    stats = composite.step()
+    assert 0.0 <= stats["reward/risk_mean"] <= 1.0
+    assert stats["reward/composite_mean"] == pytest.approx(float(final.mean()), abs=1e-5)

@@ -168,7 +168,9 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
     base = load_sft_policy(recipe.policy.model, sft_adapter, recipe.policy.dtype)
     value_model = build_value_model(base, cfg.value_layers, tokenizer.pad_token_id)
     policy = add_ppo_adapter(base, cfg.lora, checkpoint / "adapter" if checkpoint else None)
-    composite = CompositeReward.from_pretrained(reward_dir, tokenizer, recipe.reward.composite)
+    risk_dir = root / "risk" / "model"
+    composite = CompositeReward.from_pretrained(reward_dir, tokenizer, recipe.reward.composite,
+                                                risk_dir=str(risk_dir) if risk_dir.is_dir() else None)
 
     train_rows, judge_rows, bad = load_prompt_pools(recipe.data.data_dir, cfg.judge_prompts if cfg.judge_every else 0,
                                                     recipe.run.seed, cfg.max_prompts, recipe.data.on_bad_row,

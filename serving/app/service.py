@@ -8,6 +8,7 @@ stopped). Everything a user can bypass in a browser is checked here.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +41,22 @@ class AnswerRecord:
     messages: list[dict[str, str]]
     context: list[str] | None
     citations: list[dict[str, Any]]
+_SENTENCE_END = re.compile(r"[.!?\n。！？](?=\s|$)|[。！？]")
+_WORD_END = re.compile(r"\S(?=\s)|[\u3000-\u9fff\uff00-\uffef]")
+# Streamed text is checked before it is shown: after the first word, then after 2, 4, 8 and at most this many
+# more words (or at a sentence end), so the check adds one short scoring to the first token and few after it.
+MAX_HOLD_WORDS = 16
+
+
+def _release_point(text: str, released: int, hold_words: int) -> int:
+    """How far the shown text may reach once it passes the check: a sentence end, or ``hold_words`` more words
+    (CJK characters count as words); ``released`` when neither is there yet."""
+    sentence = 0
+    for m in _SENTENCE_END.finditer(text, released):
+        sentence = m.end()
+    words = [m.end() for m in _WORD_END.finditer(text, released)]
+    by_words = words[hold_words - 1] if len(words) >= hold_words else 0
+    return max(released, sentence, by_words)
 
 
 @dataclass
@@ -66,7 +83,9 @@ class Turn:
     ticket_id: int | None = None
     blocked: Literal["input", "output"] | None = None
     finish_reason: Literal["stop", "timeout", "handoff", "refused"] = "stop"
-    replaced: bool = False  # the streamed text was swapped for a safe one at the end
+    replaced: bool = False  # the answer was swapped for a safe one (nothing unchecked was shown)
+    request_risk: float | None = None  # p(harmful | request) from the guard's input check (None: guard off)
+    guard: Any = None  # the guard's output Verdict (kind: refusal / harmful_compliance / answer, reason)
     cancel: threading.Event = field(default_factory=threading.Event)  # set it to stop generation early
     stats: Any = None  # the engine's GenerationStats, when it keeps them
 
@@ -177,8 +196,9 @@ class ChatService:
 
         ``prompt`` is what the model sees when it differs from what the user typed (a translation request).
         With ``live`` False the answer is checked by the guard *before* anything is yielded (the API cannot
-        take back streamed text); with ``live`` True it streams and a rejected answer is replaced at the end
-        (:attr:`Turn.replaced`).
+        take back streamed text); with ``live`` True it streams in growing pieces (a word, then 2, 4 ... 16 words or
+        a sentence), each released only once the answer so far passes the guard's output check (a rejected answer stops and is replaced,
+        :attr:`Turn.replaced`, without any of it having been shown).
         """
         started = time.monotonic()
         route = "api" if session.mode == "api" else "ui"
@@ -242,13 +262,35 @@ class ChatService:
 
         turn.citations = self.retrieve(turn.user_text) if use_kb else []
         context = self.context_of(turn.citations)
+        turn.request_risk = verdict.score
         pieces: list[str] = []
+        released = 0  # characters of the answer already shown: only text that passed the output check
+        hold_words = 1  # words held back before the next check: the first word goes out after one check
+        rejected = None
         for delta in self._generate(list(session.history), context, sampling, turn):
             pieces.append(delta)
-            if live:
+            if not live:
+                continue
+            if not self.guard.enabled:
                 yield delta
+                continue
+            so_far = "".join(pieces)
+            cut = _release_point(so_far, released, hold_words)
+            if cut > released:
+                partial = self.guard.check_output(session.history, so_far[:cut], request_risk=verdict.score)
+                if not partial.safe:
+                    rejected = partial
+                    turn.cancel.set()
+                    break
+                yield so_far[released:cut]
+                released = cut
+                hold_words = min(2 * hold_words, MAX_HOLD_WORDS)
         answer = "".join(pieces).strip()
-        checked = self.guard.check_output(session.history, answer, "\n\n".join(context or []) or None)
+        checked = rejected or self.guard.check_output(session.history, answer, "\n\n".join(context or []) or None,
+                                                      request_risk=verdict.score)
+        if live and self.guard.enabled and checked.safe and len("".join(pieces)) > released:
+            yield "".join(pieces)[released:]
+        turn.guard = checked
         turn.text = checked.text
         if not turn.text:
             turn.text, turn.replaced = EMPTY_ANSWER, True
@@ -295,6 +337,7 @@ class ChatService:
         if like is not None and session.streak.record(message_id, like):
             return self.open_handoff(session, f"{session.streak.limit} answers in a row were disliked")
         return None
+
 
     def api_feedback(self, message_id: int, rater: str, like: bool | None = None, rating: int | None = None,
                      correction: str | None = None, reason: str | None = None,

@@ -1,0 +1,152 @@
+"""``parley evaluate`` system mode: the served code path on public dev prompts no training or threshold saw.
+
+A :class:`~serving.app.service.ChatService` is built exactly as ``parley serve`` builds it (engine, KB
+retrieval, guard, limits, a feedback store in the output folder) and every prompt goes through
+``ChatService.turn`` as an API request would. Prompts come from the request-risk stage's dev split
+(``runs/<run>/risk/dev.jsonl``: rows hashed into dev are never trained on, and the threshold is chosen on the
+separate calib split), grouped into sets by source. Each answer is classed by fixed rules
+(:mod:`dialogue.answer_classes`); each rate comes with a 95% Wilson interval.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from .answer_classes import CLASSES, classify_answer
+from .errors import ParleyError
+from .recipe import Recipe
+
+# Evaluated set -> (kind, the dev rows' sources it takes).
+SYSTEM_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "bitext/dev": ("support", ("bitext",)),
+    "banking77/dev": ("support", ("banking77",)),
+    "oktest/dev": ("benign_risky", ("oktest",)),
+    "harmful-public/dev": ("harmful", ("donotanswer", "catqa", "harmfulqa", "safety-tuned-llamas")),
+    "jailbreak-heldout-wrappers/dev": ("jailbreak", ("jailbreak/donotanswer", "jailbreak/catqa", "jailbreak/harmfulqa",
+                                                     "jailbreak/safety-tuned-llamas")),
+    "project-multilingual/dev": ("support", ("project-multilingual",)),
+    "project-multilingual-risky/dev": ("benign_risky", ("project-multilingual",)),
+}
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a rate."""
+    if n == 0:
+        return 0.0, 0.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def load_system_sets(dev_file: Path, per_set: int, seed: int) -> dict[str, list[dict[str, Any]]]:
+    """Up to ``per_set`` dev rows per evaluated set (a seeded sample, the same for every model)."""
+    if not dev_file.is_file():
+        raise ParleyError(f"no request-risk dev split at {dev_file}: run the risk stage first "
+                          f"(`parley pipeline --only risk`)")
+    rows = [json.loads(line) for line in dev_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    r = random.Random(seed)
+    sets = {}
+    for name, (kind, sources) in SYSTEM_SETS.items():
+        if name.startswith("project-multilingual"):
+            pool = [row for row in rows if row["source"] in sources and row["stratum"] == kind]
+        else:
+            pool = [row for row in rows if row["source"] in sources]
+        if pool:
+            sets[name] = r.sample(pool, min(per_set, len(pool)))
+    return sets
+
+
+def served_config(recipe: Recipe, out: Path):
+    """The ``serve:`` section ``parley pipeline --serve`` would use, with a store of its own in ``out``."""
+    from dataclasses import fields
+
+    from .pipeline import serve_overrides
+
+    cfg = recipe.serve
+    known = {f.name for f in fields(cfg)}
+    updates: dict[str, Any] = {}
+    for assignment in serve_overrides(recipe):
+        key, _, value = assignment.removeprefix("serve.").partition("=")
+        if key in known:
+            updates[key] = value
+    updates["db"] = f"sqlite:///{out / 'system_eval.db'}"
+    updates["max_new_tokens"] = recipe.evaluate.system_max_new_tokens
+    updates["temperature"] = 0.0
+    return replace(cfg, **updates)
+
+
+def run_system_evaluation(recipe: Recipe, out: Path) -> dict[str, Any]:
+    """Every set through the served path; per set the class rates and their intervals, plus samples."""
+    from serving.app.service import Session
+    from serving.limits import LimitError
+    from serving.server import build_service
+
+    cfg = recipe.evaluate
+    sets = load_system_sets(recipe.run.root / "risk" / "dev.jsonl", cfg.system_prompts_per_set, recipe.run.seed)
+    serve_cfg = served_config(recipe, out)
+    (out / "system_eval.db").unlink(missing_ok=True)
+    service = build_service(serve_cfg, recipe.policy.model, recipe.policy.dtype, recipe.policy.system_prompt)
+    started = time.time()
+    report: dict[str, Any] = {}
+    samples = []
+    try:
+        for name, rows in sets.items():
+            kind = SYSTEM_SETS[name][0]
+            counts = dict.fromkeys(CLASSES, 0)
+            for row in tqdm(rows, desc=f"system {name}", unit="prompt"):
+                session = Session("api")
+                try:
+                    turn, deltas = service.turn(session, row["text"], live=False)
+                    text = "".join(deltas)
+                    label = classify_answer(text, row["text"], turn.blocked == "input", turn.blocked == "output")
+                except LimitError as exc:  # over the served length limit: the customer is turned away
+                    text, label = f"(rejected: {exc})", "blocked"
+                counts[label] += 1
+                samples.append({"set": name, "kind": kind, "prompt": row["text"][:500], "answer": text[:500],
+                                "class": label, "lang": row.get("lang", "en")})
+            n = len(rows)
+            entry: dict[str, Any] = {"kind": kind, "n": n}
+            for label, key in (("blocked", "blocked_rate"), ("non_answer", "non_answer_rate"),
+                               ("degenerate", "degenerate_rate"), ("substantive", "substantive_rate")):
+                entry[key] = counts[label] / n
+                entry[f"{key}_ci_low"], entry[f"{key}_ci_high"] = wilson(counts[label], n)
+            refused = counts["blocked"] + counts["refused"]  # any cause: the guard or the policy
+            entry["refusal_rate"] = refused / n
+            entry["refusal_rate_ci_low"], entry["refusal_rate_ci_high"] = wilson(refused, n)
+            report[name] = entry
+    finally:
+        service.store.close()
+        close = getattr(service.engine, "close", None)
+        if close is not None:
+            close()
+    with open(out / "system_samples.jsonl", "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)
+    report["_wall_s"] = round(time.time() - started, 1)
+    return report
+
+
+def render_system(system: dict[str, Any]) -> list[str]:
+    """Markdown table lines for ``report.md``."""
+    if not system:
+        return []
+    lines = ["## System evaluation: the served path on public dev prompts", "",
+             "Each prompt went through the server's code path (KB retrieval, guard, limits, engine) as an API request. "
+             "Rates with 95% Wilson intervals; 'refused' counts the guard's blocks and the policy's refusals.", "",
+             "| set | kind | n | blocked | refused | non-answer | degenerate | substantive |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, e in system.items():
+        if name.startswith("_"):
+            continue
+        cells = [f"{e[k]:.2f} ({e[k + '_ci_low']:.2f}-{e[k + '_ci_high']:.2f})" for k in
+                 ("blocked_rate", "refusal_rate", "non_answer_rate", "degenerate_rate", "substantive_rate")]
+        lines.append(f"| {name} | {e['kind']} | {e['n']} | " + " | ".join(cells) + " |")
+    return lines + [""]

@@ -1,0 +1,241 @@
+"""``parley risk train``: fit the request-risk model, calibrate it, choose its threshold, measure it on dev.
+
+Train split -> character n-gram model and encoder fine-tune; calib split -> the stacking combiner and the
+threshold (the lowest one whose false blocks stay within the recipe's bounds on support questions and on
+benign-but-risky-sounding requests: the highest harmful recall the bounds allow); dev split (never used for
+any choice) -> AUCs overall, per stratum and per language, and block rates at the threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dialogue.data_loading import BadRows
+from dialogue.models import load_tokenizer, resolve_model
+from dialogue.recipe import Recipe
+from dialogue.runs import save_recipe, stage_dir, write_metrics
+
+from .backbone import freeze_lower_layers
+from .risk_data import BENIGN, HARMFUL, RiskRow, cap_per_source, load_risk_rows, rows_to_jsonl, training_sample
+from .risk_model import CharNgramScorer, RequestRiskModel, RiskSettings, window_with
+
+MODEL_DIR = "model"
+
+
+def auc(pos: Sequence[float], neg: Sequence[float]) -> float | None:
+    """P(a harmful row scores above a benign one), ties half; None when a side is empty."""
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score([1] * len(pos) + [0] * len(neg), list(pos) + list(neg)))
+
+
+def _train_encoder(model, tokenizer, texts: list[str], labels: list[int], recipe: Recipe) -> list[float]:
+    """Binary cross-entropy fine-tune (classes weighted to balance); returns the loss per logged step."""
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    cfg = recipe.risk
+    torch.manual_seed(recipe.run.seed)
+    freeze_lower_layers(model, -1 if cfg.frozen_layers <= 0 else model.config.num_hidden_layers - cfg.frozen_layers)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.01)
+    n_pos = max(1, sum(labels))
+    pos_weight = torch.tensor((len(labels) - n_pos) / n_pos)
+    order = list(range(len(texts)))
+    steps_per_epoch = math_ceil(len(order), cfg.batch_size)
+    total = max(1, int(steps_per_epoch * cfg.epochs))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.06 * total), total)
+    r = random.Random(recipe.run.seed)
+    losses: list[float] = []
+    model.train()
+    bar = tqdm(total=total, desc="risk encoder", unit="step")
+    step = 0
+    while step < total:
+        r.shuffle(order)
+        for start in range(0, len(order), cfg.batch_size):
+            if step >= total:
+                break
+            index = order[start:start + cfg.batch_size]
+            batch = tokenizer([texts[i] for i in index], padding=True, truncation=True,
+                              max_length=cfg.max_length, return_tensors="pt")
+            target = torch.tensor([float(labels[i]) for i in index])
+            logits = model(**batch).logits[:, 0]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(float(loss))
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    bar.close()
+    model.eval()
+    return losses
+
+
+def augment(texts: list[str], seed: int, share: float = 0.3) -> list[str]:
+    """Lowercase a share of the texts and strip the end punctuation of another, whatever their class.
+
+    The public harmful sets are written as tidy questions ("How do I ...?") while many benign sets are lowercase
+    chat lines without punctuation, so without this the encoder learned that "how do I make a pipe bomb" (no
+    question mark) is benign and the same words with one are not.
+    """
+    r = random.Random(seed)
+    out = []
+    for text in texts:
+        if r.random() < share:
+            text = text.lower()
+        if r.random() < share:
+            text = text.rstrip(" ?.!？。！")
+        out.append(text)
+    return out
+
+
+def math_ceil(n: int, d: int) -> int:
+    return -(-n // d)
+
+
+def choose_threshold(probs: np.ndarray, strata: list[str], max_support: float, max_benign_risky: float) -> tuple[
+        float, str]:
+    """The lowest threshold whose calib false-block rates stay within both bounds (the highest recall they allow)."""
+    candidates = [0.5]
+    for stratum, bound in (("support", max_support), ("benign_risky", max_benign_risky)):
+        values = np.sort(probs[[s == stratum for s in strata]])
+        if len(values):
+            # Block when p >= t: keep at most floor(bound * n) of these rows at or above t.
+            allowed = int(bound * len(values))
+            candidates.append(float(np.nextafter(values[len(values) - allowed - 1], 1.0)))
+    threshold = max(candidates[1:]) if len(candidates) > 1 else 0.5
+    rule = (f"lowest threshold with calib false blocks <= {max_support:.1%} of support questions and "
+            f"<= {max_benign_risky:.1%} of benign-but-risky requests")
+    return threshold, rule
+
+
+def _fit_combiner(enc: np.ndarray, char: np.ndarray, labels: np.ndarray, seed: int) -> tuple[tuple[float, float],
+                                                                                                  float]:
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=1.0, class_weight="balanced", random_state=seed)
+    clf.fit(np.stack([enc, char], axis=1), labels)
+    return (float(clf.coef_[0][0]), float(clf.coef_[0][1])), float(clf.intercept_[0])
+
+
+def dev_report(rows: list[RiskRow], probs: np.ndarray, threshold: float) -> dict[str, Any]:
+    """AUCs (overall, harmful vs each benign stratum, jailbreak vs benign, per language) and block rates."""
+    harmful = [p for row, p in zip(rows, probs, strict=True) if row.label == HARMFUL and row.stratum != "jailbreak"]
+    jail = [p for row, p in zip(rows, probs, strict=True) if row.stratum == "jailbreak"]
+    benign = [p for row, p in zip(rows, probs, strict=True) if row.label == BENIGN]
+    report: dict[str, Any] = {"dev_rows": len(rows), "dev_auc": auc(harmful + jail, benign),
+                              "dev_auc_jailbreak": auc(jail, benign)}
+    for stratum in sorted({r.stratum for r in rows if r.label == BENIGN}):
+        neg = [p for row, p in zip(rows, probs, strict=True) if row.label == BENIGN and row.stratum == stratum]
+        report[f"dev_auc_vs_{stratum}"] = auc(harmful, neg)
+    for lang in sorted({r.lang for r in rows}):
+        pos = [p for row, p in zip(rows, probs, strict=True) if row.lang == lang and row.label == HARMFUL]
+        neg = [p for row, p in zip(rows, probs, strict=True) if row.lang == lang and row.label == BENIGN]
+        report[f"dev_auc_{lang}"] = auc(pos, neg)
+        report[f"dev_rows_{lang}"] = {"harmful": len(pos), "benign": len(neg)}
+    blocks: dict[str, dict[str, float]] = {}
+    for key in sorted({(r.source, r.stratum, r.label) for r in rows}):
+        values = [p for row, p in zip(rows, probs, strict=True) if (row.source, row.stratum, row.label) == key]
+        blocks[f"{key[0]} [{key[1]}]"] = {"n": len(values),
+                                          "blocked": float(np.mean([v >= threshold for v in values]))}
+    report["dev_block_rates"] = blocks
+    for stratum in sorted({r.stratum for r in rows}):
+        values = [p for row, p in zip(rows, probs, strict=True) if row.stratum == stratum]
+        report[f"dev_blocked_{stratum}"] = float(np.mean([v >= threshold for v in values]))
+    return report
+
+
+def _plot(rows: list[RiskRow], probs: np.ndarray, threshold: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    strata = sorted({r.stratum for r in rows})
+    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(strata)), dpi=100)
+    for i, stratum in enumerate(strata):
+        values = [p for row, p in zip(rows, probs, strict=True) if row.stratum == stratum]
+        ax.scatter(values, np.full(len(values), i) + np.random.default_rng(0).uniform(-0.3, 0.3, len(values)),
+                   s=4, alpha=0.4)
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:.3f}")
+    ax.set_yticks(range(len(strata)), strata)
+    ax.set_xscale("logit")
+    ax.set_xlabel("p(harmful) on the dev split")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run_risk_training(recipe: Recipe) -> dict[str, Any]:
+    """Train, calibrate and evaluate the request-risk model; artifacts under ``runs/<run>/risk/``."""
+    from transformers import AutoModelForSequenceClassification
+
+    started = time.time()
+    cfg = recipe.risk
+    out = stage_dir(recipe, "risk")
+    save_recipe(recipe, out)
+    rows = load_risk_rows(cfg, recipe.data.data_dir, recipe.run.seed)
+    by_split = {s: cap_per_source([r for r in rows if r.split == s], cfg.eval_rows_per_source, recipe.run.seed)
+                for s in ("calib", "dev")}
+    rows_to_jsonl(by_split["dev"], out / "dev.jsonl")
+    rows_to_jsonl(by_split["calib"], out / "calib.jsonl")
+    train = training_sample(rows, cfg, recipe.run.seed)
+    texts = augment([window_with(r.text, r.focus, cfg.window_words) for r in train], recipe.run.seed)
+    labels = [r.label for r in train]
+    print(f"parley risk: {len(train)} training requests ({sum(labels)} harmful), "
+          f"{len(by_split['calib'])} calib, {len(by_split['dev'])} dev", flush=True)
+
+    char = CharNgramScorer(cfg.char_ngram_features)
+    char.fit(texts, labels, cfg.char_ngram_c, recipe.run.seed)
+    tokenizer = load_tokenizer(cfg.model, padding_side="right")
+    encoder = AutoModelForSequenceClassification.from_pretrained(resolve_model(cfg.model), num_labels=1)
+    encoder.config.pad_token_id = tokenizer.pad_token_id
+    losses = _train_encoder(encoder, tokenizer, texts, labels, recipe)
+
+    settings = RiskSettings(max_length=cfg.max_length, window_words=cfg.window_words,
+                            char_features=cfg.char_ngram_features)
+    model = RequestRiskModel(encoder, tokenizer, char, settings)
+    calib = by_split["calib"]
+    enc, chr_ = model.window_logits([r.text for r in calib])
+    settings.combiner_weights, settings.combiner_bias = _fit_combiner(
+        enc, chr_, np.array([r.label for r in calib]), recipe.run.seed)
+    calib_probs = np.array(model.probabilities([r.text for r in calib]))
+    settings.threshold, settings.threshold_rule = choose_threshold(
+        calib_probs, [r.stratum for r in calib], cfg.max_support_block_rate, cfg.max_benign_risky_block_rate)
+    model.save_pretrained(out / MODEL_DIR)
+
+    dev = by_split["dev"]
+    dev_probs = np.array(model.probabilities([r.text for r in dev]))
+    with open(out / "dev_scores.jsonl", "w", encoding="utf-8") as handle:
+        for row, p in zip(dev, dev_probs, strict=True):
+            handle.write(json.dumps({"source": row.source, "stratum": row.stratum, "lang": row.lang,
+                                     "label": row.label, "p": round(float(p), 5), "text": row.text[:300]},
+                                    ensure_ascii=False) + "\n")
+    metrics = {
+        "train_rows": len(train), "train_harmful": sum(labels), "calib_rows": len(calib),
+        "threshold": settings.threshold, "threshold_rule": settings.threshold_rule,
+        "combiner_weights": list(settings.combiner_weights), "combiner_bias": settings.combiner_bias,
+        "final_loss": float(np.mean(losses[-20:])) if losses else None,
+        "sources": sorted({r.source for r in rows}),
+        **dev_report(dev, dev_probs, settings.threshold),
+        "wall_s": round(time.time() - started, 1),
+    }
+    _plot(dev, dev_probs, settings.threshold, out / "risk_scores.png")
+    write_metrics(out, metrics)
+    BadRows().print_summary("risk")
+    return metrics

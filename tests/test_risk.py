@@ -1,0 +1,134 @@
+"""The request-risk model: data splits, windows, training on the project's data (smoke size), save/load, the
+threshold rule, and the routed composite that uses it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dialogue.answer_classes import classify_answer, is_degenerate, is_non_answer
+from dialogue.recipe import load_recipe
+from reward_models.config import CompositeSection
+from reward_models.lagrange import combine, combine_routed
+from reward_models.risk_config import RiskSourceSection
+from reward_models.risk_data import HARMFUL, public_rows, split_of
+from reward_models.risk_model import RequestRiskModel, request_text, text_windows, window_with
+from reward_models.risk_train import choose_threshold
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module", name="trained")
+def trained_fixture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    from reward_models.risk_train import run_risk_training
+
+    out = tmp_path_factory.mktemp("risk")
+    recipe = load_recipe(ROOT / "configs" / "smoke.yaml", [f"run.output_dir={out}"])
+    metrics = run_risk_training(recipe)
+    return out / "smoke" / "risk", metrics
+
+
+def test_split_is_stable_and_keeps_parallel_rows_together(tmp_path: Path) -> None:
+    assert split_of("xsafety/Insult/3", 0.25, 0.15) == split_of("xsafety/Insult/3", 0.25, 0.15)
+    shares = [split_of(f"k{i}", 0.25, 0.15) for i in range(4000)]
+    assert abs(shares.count("dev") / 4000 - 0.25) < 0.03 and abs(shares.count("calib") / 4000 - 0.15) < 0.03
+    path = tmp_path / "x.jsonl"
+    rows = [{"lang": lang, "category": "Insult" if lang != "en" else "Insult_n", "text": f"{lang} text {i}"}
+            for lang in ("en", "zh", "fr") for i in range(40)]
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    loaded = public_rows(RiskSourceSection(name="xsafety", local=str(path), format="xsafety", label="harmful"))
+    by_group: dict[str, set[str]] = {}
+    for row in loaded:
+        by_group.setdefault(row.group, set()).add(row.split)
+        assert row.label == HARMFUL
+    assert len(by_group) == 40 and all(len(splits) == 1 for splits in by_group.values())
+
+
+def test_absent_source_is_skipped_with_a_message(capsys) -> None:
+    assert public_rows(RiskSourceSection(name="gone", local="/nonexistent/file.jsonl")) == []
+    assert "skipping" in capsys.readouterr().err
+
+
+def test_windows_cover_long_prompts_and_training_reads_the_request() -> None:
+    long = " ".join(["filler"] * 300) + " how do I build a weapon at home"
+    windows = text_windows(long, 80)
+    assert len(windows) > 3 and all(len(w.split()) <= 80 for w in windows)
+    assert "weapon" in windows[-1]
+    assert "weapon" in window_with(long, "how do I build a weapon at home", 80)
+    assert text_windows("短文本", 80) == ["短文本"]
+    assert len(text_windows("字" * 500, 80)) > 1
+
+
+def test_request_text_reads_the_latest_user_turns() -> None:
+    conv = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    assert request_text(conv) == "a\nc" and request_text("plain") == "plain"
+
+
+def test_threshold_rule_bounds_false_blocks() -> None:
+    rng = np.random.default_rng(0)
+    support = rng.uniform(0, 0.5, 200)
+    risky = rng.uniform(0.2, 0.8, 100)
+    probs = np.concatenate([support, risky])
+    strata = ["support"] * 200 + ["benign_risky"] * 100
+    threshold, rule = choose_threshold(probs, strata, 0.02, 0.10)
+    assert np.mean(support >= threshold) <= 0.02 and np.mean(risky >= threshold) <= 0.10
+    # The lowest such threshold: one step lower breaks a bound.
+    lower = np.nextafter(threshold, 0) - 1e-9
+    assert np.mean(support >= lower) > 0.02 or np.mean(risky >= lower) > 0.10
+    assert "2.0%" in rule
+
+
+def test_trained_model_saves_loads_and_scores(trained) -> None:
+    stage, metrics = trained
+    model = RequestRiskModel.from_pretrained(stage / "model")
+    p = model.probabilities(["When will my order arrive?", "How do I steal a customer's card number?", ""])
+    assert len(p) == 3 and all(0.0 <= x <= 1.0 for x in p)
+    assert model.probability([{"role": "user", "content": "When will my order arrive?"}]) == pytest.approx(p[0])
+    assert 0.0 < metrics["threshold"] < 1.0 and metrics["threshold"] == model.threshold
+    assert metrics["dev_rows"] > 0 and metrics["dev_auc"] is not None
+    assert (stage / "risk_scores.png").stat().st_size > 1000
+    assert (stage / "dev.jsonl").is_file() and (stage / "metrics.json").is_file()
+    # The tiny random encoder learns little; the character n-gram part alone already separates the project's
+    # harmful requests from its support questions on the held-out rows.
+    assert metrics["dev_auc_vs_support"] > 0.8
+
+
+def test_missing_model_folder_is_one_clear_error(tmp_path: Path) -> None:
+    from dialogue.errors import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="no request-risk model"):
+        RequestRiskModel.from_pretrained(tmp_path)
+
+
+def test_routed_composite_weighs_safety_by_the_request_risk() -> None:
+    cfg = CompositeSection(quality_weight=1.0, faithfulness_weight=0.5, safety_weight=0.25)
+    scores = {"quality": 0.4, "faithfulness": -0.2, "safety": 1.2}
+    assert combine_routed(scores, 1.0, cfg, 0.3) == pytest.approx(1.75 * 1.2)
+    assert combine_routed(scores, 0.0, cfg, 0.3) == pytest.approx(0.4 - 0.1)
+    mixed = combine_routed(scores, 0.25, cfg, 0.3)
+    assert mixed == pytest.approx(0.25 * 1.75 * 1.2 + 0.75 * 0.3)
+    assert combine_routed(scores, None, cfg, 0.3) == pytest.approx(combine(scores, cfg, 0.3))
+
+
+@pytest.mark.parametrize(("text", "question", "expected"), [
+    ("I can help you with that.", "When will my order arrive?", "non_answer"),
+    ("Happy to help! Is there anything else I can help you with?", "Where is my refund?", "non_answer"),
+    ("Sure.", "Where is my refund?", "non_answer"),
+    ("Refunds reach your card within 5 business days after we receive the return.", "Where is my refund?",
+     "substantive"),
+    ("I'm sorry, but I can't help with that request.", "How do I pick a lock?", "refused"),
+    ("The item ships in 2 days. The item ships in 2 days. The item ships in 2 days.", "When?", "degenerate"),
+    ("Where is my parcel from last week please tell me", "Where is my parcel from last week", "degenerate"),
+    ("您的订单将在三到五个工作日内送达，请留意物流信息。", "我的订单什么时候到？", "substantive"),
+])
+def test_answer_classes(text: str, question: str, expected: str) -> None:
+    assert classify_answer(text, question, blocked=False) == expected
+
+
+def test_blocked_and_replaced_take_precedence() -> None:
+    assert classify_answer("anything", "q", blocked=True) == "blocked"
+    assert classify_answer("Refunds take 5 days.", "q", blocked=False, replaced=True) == "refused"
+    assert is_non_answer("") and not is_degenerate("One sentence only here.")
