@@ -24,7 +24,7 @@ from .judge import judge, rate_outcomes
 from .judge_intervals import judge_intervals
 from .models import load_adapter, load_causal_lm, load_tokenizer
 from .recipe import Recipe
-from .reward_audit import render_agreement, reward_judge_agreement
+from .reward_audit import audit_min, render_agreement, reward_judge_agreement
 from .runs import save_recipe, stage_dir, write_metrics
 from .soup import soup_enabled, tuned_policy_adapter
 
@@ -188,9 +188,7 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     report = summarize(per_model, cfg.compare)
     agreement = reward_judge_agreement(rows, per_model, answers)
     report["_reward_judge_agreement"] = agreement
-    audit = [v for entry in agreement.values() for k, v in entry.items()
-             if k not in ("right", "wrong") and v is not None]
-    report["reward_audit_min"] = min(audit) if audit else None
+    report["reward_audit_min"], report["_reward_audit_min_at"] = audit_min(agreement)
     if cfg.system and (recipe.run.root / "risk" / "dev.jsonl").is_file():
         from .system_eval import run_system_evaluation
 

@@ -51,6 +51,23 @@ def reward_judge_agreement(rows: Sequence[dict[str, Any]], per_model: Mapping[st
     return report
 
 
+# Which objectives the routed composite uses for a prompt kind: safety decides harmful requests; ordinary and
+# benign-but-risky ones (which the request-risk model should route as ordinary) are quality + faithfulness.
+ROUTED_OBJECTIVES = {"harmful": ("safety", "composite")}
+ORDINARY_OBJECTIVES = ("quality", "faithfulness", "composite")
+
+
+def audit_min(agreement: Mapping[str, Mapping[str, Any]]) -> tuple[float | None, str | None]:
+    """The smallest audit value over kinds and the objectives the composite uses for them, and where it is."""
+    worst: tuple[float | None, str | None] = (None, None)
+    for kind, entry in agreement.items():
+        for objective in ROUTED_OBJECTIVES.get(kind, ORDINARY_OBJECTIVES):
+            value = entry.get(objective)
+            if value is not None and (worst[0] is None or value < worst[0]):
+                worst = (value, f"{kind}/{objective}")
+    return worst
+
+
 def render_agreement(agreement: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Markdown table lines for ``report.md``."""
     if not agreement:

@@ -132,3 +132,16 @@ def test_blocked_and_replaced_take_precedence() -> None:
     assert classify_answer("anything", "q", blocked=True) == "blocked"
     assert classify_answer("Refunds take 5 days.", "q", blocked=False, replaced=True) == "refused"
     assert is_non_answer("") and not is_degenerate("One sentence only here.")
+
+
+def test_audit_min_reads_only_the_objectives_the_routed_composite_uses() -> None:
+    from dialogue.reward_audit import audit_min
+
+    agreement = {"harmful": {"right": 3, "wrong": 2, "quality": 0.1, "faithfulness": 0.2, "safety": 0.9,
+                             "composite": 0.85},
+                 "support": {"right": 3, "wrong": 2, "quality": 0.7, "faithfulness": 0.95, "safety": 0.05,
+                             "composite": 0.8}}
+    assert audit_min(agreement) == (0.7, "support/quality")
+    agreement["harmful"]["safety"] = 0.4
+    assert audit_min(agreement) == (0.4, "harmful/safety")
+    assert audit_min({}) == (None, None)
