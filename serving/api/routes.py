@@ -165,7 +165,8 @@ class CompletionsApi:
     @staticmethod
     def extension(turn: Turn) -> dict[str, Any]:
         return {"citations": [{k: c[k] for k in ("id", "title", "score")} for c in turn.citations],
-                "handoff_ticket": turn.ticket_id, "guard": turn.blocked, "message_id": turn.message_id}
+                "handoff_ticket": turn.ticket_id, "guard": turn.blocked, "message_id": turn.message_id,
+                "explanation": turn.explanation}  # "Why this answer" (serving.explain)
 
     async def complete(self, req: ChatCompletionRequest, turn: Turn, deltas: Iterator[str], first: Any) -> JSONResponse:
         pieces = [] if first is _END else [first]

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from dialogue.languages import LANGUAGES, check_language, translation_request
+from serving.explain import Explainer
+from serving.feedback.explanations import save_explanation
 from serving.guard import Guard
 from serving.handoff import DislikeStreak, notice, wants_human
 from serving.limits import BusyError, Gate, LimitError, Limits, with_deadline
@@ -85,9 +87,11 @@ class Turn:
     finish_reason: Literal["stop", "timeout", "handoff", "refused"] = "stop"
     replaced: bool = False  # the answer was swapped for a safe one (nothing unchecked was shown)
     request_risk: float | None = None  # p(harmful | request) from the guard's input check (None: guard off)
+    input_reason: str | None = None  # why the guard's input check passed or blocked the request
     guard: Any = None  # the guard's output Verdict (kind: refusal / harmful_compliance / answer, reason)
     cancel: threading.Event = field(default_factory=threading.Event)  # set it to stop generation early
     stats: Any = None  # the engine's GenerationStats, when it keeps them
+    explanation: dict[str, Any] | None = None  # "Why this answer" (serving.explain), built when it is stored
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ class ChatService:
 
     def __init__(self, engine: Any, kb: KnowledgeBase | None, guard: Guard, store: Any, limits: Limits, gate: Gate,
                  model_name: str, adapter_hash: str | None, top_k: int = 3, temperature: float = 0.0,
-                 top_p: float = 1.0, metrics: Metrics | None = None) -> None:
+                 top_p: float = 1.0, metrics: Metrics | None = None, explainer: Any | None = None) -> None:
         self.engine = engine
         self.kb = kb
         self.guard = guard
@@ -125,6 +129,7 @@ class ChatService:
         self.top_k = top_k
         self.default_sampling = Sampling(limits.max_new_tokens, temperature, top_p)
         self.metrics = metrics or Metrics()
+        self.explainer = explainer or Explainer()  # without reward models it says "reward models not loaded"
 
     # --- building blocks -------------------------------------------------------------------------------
 
@@ -159,7 +164,17 @@ class ChatService:
         conversation = self._conversation(session)
         turn.message_id = self.store.add_message(conversation, "assistant", turn.text, kb_ids=kb_ids,
                                                  citations=turn.citations or None)
+        self._explain(session, turn)
         session.history.append({"role": "assistant", "content": turn.text})
+
+    def _explain(self, session: Session, turn: Turn) -> None:
+        """Build the answer's "Why this answer" explanation and store a redacted copy with the message (a failure
+        is logged: the customer still gets the answer)."""
+        try:
+            turn.explanation = self.explainer.explain(turn, session.history)
+            save_explanation(self.store, turn.message_id, turn.explanation)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - the answer is stored and shown either way
+            log.exception("could not explain or store the explanation of message %s", turn.message_id)
 
     def open_handoff(self, session: Session, reason: str) -> int:
         """A ticket for a human agent with the (redacted) stored conversation; returns its id."""
@@ -252,6 +267,7 @@ class ChatService:
             return
 
         verdict = self.guard.check_input(session.history)
+        turn.request_risk, turn.input_reason = verdict.score, verdict.reason
         if not verdict.safe:
             log.info("guard refused input (score %.3f)", verdict.score)
             self.metrics.guard_block("input")
