@@ -112,8 +112,9 @@ def shared_server(tmp: Path) -> LiveServer:
 
 
 def last_text(chat: list[dict[str, Any]]) -> str:
-    """Text of the newest bubble as gradio_client returns it (content is a list of parts in Gradio 6)."""
-    content = chat[-1]["content"]
+    """Text of the newest bubble as gradio_client returns it (content is a list of parts in Gradio 6); the
+    collapsed "Why this answer" section under an answer is skipped."""
+    content = [m for m in chat if (m.get("metadata") or {}).get("title") != "Why this answer"][-1]["content"]
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") for part in content if isinstance(part, dict))

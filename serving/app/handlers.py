@@ -13,6 +13,7 @@ import gradio as gr
 
 from dialogue.errors import ParleyError
 from dialogue.languages import LANGUAGES, UnknownLanguageError
+from serving.app.explain_view import add_explanation
 from serving.app.service import ChatService, Session
 from serving.app.state import ChatState
 from serving.feedback.reasons import REASONS
@@ -74,6 +75,7 @@ class Handlers:
             raise _user_error(exc) from None
         state.display[-1]["content"] = turn.text
         state.remember(turn.message_id, session)
+        add_explanation(state.display, turn)  # "Why this answer", collapsed under the answer
         status = f"A human colleague will take over (ticket #{turn.ticket_id})." if turn.ticket_id else ""
         if turn.finish_reason == "timeout":
             status = "The answer was cut short because it took too long."
@@ -112,6 +114,7 @@ class Handlers:
             raise _user_error(exc) from None
         state.display[-1]["content"] = turn.text
         state.remember(turn.message_id, session)
+        add_explanation(state.display, turn)  # "Why this answer", collapsed under the answer
         yield state.display, state, note
 
     # --- feedback --------------------------------------------------------------------------------------
