@@ -45,6 +45,9 @@ class RiskSection:
     """The request-risk model: a fine-tuned encoder plus a character n-gram model, stacked and calibrated."""
 
     model: str = "all-minilm-l6-v2"
+    # finetune: the encoder with a one-logit head, trained (best on benign requests that sound risky);
+    # frozen: its mean-pooled embedding read by a linear head (minutes less on a CPU).
+    encoder_mode: Literal["finetune", "frozen"] = "finetune"
     max_length: int = 128
     # Long texts (jailbreak prompts put the request at their end) are scored in windows of this many words
     # (CJK: characters x 2), overlapping by half; the request's risk is the maximum over windows.

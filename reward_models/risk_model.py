@@ -7,8 +7,11 @@ two-weight logistic combiner fitted on the calib split turns their logits into o
 are scored in overlapping word windows and the request's risk is the maximum: a jailbreak prompt puts the
 harmful part anywhere, often at its end.
 
-Saved as a folder: ``encoder/`` (``save_pretrained`` model + tokenizer), ``char_ngram.npz`` (idf and
-weights: plain arrays, no pickle) and ``risk.json`` (settings, combiner, threshold and the rule that chose it).
+The encoder is either fine-tuned with a one-logit head (``encoder_mode: finetune``) or kept frozen, its
+mean-pooled sentence embedding read by a linear head (``frozen``: a fraction of the training time, weaker on
+benign requests that sound risky). Saved as a folder: ``encoder/`` (``save_pretrained`` model + tokenizer),
+``encoder_head.npz`` (frozen mode), ``char_ngram.npz`` (idf and weights: plain arrays, no pickle) and
+``risk.json`` (settings, combiner, threshold and the rule that chose it).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dialogue.errors import ModelNotFoundError
 CONFIG_FILE = "risk.json"
 CHAR_FILE = "char_ngram.npz"
 ENCODER_DIR = "encoder"
+HEAD_FILE = "encoder_head.npz"
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 
@@ -73,6 +77,7 @@ class RiskSettings:
     combiner_bias: float = 0.0
     threshold: float = 0.5
     threshold_rule: str = ""
+    encoder_mode: str = "finetune"
 
 
 class CharNgramScorer:
@@ -125,11 +130,13 @@ class CharNgramScorer:
 class RequestRiskModel:
     """p(harmful | request text or conversation); :meth:`is_risky` applies the stored threshold."""
 
-    def __init__(self, encoder: Any, tokenizer: Any, char: CharNgramScorer, settings: RiskSettings) -> None:
+    def __init__(self, encoder: Any, tokenizer: Any, char: CharNgramScorer, settings: RiskSettings,
+                 head: tuple[np.ndarray, float] | None = None) -> None:
         self.encoder = encoder.eval() if encoder is not None else None
         self.tokenizer = tokenizer
         self.char = char
         self.settings = settings
+        self.head = head  # frozen mode: (weights over the pooled embedding, bias)
 
     @property
     def threshold(self) -> float:
@@ -147,9 +154,16 @@ class RequestRiskModel:
         raw = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
         raw["combiner_weights"] = tuple(raw["combiner_weights"])
         settings = RiskSettings(**raw)
-        encoder = AutoModelForSequenceClassification.from_pretrained(path / ENCODER_DIR)
         tokenizer = AutoTokenizer.from_pretrained(path / ENCODER_DIR)
-        return cls(encoder, tokenizer, CharNgramScorer.load(path / CHAR_FILE, settings.char_features), settings)
+        char = CharNgramScorer.load(path / CHAR_FILE, settings.char_features)
+        if settings.encoder_mode == "frozen":
+            from transformers import AutoModel
+
+            arrays = np.load(path / HEAD_FILE)
+            head = (arrays["coef"], float(arrays["intercept"]))
+            return cls(AutoModel.from_pretrained(path / ENCODER_DIR), tokenizer, char, settings, head)
+        encoder = AutoModelForSequenceClassification.from_pretrained(path / ENCODER_DIR)
+        return cls(encoder, tokenizer, char, settings)
 
     def save_pretrained(self, path: str | Path) -> None:
         path = Path(path)
@@ -157,10 +171,29 @@ class RequestRiskModel:
         self.encoder.save_pretrained(path / ENCODER_DIR)
         self.tokenizer.save_pretrained(path / ENCODER_DIR)
         self.char.save(path / CHAR_FILE)
+        if self.head is not None:
+            np.savez_compressed(path / HEAD_FILE, coef=self.head[0], intercept=np.float32(self.head[1]))
         (path / CONFIG_FILE).write_text(json.dumps(asdict(self.settings), indent=2) + "\n", encoding="utf-8")
 
     @torch.no_grad()
+    def embeddings(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Mean-pooled, L2-normalized sentence embeddings of the (frozen) encoder, as sentence-transformers does."""
+        out = np.zeros((len(texts), self.encoder.config.hidden_size), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            batch = self.tokenizer([texts[i] for i in index], padding=True, truncation=True,
+                                   max_length=self.settings.max_length, return_tensors="pt")
+            hidden = self.encoder(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
+            out[index] = pooled.float().numpy()
+        return out
+
+    @torch.no_grad()
     def encoder_logits(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        if self.head is not None:
+            return self.embeddings(texts, batch_size) @ self.head[0] + self.head[1]
         out = np.zeros(len(texts), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):

@@ -132,6 +132,15 @@ def _fit_combiner(enc: np.ndarray, char: np.ndarray, labels: np.ndarray, seed: i
     return (float(clf.coef_[0][0]), float(clf.coef_[0][1])), float(clf.intercept_[0])
 
 
+def _fit_head(embeddings: np.ndarray, labels: list[int], seed: int) -> tuple[np.ndarray, float]:
+    """Frozen mode: a class-balanced logistic regression on the pooled embeddings."""
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced", random_state=seed)
+    clf.fit(embeddings, np.asarray(labels))
+    return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
+
+
 def dev_report(rows: list[RiskRow], probs: np.ndarray, threshold: float) -> dict[str, Any]:
     """AUCs (overall, harmful vs each benign stratum, jailbreak vs benign, per language) and block rates."""
     harmful = [p for row, p in zip(rows, probs, strict=True) if row.label == HARMFUL and row.stratum != "jailbreak"]
@@ -203,13 +212,19 @@ def run_risk_training(recipe: Recipe) -> dict[str, Any]:
     char = CharNgramScorer(cfg.char_ngram_features)
     char.fit(texts, labels, cfg.char_ngram_c, recipe.run.seed)
     tokenizer = load_tokenizer(cfg.model, padding_side="right")
-    encoder = AutoModelForSequenceClassification.from_pretrained(resolve_model(cfg.model), num_labels=1)
-    encoder.config.pad_token_id = tokenizer.pad_token_id
-    losses = _train_encoder(encoder, tokenizer, texts, labels, recipe)
-
     settings = RiskSettings(max_length=cfg.max_length, window_words=cfg.window_words,
-                            char_features=cfg.char_ngram_features)
-    model = RequestRiskModel(encoder, tokenizer, char, settings)
+                            char_features=cfg.char_ngram_features, encoder_mode=cfg.encoder_mode)
+    if cfg.encoder_mode == "frozen":
+        from transformers import AutoModel
+
+        model = RequestRiskModel(AutoModel.from_pretrained(resolve_model(cfg.model)), tokenizer, char, settings)
+        model.head = _fit_head(model.embeddings(texts), labels, recipe.run.seed)
+        losses: list[float] = []
+    else:
+        encoder = AutoModelForSequenceClassification.from_pretrained(resolve_model(cfg.model), num_labels=1)
+        encoder.config.pad_token_id = tokenizer.pad_token_id
+        losses = _train_encoder(encoder, tokenizer, texts, labels, recipe)
+        model = RequestRiskModel(encoder, tokenizer, char, settings)
     calib = by_split["calib"]
     enc, chr_ = model.window_logits([r.text for r in calib])
     settings.combiner_weights, settings.combiner_bias = _fit_combiner(

@@ -64,32 +64,33 @@ def test_pipeline_resumes_after_a_kill_mid_ppo_and_skips_current_stages(tmp_path
     assert statuses["sft"] == "skipped (current)" and statuses["ppo"] == "ran" and statuses["evaluate"] == "ran"
 
 
-def test_parallel_lanes_run_sft_beside_the_reward_models_and_keep_a_finished_lane_when_the_other_fails(
-        tmp_path: Path) -> None:
+def test_parallel_lanes_run_side_by_side_and_keep_a_finished_lane_when_the_other_fails(tmp_path: Path) -> None:
     run = tmp_path / "smoke"
-    early = ["--only", "data", "sft", "reward-quality", "reward-safety", "reward-faithfulness",
+    early = ["--only", "data", "sft", "reward-quality", "reward-safety", "reward-faithfulness", "risk",
              "--set", "pipeline.parallel_lanes=true"]
-    broken = subprocess.run(_command(tmp_path, *early, "--set", f"reward.model={tmp_path / 'no-such-model'}"),
+    broken = subprocess.run(_command(tmp_path, *early, "--set", f"risk.model={tmp_path / 'no-such-model'}"),
                             capture_output=True, text=True, timeout=900)
     assert broken.returncode != 0
-    assert "lane reward-quality -> reward-safety -> reward-faithfulness exited with" in broken.stderr
-    assert (run / "sft" / "stage.json").is_file() and not (run / "reward-quality" / "stage.json").exists()
+    assert "lane reward-quality -> risk exited with" in broken.stderr
+    for name in ("sft", "reward-safety", "reward-faithfulness", "reward-quality"):
+        assert (run / name / "stage.json").is_file(), name
+    assert not (run / "risk" / "stage.json").exists()
     assert "no-such-model" in (run / "lane-2.log").read_text()
 
     fixed = subprocess.run(_command(tmp_path, *early), capture_output=True, text=True, timeout=900)
     assert fixed.returncode == 0, fixed.stderr[-3000:]
     statuses = _statuses(fixed.stdout)
-    assert statuses["sft"] == "skipped (current)", statuses  # the finished lane was kept
+    assert all(statuses[s] == "skipped (current)" for s in STAGES[1:5]), statuses  # finished stages were kept
     # Only one lane was left to run, so it ran in this process.
-    assert all(statuses[f"reward-{o}"] == "ran" for o in ("quality", "safety", "faithfulness")), statuses
+    assert statuses["risk"] == "ran", statuses
 
-    both = subprocess.run(_command(tmp_path, *early, "--force", "sft", "reward-quality", "reward-safety",
-                                   "reward-faithfulness"), capture_output=True, text=True, timeout=900)
+    both = subprocess.run(_command(tmp_path, *early, "--force", *STAGES[1:6]), capture_output=True, text=True,
+                          timeout=900)
     assert both.returncode == 0, both.stderr[-3000:]
     statuses = _statuses(both.stdout)
-    assert all(statuses[s] == "ran (lane)" for s in STAGES[1:5]), statuses
+    assert all(statuses[s] == "ran (lane)" for s in STAGES[1:6]), statuses
     lanes_row = next(line for line in both.stdout.splitlines() if line.startswith("| lanes | ran |"))
     assert lanes_row.count("|") == 6  # a well-formed row of the five-column summary table
     assert both.stderr.count("thread(s), log:") == 2
-    for name in STAGES[1:5]:
+    for name in STAGES[1:6]:
         assert json.loads((run / name / "stage.json").read_text())["seconds"] > 0

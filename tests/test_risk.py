@@ -145,3 +145,17 @@ def test_audit_min_reads_only_the_objectives_the_routed_composite_uses() -> None
     agreement["harmful"]["safety"] = 0.4
     assert audit_min(agreement) == (0.4, "harmful/safety")
     assert audit_min({}) == (None, None)
+
+
+def test_frozen_encoder_mode_trains_saves_and_loads(tmp_path: Path) -> None:
+    from reward_models.risk_train import run_risk_training
+
+    recipe = load_recipe(ROOT / "configs" / "smoke.yaml", [f"run.output_dir={tmp_path}", "risk.encoder_mode=frozen",
+                                                           "risk.eval_rows_per_source=30"])
+    metrics = run_risk_training(recipe)
+    model = RequestRiskModel.from_pretrained(tmp_path / "smoke" / "risk" / "model")
+    assert model.settings.encoder_mode == "frozen" and model.head is not None
+    texts = ["When will my order arrive?", "How do I steal a customer's card number?"]
+    again = RequestRiskModel.from_pretrained(tmp_path / "smoke" / "risk" / "model").probabilities(texts)
+    assert model.probabilities(texts) == pytest.approx(again)
+    assert metrics["threshold"] == model.threshold and metrics["dev_auc"] is not None
