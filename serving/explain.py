@@ -16,8 +16,10 @@ An explanation holds
   are kept. The explanation says so (:data:`HIGHLIGHT_METHOD`): a high overlap means shared words, not a
   checked entailment.
 
-Cost: one reward-model forward pass (all three objectives together when they share a trunk) plus string work,
-well under 30 ms on 2 CPU cores with the MiniLM reward models (``benchmarks/explain_cost.py``).
+Cost (``benchmarks/explain_cost.py``, one torch thread, the stored copy included): the string work and the store
+write take ~1.4 ms; the reward models' one forward pass (all three objectives together when they share a trunk)
+is the rest: ~3 ms more with the smoke models, ~83 ms more with the MiniLM ones of ``runs/demo`` (~243 tokens,
+about 9 GFLOP), which is over a 30 ms budget on one 2-core CPU.
 """
 
 from __future__ import annotations

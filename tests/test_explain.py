@@ -194,18 +194,27 @@ def test_a_blocked_request_is_explained_with_the_block_reason(strict) -> None:
     assert _stored(strict, reply["parley"]["message_id"]) == explanation
 
 
-def test_the_ui_shows_why_this_answer_collapsed_under_the_answer(live) -> None:
+def _text(message: dict) -> str:
+    """A chat message's text as gradio_client returns it (a list of parts in Gradio 6)."""
+    return last_text([{"content": message["content"]}])
+
+
+def test_the_ui_shows_why_this_answer_collapsed_under_each_answer(live) -> None:
     client = Client(live.url, verbose=False)
     try:
         chat, *_ = client.predict(QUESTION, api_name="/support")
+        translated, *_ = client.predict("Bonjour", "auto", "en", api_name="/translate")
     finally:
         client.close()
     why, answer = chat[-1], chat[-2]
     assert is_explanation(why) and why["metadata"]["status"] == "done" and why["role"] == "assistant"
     assert answer["role"] == "assistant" and last_text(chat) == last_text(chat[:-1])
-    text = last_text([{"content": why["content"]}])
+    text = _text(why)
     assert "why-scores" in text and "composite" in text and '<mark class="why-highlight">' in text
     assert "word overlap with the answer" in text
+    # A translation is explained too; it was given no KB passage, so nothing is highlighted.
+    assert is_explanation(translated[-1]) and not is_explanation(translated[-2])
+    assert "no knowledge-base passage" in _text(translated[-1])
 
 
 # --- headless Chromium -----------------------------------------------------------------------------------
