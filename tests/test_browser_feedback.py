@@ -1,9 +1,13 @@
-"""The feedback controls in a real browser (headless Chromium via Playwright): a thumbs-down reveals the reason
-choice, the reason is stored; "Another answer" shows two answers and the choice is stored."""
+"""The feedback loop in a real browser (headless Chromium via Playwright): ask, open "Why this answer", a
+thumbs-down reveals the reason choice and the reason is stored, "Another answer" shows two answers and the choice
+is stored, and ``parley feedback export`` then holds the tagged pair and the KTO row."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +15,7 @@ import pytest
 from serve_fixtures import shared_server
 from sqlalchemy import select
 
+from serving.app.explain_view import TITLE
 from serving.feedback.models import Comparison, Message
 from serving.feedback.store import FeedbackStore
 
@@ -41,11 +46,19 @@ def page_fixture(live) -> Iterator:
         browser.close()
 
 
-def test_dislike_reason_and_another_answer_in_the_browser(live, page) -> None:
-    page.fill("#support-input textarea", "How do I reset my password?")
+QUESTION = "How do I reset my password?"
+
+
+def test_ask_explain_dislike_with_a_reason_choose_another_answer_and_export(live, page, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.fill("#support-input textarea", QUESTION)
     page.click("#support-send")
     page.wait_for_function("document.querySelector('#support-citations')?.innerText.includes('Sources')")
     assert not page.locator("#reason-box").first.is_visible()
+    chat = page.locator("#support-chat")
+    chat.get_by_text(TITLE).last.click()  # "Why this answer", collapsed until opened
+    expect(chat.locator(".why-guard").last).to_be_visible()
 
     page.locator('#support-chat button[aria-label="Dislike"]').last.click()
     page.wait_for_function("document.querySelector('#feedback-status')?.innerText.includes('What was wrong')")
@@ -69,3 +82,13 @@ def test_dislike_reason_and_another_answer_in_the_browser(live, page) -> None:
         alternative = conn.execute(select(Message.id).where(Message.variant_of == original)).scalar_one()
         choice = conn.execute(select(Comparison.preferred).where(Comparison.alternative_id == alternative)).one()
     assert choice.preferred == "alternative"
+
+    out = tmp_path / "export"
+    done = subprocess.run([sys.executable, "-m", "dialogue.cli", "feedback", "export", "--db", live.db_url,
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pairs = [json.loads(line) for line in (out / "preferences-faithfulness.jsonl").read_text().splitlines()]
+    ours = [p for p in pairs if p["prompt"][-1]["content"] == QUESTION]
+    assert ours and ours[-1]["objective"] == "faithfulness"  # the pair carries the dislike's reason
+    kto = [json.loads(line) for line in (out / "kto.jsonl").read_text().splitlines()]
+    assert any(r["prompt"][-1]["content"] == QUESTION and r["label"] is False for r in kto)

@@ -3,6 +3,10 @@ validation errors in OpenAI's shape, unknown ids, PII redaction and the API key 
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+
 import httpx
 import openai
 import pytest
@@ -43,6 +47,20 @@ def test_like_then_dislike_with_a_reason_over_http(live, client: openai.OpenAI) 
     assert (r.json()["label"], r.json()["rating"], r.json()["objective"]) == ("dislike", 5, "faithfulness")
     (row,) = _rows(live, mid)
     assert (row["rater"], row["like"], row["rating"], row["reason"]) == ("api", False, 5, "made_up_fact")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_feedback_through_curl_as_the_readme_shows(live, client: openai.OpenAI) -> None:
+    mid = _answer(client)
+    body = json.dumps({"message_id": mid, "label": "dislike", "reason": "unhelpful",
+                       "correction": "Call me at +1 415 555 0100 about it."})
+    done = subprocess.run(["curl", "-sS", "-X", "POST", f"{live.api}/feedback", "-H", "Content-Type: application/json",
+                           "-H", "Idempotency-Key: curl-1", "-d", body], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    assert (reply["label"], reply["reason"], reply["objective"]) == ("dislike", "unhelpful", "quality")
+    (row,) = _rows(live, mid)
+    assert row["like"] is False and "555 0100" not in (row["correction"] or "")
 
 
 def test_a_retried_request_is_answered_once(live, client: openai.OpenAI) -> None:

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import gradio as gr
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
-from serve_fixtures import last_text, shared_server
+from serve_fixtures import last_text
 from sqlalchemy import select
+from test_serve import _store, client_fixture, live_fixture, module_client_fixture  # noqa: F401 - shared fixtures
 
 from serving.app.handlers import Handlers
 from serving.app.state import ChatState
@@ -18,28 +17,6 @@ from serving.feedback.models import Comparison, Message
 from serving.feedback.store import FeedbackStore
 
 QUESTION = "How long does account deletion take?"
-
-
-@pytest.fixture(scope="module", name="live")
-def live_fixture(tmp_path_factory: pytest.TempPathFactory):
-    return shared_server(tmp_path_factory.mktemp("serve-feedback"))
-
-
-@pytest.fixture(scope="module", name="module_client")
-def module_client_fixture(live) -> Iterator[Client]:
-    client = Client(live.url, verbose=False)
-    yield client
-    client.close()
-
-
-@pytest.fixture(name="client")
-def client_fixture(module_client: Client) -> Client:
-    module_client.reset_session()
-    return module_client
-
-
-def _store(live) -> FeedbackStore:
-    return FeedbackStore(live.db_url, create=False)
 
 
 def _newest_answer(store: FeedbackStore) -> int:

@@ -211,9 +211,9 @@ class ChatService:
 
         ``prompt`` is what the model sees when it differs from what the user typed (a translation request).
         With ``live`` False the answer is checked by the guard *before* anything is yielded (the API cannot
-        take back streamed text); with ``live`` True it streams in growing pieces (a word, then 2, 4 ... 16 words or
-        a sentence), each released only once the answer so far passes the guard's output check (a rejected answer stops and is replaced,
-        :attr:`Turn.replaced`, without any of it having been shown).
+        take back streamed text); with ``live`` True it streams in growing pieces (a word, then 2, 4 ... 16
+        words or a sentence), each released only once the answer so far passes the guard's output check (a
+        rejected answer stops and is replaced, :attr:`Turn.replaced`, without any of it having been shown).
         """
         started = time.monotonic()
         route = "api" if session.mode == "api" else "ui"
