@@ -55,13 +55,21 @@ def test_guard_applies_the_threshold_and_tells_refusals_from_compliance(risk_dir
 def test_streamed_text_is_released_only_after_it_passes(risk_dir: Path, tmp_path_factory) -> None:
     """Whatever the tiny model writes, no delta reaches the client after the output check rejected the answer,
     and an answer that passed arrives whole."""
-    shared = shared_server(tmp_path_factory.mktemp("shared"))
-    service = shared.service
-    guard = Guard.load(risk_dir)
+    from dataclasses import replace
+
+    from serve_fixtures import BASE
+
     from serving.app.service import Session
+    from serving.server import build_service
+
+    shared = shared_server(tmp_path_factory.mktemp("shared"))
+    # A service of its own (store, metrics) on the shared server's loaded engine and KB embeddings.
+    cfg = replace(BASE, db=f"sqlite:///{tmp_path_factory.mktemp('holdback') / 'feedback.db'}",
+                  risk_model=str(risk_dir))
+    service = build_service(cfg, MODEL, engine=shared.service.engine, kb=shared.service.kb)
+    guard = service.guard
 
     outcomes = set()
-    original = service.guard
     for offset in (-1.0, 1e-6, 0.02, 0.05):
         p = guard.request_risk("Where is my parcel?")
         service.guard = Guard(guard.risk, threshold=min(1.0, max(0.0, p + offset)))
@@ -78,7 +86,8 @@ def test_streamed_text_is_released_only_after_it_passes(risk_dir: Path, tmp_path
                     assert shown.strip() == turn.text.strip() or turn.replaced
                 outcomes.add(turn.blocked)
         finally:
-            service.guard = original
+            service.guard = guard
+    service.store.close()
     assert "input" in outcomes and len(outcomes) >= 2
 
 
