@@ -45,14 +45,16 @@ class AnswerRecord:
     citations: list[dict[str, Any]]
 _SENTENCE_END = re.compile(r"[.!?\n。！？](?=\s|$)|[。！？]")
 _WORD_END = re.compile(r"\S(?=\s)|[\u3000-\u9fff\uff00-\uffef]")
-# Streamed text is checked before it is shown: after the first word, then after 2, 4, 8 and at most this many
-# more words (or at a sentence end), so the check adds one short scoring to the first token and few after it.
+# Streamed text is checked before it is shown: the first token, then 2, 4, 8 and at most this many more words
+# (or a sentence end), so the check adds one short scoring to the first token and few after it.
 MAX_HOLD_WORDS = 16
 
 
 def _release_point(text: str, released: int, hold_words: int) -> int:
     """How far the shown text may reach once it passes the check: a sentence end, or ``hold_words`` more words
     (CJK characters count as words); ``released`` when neither is there yet."""
+    if released == 0 and hold_words == 1:
+        return len(text) if text.strip() else 0  # the first token: one check, no wait for the word to end
     sentence = 0
     for m in _SENTENCE_END.finditer(text, released):
         sentence = m.end()
@@ -211,7 +213,7 @@ class ChatService:
 
         ``prompt`` is what the model sees when it differs from what the user typed (a translation request).
         With ``live`` False the answer is checked by the guard *before* anything is yielded (the API cannot
-        take back streamed text); with ``live`` True it streams in growing pieces (a word, then 2, 4 ... 16
+        take back streamed text); with ``live`` True it streams in growing pieces (the first token, then 2, 4 ... 16
         words or a sentence), each released only once the answer so far passes the guard's output check (a
         rejected answer stops and is replaced, :attr:`Turn.replaced`, without any of it having been shown).
         """
