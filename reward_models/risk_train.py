@@ -9,6 +9,7 @@ any choice) -> AUCs overall, per stratum and per language, and block rates at th
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -52,7 +53,7 @@ def _train_encoder(model, tokenizer, texts: list[str], labels: list[int], recipe
     n_pos = max(1, sum(labels))
     pos_weight = torch.tensor((len(labels) - n_pos) / n_pos)
     order = list(range(len(texts)))
-    steps_per_epoch = math_ceil(len(order), cfg.batch_size)
+    steps_per_epoch = math.ceil(len(order) / cfg.batch_size)
     total = max(1, int(steps_per_epoch * cfg.epochs))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(0.06 * total), total)
     r = random.Random(recipe.run.seed)
@@ -101,10 +102,6 @@ def augment(texts: list[str], seed: int, share: float = 0.3) -> list[str]:
             text = text.rstrip(" ?.!？。！")
         out.append(text)
     return out
-
-
-def math_ceil(n: int, d: int) -> int:
-    return -(-n // d)
 
 
 def choose_threshold(probs: np.ndarray, strata: list[str], max_support: float, max_benign_risky: float) -> tuple[

@@ -9,12 +9,12 @@ carry no customer text today, but a stored copy must never be the one place pers
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
-from sqlalchemy import JSON, Column, Engine, ForeignKey, Integer, MetaData, Table, delete, insert, select
+from sqlalchemy import JSON, Column, ForeignKey, Integer, MetaData, Table, delete, insert, select
 
 from .engine import WRITE_OPTION
+from .migrate import SideTables
 from .models import Message, UTCDateTime, utcnow
 from .pii import redact_obj
 from .store import FeedbackStore, FeedbackValueError
@@ -28,15 +28,12 @@ message_explanations = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
-_READY: weakref.WeakSet[Engine] = weakref.WeakSet()
+_TABLES = SideTables(metadata)
 
 
 def ensure_schema(store: FeedbackStore) -> None:
     """Create ``message_explanations`` if this database does not have it yet (idempotent, once per engine)."""
-    if store.engine in _READY:
-        return
-    metadata.create_all(store.engine.execution_options(**{WRITE_OPTION: True}))
-    _READY.add(store.engine)
+    _TABLES.ensure(store.engine)
 
 
 def _check_message(message_id: Any) -> int:

@@ -53,3 +53,23 @@ def upgrade(engine: Engine) -> list[str]:
             conn.exec_driver_sql(f'ALTER TABLE "{table}" ADD COLUMN {exists}"{column}" {ddl}')
             added.append(f"{table}.{column}")
     return added
+
+
+class SideTables:
+    """Tables a feature keeps beside the store's own (ticket closures, explanations): created on first use.
+
+    ``create_all`` only adds missing tables, so an existing store gains them without a migration; the engines
+    already checked are remembered, so a request pays for the check once per process.
+    """
+
+    def __init__(self, metadata) -> None:
+        import weakref
+
+        self.metadata = metadata
+        self._ready: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+    def ensure(self, engine: Engine) -> None:
+        if engine in self._ready:
+            return
+        self.metadata.create_all(engine.execution_options(**{WRITE_OPTION: True}))
+        self._ready.add(engine)

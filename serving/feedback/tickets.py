@@ -10,13 +10,11 @@ every ticket it has.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
     Column,
-    Engine,
     ForeignKey,
     Integer,
     MetaData,
@@ -31,6 +29,7 @@ from sqlalchemy import (
 )
 
 from .engine import WRITE_OPTION
+from .migrate import SideTables
 from .models import HANDOFF_STATUSES, Conversation, HandoffTicket, UTCDateTime, utcnow
 from .pii import redact
 from .store import FeedbackStore, FeedbackValueError, UnknownRecordError
@@ -55,15 +54,12 @@ class TicketClosedError(FeedbackValueError):
     """The ticket is already closed."""
 
 
-_READY: weakref.WeakSet[Engine] = weakref.WeakSet()
+_TABLES = SideTables(metadata)
 
 
 def ensure_schema(store: FeedbackStore) -> None:
     """Create ``handoff_closures`` if this database does not have it yet (idempotent, once per engine)."""
-    if store.engine in _READY:
-        return
-    metadata.create_all(store.engine.execution_options(**{WRITE_OPTION: True}))
-    _READY.add(store.engine)
+    _TABLES.ensure(store.engine)
 
 
 def _statuses(status: str | Sequence[str] | None) -> tuple[str, ...]:
