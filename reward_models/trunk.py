@@ -3,13 +3,17 @@
 Reward models trained with the same frozen lower layers differ only in their top blocks, pooler and
 head. :class:`SharedTrunk` runs embeddings + frozen blocks once per batch and only the trained top of
 each objective after that: three objectives cost about ``frozen + 3 * top`` blocks instead of
-``3 * all``. It works for BERT-style encoders (``embeddings``, ``encoder.layer``, ``pooler``,
-``classifier``); anything else falls back to one full forward per objective.
+``3 * all``. The last block of each top needs only the first token's output (the pooler reads nothing
+else), so it projects keys and values for every token but queries, attention output and feed-forward for
+that one token alone: the same scores, about a fifth less work for a MiniLM with two trained blocks. It
+works for BERT-style encoders (``embeddings``, ``encoder.layer``, ``pooler``, ``classifier``); anything
+else falls back to one full forward per objective.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers.masking_utils import create_bidirectional_mask
 
@@ -23,6 +27,22 @@ def supports_sharing(model: nn.Module) -> bool:
         and not getattr(base.config, "is_decoder", False)
         and hasattr(model, "classifier")
     )
+
+
+def first_token_block(block: nn.Module, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """A BERT block's output at the first position only (``[batch, 1, hidden]``), attending to every token."""
+    attention = block.attention.self
+    batch, length, _ = hidden.shape
+    head = attention.attention_head_size
+    first = hidden[:, :1]
+    query = attention.query(first).view(batch, 1, -1, head).transpose(1, 2)
+    key = attention.key(hidden).view(batch, length, -1, head).transpose(1, 2)
+    value = attention.value(hidden).view(batch, length, -1, head).transpose(1, 2)
+    if mask is not None and mask.dim() == 4 and mask.shape[2] > 1:
+        mask = mask[:, :, :1]
+    context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=attention.scaling)
+    attended = block.attention.output(context.transpose(1, 2).reshape(batch, 1, -1), first)
+    return block.output(block.intermediate(attended), attended)
 
 
 class SharedTrunk(nn.Module):
@@ -55,9 +75,11 @@ class SharedTrunk(nn.Module):
         out = {}
         for objective, model in self.models.items():
             base = getattr(model, model.base_model_prefix)
-            top = hidden
-            for block in base.encoder.layer[self.frozen_layers:]:
+            top, blocks = hidden, base.encoder.layer[self.frozen_layers:]
+            for block in blocks[:-1]:
                 top = block(top, mask)
+            if len(blocks):
+                top = first_token_block(blocks[-1], top, mask)
             pooled = base.pooler(top) if base.pooler is not None else top[:, 0]
             out[objective] = model.classifier(model.dropout(pooled)).squeeze(-1)
         return out

@@ -165,3 +165,29 @@ def test_accuracy_by_category_separates_the_categories() -> None:
     rows = [{"category": "a"}, {"category": "a"}, {"category": "b"}, {"category": "b"}, {}]
     chosen, rejected = [1.0, 1.0, 0.0, 1.0, 5.0], [0.0, 0.0, 1.0, 1.0, 0.0]
     assert pairwise_metrics_by_category(rows, chosen, rejected) == {"a": 1.0, "b": 0.25}  # a tie counts half
+
+
+def test_compiled_auto_dtype_scoring_stays_close_to_eager_float32(trained):
+    """The server's explanation path (auto dtype, compiled, weights frozen) must say what the float32 models say.
+
+    The smoke models' scores all sit near one value, so ``auto`` must keep them in float32."""
+    run_dir, _ = trained
+    items = [("where is my parcel?", answer, "It ships in 2 days. Returns are free.")
+             for answer in ("Tomorrow.", "It ships within 2 days.", "I have no idea, go away and stop asking me.")]
+    reference = RewardScorer.from_pretrained(run_dir).score(items)
+    fast = RewardScorer.from_pretrained(run_dir, dtype="auto").compile_for_inference()
+    for _ in range(2):  # the second pass runs the compiled graph that the first one built
+        scores = fast.score(items)
+    for objective, values in reference.items():
+        assert max(abs(a - b) for a, b in zip(values, scores[objective], strict=True)) < 0.1, objective
+
+
+def test_scoring_dtype_keeps_float32_for_narrow_scores_and_rejects_unknown_names():
+    from reward_models.normalization import Normalization
+    from reward_models.scorer import scoring_dtype
+
+    assert scoring_dtype("float32") is torch.float32
+    assert scoring_dtype("auto", {"quality": Normalization(mean=0.029, std=7e-5)}) is torch.float32
+    assert scoring_dtype("auto", {"quality": Normalization(mean=0.65, std=0.76)}) in (torch.float32, torch.bfloat16)
+    with pytest.raises(ValueError, match="unknown scoring dtype"):
+        scoring_dtype("int3")
