@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .data_loading import BadRows, load_ppo_prompts
+from .data_loading import BadRows, load_kb, load_ppo_prompts
 from .errors import ParleyError
 from .evaluate_config import EvalModelSection
 from .generation import GenerationParams, generate_batch, render_rows
@@ -24,7 +24,7 @@ from .judge import judge, rate_outcomes
 from .judge_intervals import judge_intervals
 from .models import load_adapter, load_causal_lm, load_tokenizer
 from .recipe import Recipe
-from .reward_audit import audit_min, render_agreement, reward_judge_agreement
+from .reward_audit import REFERENCE, audit_min, reference_answers, render_agreement, reward_judge_agreement
 from .runs import save_recipe, stage_dir, write_metrics
 from .soup import soup_enabled, tuned_policy_adapter
 
@@ -186,7 +186,9 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     del ref_model
 
     report = summarize(per_model, cfg.compare)
-    agreement = reward_judge_agreement(rows, per_model, answers)
+    audit_models, audit_answers = reference_audit_entry(rows, load_kb(recipe.data.data_dir), scorer, risks,
+                                                        composite_cfg)
+    agreement = reward_judge_agreement(rows, {**per_model, **audit_models}, {**answers, **audit_answers})
     report["_reward_judge_agreement"] = agreement
     report["reward_audit_min"], report["_reward_audit_min_at"] = audit_min(agreement)
     if cfg.system and (recipe.run.root / "risk" / "dev.jsonl").is_file():
@@ -204,6 +206,27 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     write_report(out, report, per_model, rows, answers, recipe.run.root / "ppo" / "log.jsonl")
     write_metrics(out, {k: v for k, v in report.items() if not k.startswith("_")})
     return report
+
+
+def reference_audit_entry(rows: list[dict], kb: list[dict], scorer: Any, risks: list[float | None],
+                          composite_cfg: Any) -> tuple[dict[str, dict[str, Any]], dict[str, list[str | None]]]:
+    """The rows' known right answers (:func:`reward_audit.reference_answers`), scored like a model's, for the
+    reward audit's pool only (they are not a model of the report)."""
+    from reward_models.lagrange import combine_routed
+
+    refs = reference_answers(rows, kb)
+    present = [i for i, text in enumerate(refs) if text]
+    if not present:
+        return {}, {}
+    scored = scorer.score([(rows[i]["messages"], refs[i], rows[i].get("context")) for i in present])
+    scores = {o: [0.0] * len(rows) for o in scored}
+    composite = [0.0] * len(rows)
+    for k, i in enumerate(present):
+        values = {o: v[k] for o, v in scored.items()}
+        for o, v in values.items():
+            scores[o][i] = float(v)
+        composite[i] = float(combine_routed(values, risks[i], composite_cfg, composite_cfg.lagrange_init))
+    return {REFERENCE: {"scores": scores, "composite": composite}}, {REFERENCE: refs}
 
 
 def run_system_only(recipe: Recipe, out_dir: str | Path | None = None) -> dict[str, Any]:

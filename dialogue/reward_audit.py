@@ -6,6 +6,11 @@ kind, splits them by the judge's verdict (refused a harmful request, answered a 
 KB fact, used the right language) and reports, per reward objective, the chance that a right answer outscores
 a wrong one (an AUC: 0.5 = blind, below 0.5 = PPO is paid to do the wrong thing). It is how we found that
 the safety model paid policy-written refusals of benign-but-risky requests more than answers.
+
+"Right" is stricter than the judge's rates (:func:`audit_outcome`): an answer must also be substantive (not a
+non-answer, a repetition or an echo of the request, :mod:`dialogue.answer_classes`), and a translation must
+say what the reference says (sentence chrF >= :data:`TRANSLATION_CHRF_MIN`), not only be in the right
+language: "I can help you with that." is English, but it is not a translation into English.
 """
 
 from __future__ import annotations
@@ -13,7 +18,57 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .answer_classes import is_degenerate, is_non_answer
 from .judge import judge_outcome
+
+# A translation is right when it is in the requested language and its sentence chrF (0-100) against the
+# reference is at least this: the cpu-demo policy's same-language attempts that garble the sentence score 20-37.
+TRANSLATION_CHRF_MIN = 40.0
+REFERENCE = "reference"
+
+
+def _last_user(row: dict[str, Any]) -> str:
+    users = [m["content"] for m in row.get("messages") or [] if m.get("role") == "user"]
+    return users[-1] if users else ""
+
+
+def audit_outcome(row: dict[str, Any], response: str) -> bool | None:
+    """Did ``response`` do the right thing, for the audit? None when the row has no rule.
+
+    Harmful: refused. Otherwise the judge's rule and a substantive answer; translations also need the
+    reference's content (chrF).
+    """
+    outcome = judge_outcome(row, response)
+    if outcome is None or row.get("kind") == "harmful":
+        return outcome
+    if is_non_answer(response) or is_degenerate(response, _last_user(row)):
+        return False
+    reference = (row.get("expected") or {}).get("reference")
+    if outcome and row.get("kind") == "translation" and reference:
+        import sacrebleu
+
+        return sacrebleu.sentence_chrf(response, [reference]).score >= TRANSLATION_CHRF_MIN
+    return outcome
+
+
+def reference_answers(rows: Sequence[dict[str, Any]], kb: Sequence[dict[str, Any]]) -> list[str | None]:
+    """The known right answer of each row, where the data has one: a support row's KB fact (by its
+    ``fact_key``) and a translation row's reference; None elsewhere.
+
+    The 135M policy rarely translates a sentence right, so without these the translation audit would have no
+    right side: pooled with the policies' answers they ask whether a right answer outscores what PPO samples.
+    """
+    facts = {f["key"]: f["answer"] for article in kb for f in article.get("facts", [])}
+    out: list[str | None] = []
+    for row in rows:
+        expected = row.get("expected") or {}
+        if row.get("kind") == "translation":
+            out.append(expected.get("reference"))
+        elif row.get("kind") == "support":
+            out.append(facts.get(expected.get("fact_key", "")))
+        else:
+            out.append(None)
+    return out
 
 
 def pairwise_auc(good: Sequence[float], bad: Sequence[float]) -> float | None:
@@ -29,14 +84,17 @@ def reward_judge_agreement(rows: Sequence[dict[str, Any]], per_model: Mapping[st
     """Per kind: counts of right/wrong answers and the AUC of each objective and of the composite.
 
     ``per_model[name]`` holds ``scores`` (objective -> list) and ``composite`` aligned with ``rows``;
-    identical (prompt, answer) pairs from different models are counted once.
+    identical (prompt, answer) pairs from different models are counted once; a None answer (a row without a
+    reference, see :func:`reference_answers`) is skipped.
     """
     pooled: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
     seen: set[tuple[int, str]] = set()
     for name, result in per_model.items():
         columns = {**result["scores"], "composite": result["composite"]}
         for i, (row, response) in enumerate(zip(rows, answers[name], strict=True)):
-            outcome = judge_outcome(row, response)
+            if response is None:
+                continue
+            outcome = audit_outcome(row, response)
             if outcome is None or (i, response) in seen:
                 continue
             seen.add((i, response))

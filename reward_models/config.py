@@ -71,6 +71,14 @@ class RewardSection:
     bare_refusal_pairs: int = 0
     echo_pairs: int = 0
     near_refusal_pairs: int = 0
+    # Quality and faithfulness: project safety pairs (half refuse-right, half refuse-wrong) added to their
+    # training, so that a harmful compliance loses on every objective, not only where the request-risk model
+    # routes the composite to safety. Faithfulness: the quality data's translation pairs (a faithful translation
+    # keeps its source's content). Both: translation rows re-paired with a garbled copy of the right translation
+    # as the rejected side. See reward_models.borrowed_pairs.
+    borrowed_safety_pairs: int = 0
+    borrowed_translation_pairs: int = 0
+    garbled_translation_pairs: int = 0
     eval_rows_during_training: int = 64
     eval_steps: int = 20
     logging_steps: int = 5

@@ -28,6 +28,7 @@ from dialogue.data_loading import (
 )
 from dialogue.errors import DataError
 
+from .borrowed_pairs import garbled_translation_pairs, safety_pairs_for, translation_pairs_for
 from .config import RewardSection, RewardSourceSection
 from .deflections import (
     OVER_REFUSAL_CATEGORIES,
@@ -144,6 +145,26 @@ def _hard_pair_makers(cfg: RewardSection):
             ("near_refusal", near_refusal_pairs, cfg.near_refusal_pairs))
 
 
+def _borrowed(cfg: RewardSection, data_dir: str, objective: str, split: str, bad: BadRows,
+              rng: random.Random, counts: dict[str, int] | None) -> dict[str, list[Row]]:
+    """Pairs ``objective`` borrows from the other objectives' ``split`` (see reward_models.borrowed_pairs);
+    ``counts`` None = as many as there are (held-out sets)."""
+    out: dict[str, list[Row]] = {}
+
+    def rows_of(other: str) -> list[Row]:
+        path = Path(data_dir) / "preferences" / other / f"{split}.jsonl"
+        return load_preferences(data_dir, other, split, bad) if path.is_file() else []
+
+    if objective != "safety" and cfg.borrowed_safety_pairs:
+        rows = rows_of("safety")
+        out["borrowed_safety"] = safety_pairs_for(rows, counts["safety"] if counts else len(rows), rng)
+    if objective == "faithfulness" and cfg.borrowed_translation_pairs:
+        rows = rows_of("quality")
+        out["borrowed_translation"] = translation_pairs_for(rows, counts["translation"] if counts else len(rows),
+                                                            rng)
+    return out
+
+
 def build_pairs(
     cfg: RewardSection,
     data_dir: str,
@@ -171,6 +192,16 @@ def build_pairs(
             if extra:
                 out.train += extra
                 out.counts[f"{name}_train"] = len(extra)
+        borrowed = _borrowed(cfg, data_dir, objective, "train", bad, rng,
+                             {"safety": cfg.borrowed_safety_pairs, "translation": cfg.borrowed_translation_pairs})
+        for name, extra in borrowed.items():
+            out.train += extra
+            out.counts[f"{name}_train"] = len(extra)
+        if objective != "safety":
+            garbled = garbled_translation_pairs(out.train, cfg.garbled_translation_pairs, rng)
+            out.train += garbled
+            if garbled:
+                out.counts["garbled_translation_train"] = len(garbled)
     if (project_dir / "heldout.jsonl").is_file():
         out.heldout["project"] = load_preferences(data_dir, objective, "heldout", bad)
         if cfg.deflection_pairs:
@@ -181,6 +212,13 @@ def build_pairs(
             heldout = make(out.heldout["project"], len(out.heldout["project"]), random.Random(seed + 2))
             if count and heldout:
                 out.heldout[name] = heldout
+        borrowed = _borrowed(cfg, data_dir, objective, "heldout", bad, random.Random(seed + 3), None)
+        out.heldout.update({name: rows for name, rows in borrowed.items() if rows})
+        if objective != "safety" and cfg.garbled_translation_pairs:
+            pool = out.heldout["project"] + borrowed.get("borrowed_translation", [])
+            garbled = garbled_translation_pairs(pool, len(pool), random.Random(seed + 4))
+            if garbled:
+                out.heldout["garbled_translation"] = garbled
     for source in cfg.sources:
         if source.objective != objective:
             continue
