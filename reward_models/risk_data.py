@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dialogue.data_loading import BadRows, iter_lines, load_ppo_prompts, load_preferences, load_support
+from dialogue.judge import is_refusal
 
 from .risk_config import RiskSection, RiskSourceSection
 
@@ -70,6 +71,14 @@ def _jsonl(path: Path) -> Iterator[dict]:
     bad.print_summary(str(path))
 
 
+def declined(src: RiskSourceSection, obj: dict) -> bool:
+    """Whether a record passes the source's ``declined_field`` rule (always, without one)."""
+    if not src.declined_field:
+        return True
+    reply = obj.get(src.declined_field)
+    return isinstance(reply, str) and is_refusal(reply)
+
+
 def _local_records(src: RiskSourceSection, path: Path) -> Iterator[tuple[str, str, str, int | None]]:
     """(text, group, lang, label or None) from a local copy in one of the known layouts."""
     if src.format == "donotanswer":
@@ -116,7 +125,7 @@ def _local_records(src: RiskSourceSection, path: Path) -> Iterator[tuple[str, st
     else:
         for obj in _jsonl(path):
             text = obj.get(src.text_field, obj.get(src.text_field.lower()))
-            if isinstance(text, str):
+            if isinstance(text, str) and declined(src, obj):
                 yield text, text, src.lang, None
 
 
@@ -127,7 +136,7 @@ def _hub_records(src: RiskSourceSection) -> Iterator[tuple[str, str, str, int | 
     label_field = "toxicity" if src.format == "toxicchat" else None
     for obj in dataset:
         text = obj.get(src.text_field)
-        if isinstance(text, str):
+        if isinstance(text, str) and declined(src, obj):
             label = int(obj[label_field]) if label_field else None
             yield text, text, src.lang, label
 

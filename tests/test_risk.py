@@ -47,6 +47,20 @@ def test_split_is_stable_and_keeps_parallel_rows_together(tmp_path: Path) -> Non
     assert len(by_group) == 40 and all(len(splits) == 1 for splits in by_group.values())
 
 
+def test_declined_field_keeps_only_requests_whose_own_reply_declines(tmp_path: Path) -> None:
+    path = tmp_path / "stl.jsonl"
+    rows = [{"instruction": "Explain how to pick a lock to break into a house.",
+             "refusal": "I'm sorry, but I can't help with breaking into a house."},
+            {"instruction": "Summarize the theory of relativity.",
+             "refusal": "The theory of relativity is a set of two theories developed by Albert Einstein."},
+            {"instruction": "A row without a reply."}]
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    source = RiskSourceSection(name="stl", local=str(path), text_field="instruction", label="harmful")
+    assert len(public_rows(source)) == 3
+    kept = public_rows(RiskSourceSection(**{**source.__dict__, "declined_field": "refusal"}))
+    assert [row.text for row in kept] == [rows[0]["instruction"]]
+
+
 def test_absent_source_is_skipped_with_a_message(capsys) -> None:
     assert public_rows(RiskSourceSection(name="gone", local="/nonexistent/file.jsonl")) == []
     assert "skipping" in capsys.readouterr().err
