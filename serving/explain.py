@@ -17,10 +17,10 @@ An explanation holds
   checked entailment.
 
 Cost (``benchmarks/explain_cost.py``, the stored copy included): the string work and the store write take ~2 ms;
-the reward models' one forward pass (all three objectives together when they share a trunk, ~243 tokens for a
-support answer with three KB passages) is the rest. The scorer runs in bfloat16 where the CPU multiplies it
-natively (AVX-512 BF16 / AMX), which halves the MiniLM pass at scores within 0.05 standard deviations of
-float32 (:func:`reward_models.scorer.scoring_dtype`).
+the reward models' one forward pass (all three objectives together when they share a trunk; a support answer
+with three KB passages fills the models' ``max_length``, 192 tokens in cpu-demo) is the rest. The scorer runs
+in bfloat16 where the CPU multiplies it natively (AVX-512 BF16 / AMX), which halves the MiniLM pass at scores
+within 0.05 standard deviations of float32 (:func:`reward_models.scorer.scoring_dtype`).
 """
 
 from __future__ import annotations
