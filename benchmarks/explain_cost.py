@@ -11,7 +11,7 @@ JSON line and appends it to ``benchmarks/results/explain_cost.jsonl``.
 Torch runs with its default thread count, as ``parley serve`` does (one per core; ``--threads 1`` gives the
 single-core cost). On a machine busy with other work (a training job) two threads wait on each other: time it
 on a quiet machine. The reward models score in ``--dtype`` (``auto``: bfloat16 on CPUs that have it natively,
-as the server does); ``--compile`` compiles them first, as ``serve.explain_compile`` does.
+as the server does).
 
 Reward models, by cost class:
 
@@ -122,7 +122,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="passes over the answers (samples = answers x repeats)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--dtype", default="auto", help="reward scoring dtype: auto, float32, bfloat16")
-    parser.add_argument("--compile", action="store_true", help="compile the scoring pass (serve.explain_compile)")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to the results file")
     args = parser.parse_args()
 
@@ -144,12 +143,10 @@ def main() -> None:
         explainer, reward = Explainer(), "none"
     elif args.untrained:
         scorer = untrained_scorer(args.untrained, args.top_layers).to(scoring_dtype(args.dtype))
-        if args.compile:
-            scorer.compile_for_inference()
         explainer, reward = Explainer(scorer), f"untrained {args.untrained}"
     else:
         reward_dir = Path(args.reward_dir) if args.reward_dir else smoke_reward_dir(tmp / "reward")
-        explainer = Explainer.load(reward_dir, dtype=args.dtype, compile=args.compile)
+        explainer = Explainer.load(reward_dir, dtype=args.dtype)
         reward = str(args.reward_dir) if args.reward_dir else "smoke (tiny-random-bert)"
     kb = KnowledgeBase.load(ROOT / "data" / "kb")
     items = answers(args.answers, kb)
@@ -186,7 +183,6 @@ def main() -> None:
     report({
         "benchmark": "explain_cost", "reward": reward, "answers": len(turns), "samples": len(total_ms),
         "dtype": str(scoring_dtype(args.dtype)).removeprefix("torch."),
-        "compiled": bool(args.reward_dir or args.untrained) and args.compile,
         "explain_ms": stats(explain_ms), "store_ms": stats(store_ms), "total_ms": total,
         "budget_ms": BUDGET_MS, "within_budget_median": total["median"] <= BUDGET_MS,
         "highlighted_share": round(highlighted / len(total_ms), 3),

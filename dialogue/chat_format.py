@@ -64,6 +64,13 @@ def normalize_messages(messages: Any) -> list[Message]:
     return out
 
 
+def last_user_text(messages: Any) -> str:
+    """The content of the last user message (a plain string prompt is itself the user's text); "" if none."""
+    if isinstance(messages, str):
+        return messages
+    return next((m["content"] for m in reversed(messages or []) if m.get("role") == "user"), "")
+
+
 def build_messages(
     messages: Any, context: str | Sequence[str] | None = None, system_prompt: str | None = None
 ) -> list[Message]:

@@ -126,7 +126,6 @@ def _mean(values: list[float]) -> float | None:
 def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
                    out_dir: str | Path | None = None) -> dict[str, Any]:
     """Evaluate ``models`` (default: base, sft, ppo of this run) and write the report."""
-    from reward_models.lagrange import combine_routed
     from reward_models.risk_model import RequestRiskModel, request_text
     from reward_models.scorer import RewardScorer
 
@@ -167,8 +166,7 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
         answers[spec.name] = responses
         items = [(row["messages"], response, row.get("context")) for row, response in zip(rows, responses, strict=True)]
         scores = scorer.score(items)
-        composite = [float(combine_routed({o: v[i] for o, v in scores.items()}, risks[i], composite_cfg,
-                                          composite_cfg.lagrange_init)) for i in range(len(rows))]
+        composite = routed_composites(scores, risks, composite_cfg)
         lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
         outcomes = rate_outcomes(rows, responses)
         per_model[spec.name] = {
@@ -208,25 +206,31 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     return report
 
 
+def routed_composites(scores: dict[str, list[float]], risks: list[float | None], cfg: Any) -> list[float]:
+    """The composite of each scored answer, routed by its request's risk as in PPO."""
+    from reward_models.lagrange import combine_routed
+
+    return [float(combine_routed({o: v[i] for o, v in scores.items()}, risk, cfg, cfg.lagrange_init))
+            for i, risk in enumerate(risks)]
+
+
 def reference_audit_entry(rows: list[dict], kb: list[dict], scorer: Any, risks: list[float | None],
                           composite_cfg: Any) -> tuple[dict[str, dict[str, Any]], dict[str, list[str | None]]]:
     """The rows' known right answers (:func:`reward_audit.reference_answers`), scored like a model's, for the
-    reward audit's pool only (they are not a model of the report)."""
-    from reward_models.lagrange import combine_routed
-
+    reward audit's pool only (they are not a model of the report); rows without one get None."""
     refs = reference_answers(rows, kb)
     present = [i for i, text in enumerate(refs) if text]
     if not present:
         return {}, {}
     scored = scorer.score([(rows[i]["messages"], refs[i], rows[i].get("context")) for i in present])
+    composite = routed_composites(scored, [risks[i] for i in present], composite_cfg)
     scores = {o: [0.0] * len(rows) for o in scored}
-    composite = [0.0] * len(rows)
+    composites = [0.0] * len(rows)
     for k, i in enumerate(present):
-        values = {o: v[k] for o, v in scored.items()}
-        for o, v in values.items():
-            scores[o][i] = float(v)
-        composite[i] = float(combine_routed(values, risks[i], composite_cfg, composite_cfg.lagrange_init))
-    return {REFERENCE: {"scores": scores, "composite": composite}}, {REFERENCE: refs}
+        composites[i] = composite[k]
+        for o, values in scored.items():
+            scores[o][i] = float(values[k])
+    return {REFERENCE: {"scores": scores, "composite": composites}}, {REFERENCE: refs}
 
 
 def run_system_only(recipe: Recipe, out_dir: str | Path | None = None) -> dict[str, Any]:

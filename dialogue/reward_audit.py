@@ -19,17 +19,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .answer_classes import is_degenerate, is_non_answer
+from .chat_format import last_user_text
 from .judge import judge_outcome
 
 # A translation is right when it is in the requested language and its sentence chrF (0-100) against the
 # reference is at least this: the cpu-demo policy's same-language attempts that garble the sentence score 20-37.
 TRANSLATION_CHRF_MIN = 40.0
 REFERENCE = "reference"
-
-
-def _last_user(row: dict[str, Any]) -> str:
-    users = [m["content"] for m in row.get("messages") or [] if m.get("role") == "user"]
-    return users[-1] if users else ""
 
 
 def audit_outcome(row: dict[str, Any], response: str) -> bool | None:
@@ -41,7 +37,7 @@ def audit_outcome(row: dict[str, Any], response: str) -> bool | None:
     outcome = judge_outcome(row, response)
     if outcome is None or row.get("kind") == "harmful":
         return outcome
-    if is_non_answer(response) or is_degenerate(response, _last_user(row)):
+    if is_non_answer(response) or is_degenerate(response, last_user_text(row.get("messages"))):
         return False
     reference = (row.get("expected") or {}).get("reference")
     if outcome and row.get("kind") == "translation" and reference:

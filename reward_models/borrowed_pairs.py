@@ -30,21 +30,20 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 
 
 def is_translation_row(row: Row) -> bool:
-    """A translation pair of the quality data (category ``translation_*``), borrowed or not."""
-    category = str(row.get("category") or "")
-    return category.startswith(TRANSLATION_PREFIX) or category.startswith("borrowed_" + TRANSLATION_PREFIX)
+    """A translation pair of the quality data (category ``translation_*``)."""
+    return str(row.get("category") or "").startswith(TRANSLATION_PREFIX)
 
 
 def safety_pairs_for(safety_rows: list[Row], count: int, rng: random.Random) -> list[Row]:
     """``count`` safety pairs, half where refusing is right and half where it is wrong (as far as each side
-    has rows), for another objective's training set. Their KB context (none) is kept."""
+    has rows), for another objective's training set, unchanged (their KB context is none)."""
     refuse = [r for r in safety_rows if r.get("category") in REFUSE_CATEGORIES]
     answer = [r for r in safety_rows if r.get("category") in OVER_REFUSAL_CATEGORIES]
     if count <= 0 or not (refuse or answer):
         return []
     half = count // 2
     picked = rng.sample(refuse, min(count - half, len(refuse))) + rng.sample(answer, min(half, len(answer)))
-    return [{**row, "category": f"borrowed_safety:{row.get('category')}"} for row in picked]
+    return picked
 
 
 def translation_pairs_for(quality_rows: list[Row], count: int, rng: random.Random) -> list[Row]:
@@ -52,7 +51,7 @@ def translation_pairs_for(quality_rows: list[Row], count: int, rng: random.Rando
     rows = [r for r in quality_rows if is_translation_row(r)]
     if count <= 0 or not rows:
         return []
-    return [{**row, "category": f"borrowed_{row['category']}"} for row in rng.sample(rows, min(count, len(rows)))]
+    return rng.sample(rows, min(count, len(rows)))
 
 
 def _units(text: str) -> tuple[list[str], str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+from dialogue.chat_format import last_user_text
 from dialogue.data_loading import Row
 from dialogue.refusal_pairs import SHORT_REFUSALS
 
@@ -48,14 +49,6 @@ def deflection_pairs(rows: list[Row], count: int, rng: random.Random) -> list[Ro
     return out
 
 
-def _last_user_text(row: Row) -> str:
-    prompt = row.get("prompt")
-    if isinstance(prompt, str):
-        return prompt.strip()
-    users = [m["content"] for m in prompt or [] if m.get("role") == "user"]
-    return users[-1].strip() if users else ""
-
-
 def bare_refusal_pairs(rows: list[Row], count: int, rng: random.Random) -> list[Row]:
     """``count`` pairs from refuse-category rows whose *chosen* side is a short refusal, rejected unchanged.
 
@@ -80,10 +73,10 @@ def echo_pairs(rows: list[Row], count: int, rng: random.Random) -> list[Row]:
     with the request (or with a KB passage quoting it) can mistake for a faithful answer; cpu-demo PPO answers
     drifted to echoes within 16 updates. Rows whose last user message is empty are skipped.
     """
-    usable = [r for r in rows if _last_user_text(r)]
+    usable = [r for r in rows if last_user_text(r.get("prompt")).strip()]
     if count <= 0 or not usable:
         return []
-    return [{**row, "rejected": [{"role": "assistant", "content": _last_user_text(row)}],
+    return [{**row, "rejected": [{"role": "assistant", "content": last_user_text(row.get("prompt")).strip()}],
              "category": f"echo:{row.get('category') or 'none'}"}
             for row in rng.sample(usable, min(count, len(usable)))]
 

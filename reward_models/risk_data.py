@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dialogue.chat_format import last_user_text
 from dialogue.data_loading import BadRows, iter_lines, load_ppo_prompts, load_preferences, load_support
 from dialogue.judge import is_refusal
 
@@ -173,10 +174,6 @@ def public_rows(src: RiskSourceSection) -> list[RiskRow]:
     return rows
 
 
-def _last_user(messages: list[dict[str, str]]) -> str:
-    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-
-
 def _project_split(file_split: str, key: str) -> str:
     if file_split == "heldout":
         return "dev"
@@ -188,7 +185,7 @@ def project_rows(data_dir: str | Path) -> list[RiskRow]:
     rows: list[RiskRow] = []
     for file_split in ("train", "heldout"):
         for pref in load_preferences(data_dir, "safety", file_split):
-            text = _last_user(pref["prompt"])
+            text = last_user_text(pref["prompt"])
             category = pref.get("category", "")
             harmful = category in PROJECT_HARMFUL
             rows.append(RiskRow(text, HARMFUL if harmful else BENIGN, "project-safety",
@@ -198,7 +195,7 @@ def project_rows(data_dir: str | Path) -> list[RiskRow]:
             rows.append(RiskRow(text, BENIGN, "project-support", "support", "en", _project_split(file_split, text)))
         for prompt in load_ppo_prompts(data_dir, file_split):
             kind = prompt.get("kind", "support")
-            text = _last_user(prompt["messages"])
+            text = last_user_text(prompt["messages"])
             label = HARMFUL if kind == "harmful" else BENIGN
             lang = (prompt.get("expected") or {}).get("src_lang", "en") if kind == "translation" else "en"
             rows.append(RiskRow(text, label, "project-ppo", kind, lang, _project_split(file_split, text)))

@@ -129,13 +129,6 @@ class RewardScorer(nn.Module):
             )
         return cls.from_models(models, tokenizers, metas, norms).to(scoring_dtype(dtype, norms))
 
-    def compile_for_inference(self) -> RewardScorer:
-        """Compile each group's forward (dynamic lengths, weights frozen into the graph) for scoring only:
-        the scorer must not be trained afterwards. Call it once, before the first score."""
-        for group in self.groups:
-            group.module = torch.compile(group.module, dynamic=True, options={"freezing": True})
-        return self
-
     @torch.no_grad()
     def raw_scores(self, items: Sequence[Item], batch_size: int = 64, progress: bool = False) -> dict[str, list[float]]:
         """Unnormalized scores; batches are length-sorted so padding stays small."""

@@ -31,9 +31,6 @@ class ServeSection:
     db: str = "sqlite:///runs/feedback.db"
     # Reward models (``runs/<run>``, holding reward-<objective>/model): each answer's objective scores.
     reward_dir: str | None = None
-    # Compile the reward models' scoring pass at start-up (torch.compile with weights frozen): ~30 s more start-up
-    # on 2 cores for MiniLM, for explanations 0-20% faster than the bfloat16 eager pass (noisy).
-    explain_compile: bool = False
     # Safety guard: the request-risk model (``runs/<run>/risk/model``); off when None. ``risk_threshold`` None =
     # the threshold saved with the model (chosen on its calib split by the rule in its risk.json).
     risk_model: str | None = None

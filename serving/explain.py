@@ -150,20 +150,15 @@ class Explainer:
         self.composite = composite or CompositeSection()
 
     @classmethod
-    def load(cls, reward_dir: str | Path | None, dtype: str = "auto", compile: bool = False) -> Explainer:
+    def load(cls, reward_dir: str | Path | None, dtype: str = "auto") -> Explainer:
         """Load the reward models of ``reward_dir`` once (none when it is empty); ``dtype`` as in
-        :func:`reward_models.scorer.scoring_dtype`; ``compile`` compiles their pass now (see
-        :meth:`reward_models.scorer.RewardScorer.compile_for_inference`)."""
+        :func:`reward_models.scorer.scoring_dtype`."""
         if not reward_dir:
             return cls(None)
         from reward_models.scorer import RewardScorer
 
         scorer = RewardScorer.from_pretrained(reward_dir, dtype=dtype)
-        if compile:
-            scorer.compile_for_inference()
-        # The first passes are slow (and compile: a fixed length, then the dynamic one); not on a customer's answer.
-        scorer.score_one("warm up", "warm up")
-        scorer.score_one("warm up once more", "a longer answer to warm up with", "a short context")
+        scorer.score_one("warm up", "warm up")  # the first forward pass is slow; not on a customer's answer
         return cls(scorer, composite_of(reward_dir))
 
     def scores(self, prompt: Any, response: str, context: str | None, risk: float | None) -> dict[str, float] | None:

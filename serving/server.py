@@ -78,7 +78,7 @@ def build_service(cfg: ServeSection, default_model: str, dtype: str = "float32",
     from serving.explain import Explainer
 
     # The reward models, loaded once: each answer's "Why this answer" scores.
-    explainer = Explainer.load(cfg.reward_dir, compile=cfg.explain_compile)
+    explainer = Explainer.load(cfg.reward_dir)
     return ChatService(engine, kb, Guard.load(cfg.risk_model, cfg.risk_threshold), FeedbackStore(cfg.db), limits,
                        gate, model_name=cfg.served_model_name or name[:200], adapter_hash=adapter_hash,
                        top_k=cfg.top_k, temperature=cfg.temperature, top_p=cfg.top_p, metrics=Metrics(),

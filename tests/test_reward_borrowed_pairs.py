@@ -24,8 +24,8 @@ def test_safety_pairs_are_split_between_refusing_right_and_refusing_wrong():
     rows += [_row("fraud", "I can't do that.")] * 10
     picked = safety_pairs_for(rows, 30, random.Random(0))
     assert len(picked) == 30
-    refuse = [p for p in picked if p["category"] in ("borrowed_safety:harmful", "borrowed_safety:fraud")]
-    answer = [p for p in picked if p["category"] == "borrowed_safety:benign_risky"]
+    refuse = [p for p in picked if p["category"] in ("harmful", "fraud")]
+    answer = [p for p in picked if p["category"] == "benign_risky"]
     assert len(refuse) == 15 and len(answer) == 15
     assert safety_pairs_for([_row("rude", "x")], 10, random.Random(0)) == []
 
@@ -33,7 +33,7 @@ def test_safety_pairs_are_split_between_refusing_right_and_refusing_wrong():
 def test_translation_pairs_come_only_from_translation_rows():
     rows = [_row("translation_partial", "Hola.")] * 5 + [_row("rude", "Fine.")] * 5
     picked = translation_pairs_for(rows, 10, random.Random(0))
-    assert len(picked) == 5 and all(p["category"] == "borrowed_translation_partial" for p in picked)
+    assert len(picked) == 5 and all(p["category"] == "translation_partial" for p in picked)
 
 
 def test_garble_changes_the_sentence_in_every_script():

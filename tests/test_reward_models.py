@@ -167,17 +167,15 @@ def test_accuracy_by_category_separates_the_categories() -> None:
     assert pairwise_metrics_by_category(rows, chosen, rejected) == {"a": 1.0, "b": 0.25}  # a tie counts half
 
 
-def test_compiled_auto_dtype_scoring_stays_close_to_eager_float32(trained):
-    """The server's explanation path (auto dtype, compiled, weights frozen) must say what the float32 models say.
+def test_auto_dtype_scoring_stays_close_to_float32(trained):
+    """The server's explanation path (auto dtype) must say what the float32 models say.
 
     The smoke models' scores all sit near one value, so ``auto`` must keep them in float32."""
     run_dir, _ = trained
     items = [("where is my parcel?", answer, "It ships in 2 days. Returns are free.")
              for answer in ("Tomorrow.", "It ships within 2 days.", "I have no idea, go away and stop asking me.")]
     reference = RewardScorer.from_pretrained(run_dir).score(items)
-    fast = RewardScorer.from_pretrained(run_dir, dtype="auto").compile_for_inference()
-    for _ in range(2):  # the second pass runs the compiled graph that the first one built
-        scores = fast.score(items)
+    scores = RewardScorer.from_pretrained(run_dir, dtype="auto").score(items)
     for objective, values in reference.items():
         assert max(abs(a - b) for a, b in zip(values, scores[objective], strict=True)) < 0.1, objective
 
