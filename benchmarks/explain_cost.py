@@ -54,7 +54,7 @@ def smoke_reward_dir(out: Path) -> Path:
     sys.path.insert(0, str(ROOT / "tests"))
     from test_reward_models import write_preferences
 
-    from dialogue.recipe import load_recipe
+    from groundwork.recipe import load_recipe
     from reward_models.train import run_reward_training
 
     write_preferences(out / "data", train=12, heldout=4)

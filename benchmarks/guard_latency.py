@@ -80,8 +80,8 @@ def main() -> int:
 
     import torch
 
+    from groundwork.sections.serve import ServeSection
     from reward_models.risk_model import RequestRiskModel
-    from serving.config import ServeSection
     from serving.guard import Guard
     from serving.server import build_service
 

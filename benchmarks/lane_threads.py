@@ -25,8 +25,8 @@ def one_arm(kind: str, steps: int) -> float:
     if kind == "sft":
         from peft import get_peft_model
 
-        from dialogue.lora_config import LoraSection, peft_lora_config
-        from dialogue.models import load_causal_lm
+        from groundwork.models import load_causal_lm
+        from groundwork.sections.lora import LoraSection, peft_lora_config
 
         model = load_causal_lm("smollm2-135m-instruct")
         model = get_peft_model(model, peft_lora_config(LoraSection(top_layers=15), model.config))

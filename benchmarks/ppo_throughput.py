@@ -36,11 +36,11 @@ def baseline_arm(config: str, overrides: list[str], steps: int, queue) -> None:
     from transformers import AutoModelForSequenceClassification
     from trl.experimental.ppo import PPOTrainer
 
-    from dialogue.lora_config import peft_lora_config
-    from dialogue.models import load_tokenizer, resolve_model
     from dialogue.ppo.prompts import load_prompt_pools, tokenize_prompts
     from dialogue.ppo.trainer import _ppo_config
-    from dialogue.recipe import load_recipe
+    from groundwork.models import load_tokenizer, resolve_model
+    from groundwork.recipe import load_recipe
+    from groundwork.sections.lora import peft_lora_config
 
     recipe = load_recipe(config, overrides)
     cfg = recipe.ppo
@@ -77,7 +77,7 @@ def baseline_arm(config: str, overrides: list[str], steps: int, queue) -> None:
 def parley_arm(config: str, overrides: list[str], steps: int, queue) -> None:
     """``run_ppo`` with the composite reward and the truncated value model (run in a scratch run folder)."""
     from dialogue.ppo.trainer import run_ppo
-    from dialogue.recipe import load_recipe
+    from groundwork.recipe import load_recipe
 
     source = load_recipe(config, overrides).run.root
     with tempfile.TemporaryDirectory() as scratch:
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--no-save", action="store_true", help="print only; do not append to the results file")
     args = parser.parse_args()
-    from dialogue.recipe import load_recipe
+    from groundwork.recipe import load_recipe
 
     recipe = load_recipe(args.config, args.overrides)
     if not (recipe.run.root / "reward-quality" / "model").exists():

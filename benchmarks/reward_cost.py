@@ -18,8 +18,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 from timing import median_seconds  # noqa: E402
 
-from dialogue.chat_format import build_messages  # noqa: E402
-from dialogue.models import load_tokenizer  # noqa: E402
+from groundwork.chat_format import build_messages  # noqa: E402
+from groundwork.models import load_tokenizer  # noqa: E402
 from reward_models.backbone import freeze_lower_layers, load_for_training, trunk_fingerprint  # noqa: E402
 from reward_models.composite import CompositeReward  # noqa: E402
 from reward_models.normalization import Normalization  # noqa: E402

@@ -45,7 +45,7 @@ def load_prompts(n: int) -> tuple[list[dict[str, Any]], str]:
     """Held-out support rows (messages + KB context): the PPO held-out support prompts first, then the SFT held-out
     support questions (their reference answer dropped), so the first 30 are the same in every run whatever ``n`` is;
     the built-in list only when data/ is absent."""
-    from dialogue.data_loading import load_ppo_prompts, load_support
+    from groundwork.data_loading import load_ppo_prompts, load_support
 
     data = ROOT / "data"
     candidates = []
@@ -160,7 +160,7 @@ def composite_rewards(reward_dir: str | None, prompts: list[dict], outputs: dict
     if not reward_dir:
         return None, "no --reward-dir given"
     try:
-        from reward_models.config import CompositeSection
+        from groundwork.sections.reward import CompositeSection
         from reward_models.lagrange import combine
         from reward_models.scorer import RewardScorer
 
@@ -201,7 +201,7 @@ def ensure_export(model: str, adapter: str, out: Path) -> dict[str, Any]:
 
 
 def fp32_size(model: str) -> int:
-    from dialogue.models import resolve_model
+    from groundwork.models import resolve_model
 
     folder = Path(resolve_model(model))
     return sum(p.stat().st_size for p in folder.glob("*.safetensors"))
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.prompts, args.max_tokens = 5, 32
 
-    from dialogue.models import load_tokenizer, smollm2_gguf_path
+    from groundwork.models import load_tokenizer, smollm2_gguf_path
     from serving.quantize import adapter_sha256, make_random_lora
 
     load_before = os.getloadavg()

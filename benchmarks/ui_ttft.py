@@ -38,7 +38,7 @@ QUESTIONS = [
 
 def int8_artifact(model: str) -> Path:
     """The cached int8 export of ``model`` (made once; ``parley quantize`` is the same code)."""
-    from dialogue.models import cache_dir
+    from groundwork.models import cache_dir
     from serving.quantize.export import QuantizeSettings, quantize
 
     out = cache_dir() / "bench" / f"{model.replace('/', '_')}-int8"
@@ -93,7 +93,7 @@ def main() -> None:
 
     from gradio_client import Client
 
-    from serving.config import ServeSection
+    from groundwork.sections.serve import ServeSection
 
     if args.threads:
         import torch

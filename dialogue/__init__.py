@@ -1,3 +1,1 @@
-"""Policy side of Parley: models, chat formatting, data, SFT, generation and the CLI."""
-
-__version__ = "0.1.0"
+"""The policy stages of Parley: SFT, PPO, generation, weight soups and evaluation."""

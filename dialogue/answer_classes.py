@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from typing import Literal
 
-from .judge import is_refusal
+from groundwork.judge import is_refusal
 
 AnswerClass = Literal["blocked", "refused", "non_answer", "degenerate", "substantive"]
 CLASSES: tuple[AnswerClass, ...] = ("blocked", "refused", "non_answer", "degenerate", "substantive")

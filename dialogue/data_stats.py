@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .data_loading import (
+from groundwork.data_loading import (
     OBJECTIVES,
     SPLITS,
     BadRows,

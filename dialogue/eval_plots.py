@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .judge import RATES
-from .plots import plt, save_figure
+from groundwork.judge import RATES
+from groundwork.plots import plt, save_figure
 
 OBJECTIVE_KEYS = ("quality_mean", "safety_mean", "faithfulness_mean", "composite_mean")
 

@@ -16,23 +16,22 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .data_loading import BadRows, load_kb, load_ppo_prompts
-from .errors import ParleyError
-from .evaluate_config import EvalModelSection
-from .generation import GenerationParams, generate_batch, render_rows
-from .judge import judge, rate_outcomes
-from .judge_intervals import judge_intervals
-from .models import load_adapter, load_causal_lm, load_tokenizer
-from .recipe import Recipe
-from .reward_audit import REFERENCE, audit_min, reference_answers, render_agreement, reward_judge_agreement
-from .runs import save_recipe, stage_dir, write_metrics
-from .soup import soup_enabled, tuned_policy_adapter
+from dialogue.generation import GenerationParams, generate_batch, render_rows
+from dialogue.judge_intervals import judge_intervals
+from dialogue.reward_audit import REFERENCE, audit_min, reference_answers, render_agreement, reward_judge_agreement
+from dialogue.soup import soup_enabled
+from groundwork.data_loading import BadRows, load_kb, load_ppo_prompts
+from groundwork.errors import ParleyError
+from groundwork.judge import judge, rate_outcomes
+from groundwork.models import load_adapter, load_causal_lm, load_tokenizer
+from groundwork.recipe import Recipe, takes
+from groundwork.runs import save_recipe, tuned_policy_adapter, write_metrics
+from groundwork.sections.evaluate import EvalModelSection
 
 
 def default_models(recipe: Recipe) -> list[EvalModelSection]:
     """base (unless ``evaluate.include_base`` is false), sft and ppo of this run (those whose artifacts exist)."""
-    root = recipe.run.root
-    sft = root / "sft" / "adapter"
+    sft = recipe.run.layout.sft_adapter
     ppo = tuned_policy_adapter(recipe)  # SFT + the judge-selected PPO adapter (or the soup), on the base model
     models = [EvalModelSection("base")] if recipe.evaluate.include_base else []
     if sft.exists():
@@ -123,6 +122,7 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+@takes("run", "policy", "data", "evaluate", "reward", "ppo", "soup", "serve")
 def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
                    out_dir: str | Path | None = None) -> dict[str, Any]:
     """Evaluate ``models`` (default: base, sft, ppo of this run) and write the report."""
@@ -131,7 +131,7 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
 
     cfg = recipe.evaluate
     models = models or cfg.models or default_models(recipe)
-    out = Path(out_dir) if out_dir else stage_dir(recipe, "evaluate")
+    out = Path(out_dir) if out_dir else recipe.run.layout.stage_dir("evaluate")
     out.mkdir(parents=True, exist_ok=True)
     save_recipe(recipe, out)
     bad = BadRows(recipe.data.on_bad_row)
@@ -141,7 +141,7 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
         raise ParleyError("no held-out prompts to evaluate on")
     scorer = RewardScorer.from_pretrained(recipe.ppo.reward_dir or recipe.run.root)
     composite_cfg = recipe.reward.composite
-    risk_dir = recipe.run.root / "risk" / "model"
+    risk_dir = recipe.run.layout.risk_model
     risk_model = RequestRiskModel.from_pretrained(risk_dir) if risk_dir.is_dir() else None
     # The composite routes by p(harmful | prompt), as in PPO: kind labels are evaluation strata only.
     risks = (risk_model.probabilities([request_text(row["messages"]) for row in rows]) if risk_model is not None
@@ -189,8 +189,8 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     agreement = reward_judge_agreement(rows, {**per_model, **audit_models}, {**answers, **audit_answers})
     report["_reward_judge_agreement"] = agreement
     report["reward_audit_min"], report["_reward_audit_min_at"] = audit_min(agreement)
-    if cfg.system and (recipe.run.root / "risk" / "dev.jsonl").is_file():
-        from .system_eval import run_system_evaluation
+    if cfg.system and recipe.run.layout.risk_dev.is_file():
+        from dialogue.system_eval import run_system_evaluation
 
         system = run_system_evaluation(recipe, out)
         report["_system_wall_s"] = system.pop("_wall_s")
@@ -201,7 +201,7 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
                            "wall_s": round(time.time() - started, 1)}
     if _evaluates_soup(recipe, models):
         report["_settings"]["soup"] = {"runs": list(recipe.soup.runs), "weights": list(recipe.soup.weights)}
-    write_report(out, report, per_model, rows, answers, recipe.run.root / "ppo" / "log.jsonl")
+    write_report(out, report, per_model, rows, answers, recipe.run.layout.ppo_log)
     write_metrics(out, {k: v for k, v in report.items() if not k.startswith("_")})
     return report
 
@@ -233,11 +233,12 @@ def reference_audit_entry(rows: list[dict], kb: list[dict], scorer: Any, risks: 
     return {REFERENCE: {"scores": scores, "composite": composites}}, {REFERENCE: refs}
 
 
+@takes("run", "policy", "evaluate", "soup", "serve")
 def run_system_only(recipe: Recipe, out_dir: str | Path | None = None) -> dict[str, Any]:
     """The system table alone (``parley evaluate --system-only``): ``system.json`` and ``system.md``."""
-    from .system_eval import render_system, run_system_evaluation
+    from dialogue.system_eval import render_system, run_system_evaluation
 
-    out = Path(out_dir) if out_dir else stage_dir(recipe, "evaluate") / "system"
+    out = Path(out_dir) if out_dir else recipe.run.layout.stage_dir("evaluate") / "system"
     out.mkdir(parents=True, exist_ok=True)
     save_recipe(recipe, out)
     system = run_system_evaluation(recipe, out)
@@ -269,7 +270,7 @@ def summarize(per_model: dict[str, dict[str, Any]], compare: list[str]) -> dict[
 def write_report(out: Path, report: dict[str, Any], per_model: dict[str, dict[str, Any]], rows: list[dict],
                  answers: dict[str, list[str]], ppo_log: Path) -> None:
     """``report.json``, ``report.md``, ``samples.jsonl`` and the PNG plots."""
-    from .eval_plots import plot_judge_rates, plot_objective_bars, plot_ppo_curves, plot_reward_distributions
+    from dialogue.eval_plots import plot_judge_rates, plot_objective_bars, plot_ppo_curves, plot_reward_distributions
 
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     with open(out / "samples.jsonl", "w", encoding="utf-8") as handle:
@@ -340,7 +341,7 @@ REPORT_EXTRAS = ("system", "reward_audit_min")
 
 
 def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
-    from .system_eval import render_system
+    from dialogue.system_eval import render_system
 
     names = model_names(report)
     settings = report.get("_settings", {})

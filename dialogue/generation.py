@@ -11,10 +11,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .chat_format import build_messages, render_prompt
-from .data_loading import BadRows, iter_lines
-from .errors import DataError
-from .models import load_causal_lm, load_tokenizer
+from groundwork.chat_format import build_messages, render_prompt
+from groundwork.data_loading import BadRows, iter_lines
+from groundwork.errors import DataError
+from groundwork.models import load_causal_lm, load_tokenizer
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .judge import rate_outcomes
+from groundwork.judge import rate_outcomes
 
 
 def cluster_bootstrap_interval(hits: Sequence[bool], clusters: Sequence[str], samples: int = 2000,
@@ -42,7 +42,7 @@ def judge_intervals(rows: Sequence[dict[str, Any]], responses: Sequence[str], le
                     outcomes: dict[str, list[tuple[bool, str, int]]] | None = None) -> dict[str, float]:
     """``<rate>_ci_low`` / ``<rate>_ci_high`` for each judge rate whose kind is present (rows need ``template_id``).
 
-    ``outcomes`` is :func:`dialogue.judge.rate_outcomes` of the same rows when the caller already has it.
+    ``outcomes`` is :func:`groundwork.judge.rate_outcomes` of the same rows when the caller already has it.
     """
     outcomes = outcomes if outcomes is not None else rate_outcomes(rows, responses)
     out: dict[str, float] = {}

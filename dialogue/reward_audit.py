@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .answer_classes import is_degenerate, is_non_answer
-from .chat_format import last_user_text
-from .judge import judge_outcome
+from dialogue.answer_classes import is_degenerate, is_non_answer
+from groundwork.chat_format import last_user_text
+from groundwork.judge import judge_outcome
 
 # A translation is right when it is in the requested language and its sentence chrF (0-100) against the
 # reference is at least this: the cpu-demo policy's same-language attempts that garble the sentence score 20-37.

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .data_loading import (
+from groundwork.data_loading import (
     BadRows,
     load_preferences,
     load_source,
@@ -24,13 +24,13 @@ from .data_loading import (
     preference_to_conversation,
     to_prompt_completion,
 )
-from .errors import ConfigError
-from .lora_config import peft_lora_config
-from .models import load_causal_lm, load_tokenizer
-from .plots import plot_log_history
-from .ppo.distributed import distributed_state, trainable_digest, write_rank_report
-from .recipe import Recipe, SFTSection
-from .runs import recipe_yaml, save_recipe, stage_dir, write_metrics
+from groundwork.distributed import distributed_state, trainable_digest, write_rank_report
+from groundwork.errors import ConfigError
+from groundwork.models import load_causal_lm, load_tokenizer
+from groundwork.plots import plot_log_history
+from groundwork.recipe import Recipe, SFTSection, takes
+from groundwork.runs import recipe_yaml, save_recipe, write_metrics
+from groundwork.sections.lora import peft_lora_config
 
 
 def _sample(rows: list[dict], limit: int | None, rng: random.Random) -> list[dict]:
@@ -88,6 +88,7 @@ def _latest_checkpoint(trainer_dir: Path) -> str | None:
     return str(checkpoints[-1]) if checkpoints else None
 
 
+@takes("run", "policy", "data", "sft")
 def run_sft(recipe: Recipe) -> dict[str, Any]:
     """Run the SFT stage and return its metrics (also written to ``runs/<run>/sft/metrics.json``).
 
@@ -102,7 +103,7 @@ def run_sft(recipe: Recipe) -> dict[str, Any]:
     ranks = distributed_state()
     main = ranks.is_main_process
     cfg = recipe.sft
-    out = stage_dir(recipe, "sft")
+    out = recipe.run.layout.stage_dir("sft")
     if main:
         _discard_stale_checkpoints(recipe, out)
         save_recipe(recipe, out)
@@ -164,17 +165,18 @@ def run_sft(recipe: Recipe) -> dict[str, Any]:
     write_rank_report(out, stage="sft", trainable_sha256=trainable_digest(trainer.model),
                       steps=trainer.state.global_step)
     if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
-        trainer.save_model(str(out / "adapter"))  # collective: gathers sharded weights, the main process writes
+        # collective: gathers sharded weights, the main process writes
+        trainer.save_model(str(recipe.run.layout.sft_adapter))
     elif main:
-        trainer.model.save_pretrained(out / "adapter")
+        trainer.model.save_pretrained(recipe.run.layout.sft_adapter)
     if main:
-        tokenizer.save_pretrained(out / "adapter")
+        tokenizer.save_pretrained(recipe.run.layout.sft_adapter)
         writer.close()
         plot_log_history(trainer.state.log_history, ["loss"], out / "loss_curve.png", "SFT training loss")
 
     metrics = {
         "base_model": recipe.policy.model,
-        "adapter_dir": str(out / "adapter"),
+        "adapter_dir": str(recipe.run.layout.sft_adapter),
         "train_rows": len(train_rows),
         "eval_rows": len(eval_rows),
         "skipped_rows": len(bad.problems),

@@ -18,27 +18,23 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
-from .ppo.export import chosen_ppo_adapter
+from dialogue.ppo.export import chosen_ppo_adapter
+from groundwork.errors import ConfigError
+from groundwork.layout import RunLayout
+from groundwork.recipe import takes
 
 if TYPE_CHECKING:
-    from .recipe import Recipe
+    from groundwork.recipe import Recipe
 
 
 def soup_enabled(recipe: Recipe) -> bool:
     return bool(recipe.soup.runs)
 
 
-def tuned_policy_adapter(recipe: Recipe) -> Path:
-    """The adapter the downstream stages (quantize, evaluate, serve) use: the soup's when one is set up."""
-    stage = "soup" if soup_enabled(recipe) else "ppo"
-    return recipe.run.root / stage / "policy_adapter"
-
-
 def _find_run(recipe: Recipe, entry: str) -> Path | None:
     """A soup entry as a run directory with a finished PPO stage: a path as given, else a name under output_dir."""
     for candidate in (Path(entry), Path(recipe.run.output_dir) / entry):
-        if (candidate / "ppo" / "metrics.json").is_file():
+        if RunLayout(candidate).metrics("ppo").is_file():
             return candidate
     return None
 
@@ -58,9 +54,10 @@ def _file_digest(path: Path) -> str | None:
 
 def _sft_identity(run_dir: Path) -> tuple[str | None, str | None]:
     """(SFT stage fingerprint, sha256 of the SFT adapter weights) of a run; either may be missing."""
-    marker = run_dir / "sft" / "stage.json"
+    layout = RunLayout(run_dir)
+    marker = layout.marker("sft")
     stage_print = json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") if marker.is_file() else None
-    return stage_print, _file_digest(run_dir / "sft" / "adapter" / "adapter_model.safetensors")
+    return stage_print, _file_digest(layout.sft_adapter / "adapter_model.safetensors")
 
 
 def check_same_sft(own: Path, other: Path) -> None:
@@ -94,33 +91,35 @@ def soup_inputs_digest(recipe: Recipe) -> str:
     digest = hashlib.sha256()
     for entry in recipe.soup.runs:
         run_dir = _find_run(recipe, entry)
-        weights = chosen_ppo_adapter(run_dir / "ppo") / "adapter_model.safetensors" if run_dir else None
+        weights = chosen_ppo_adapter(RunLayout(run_dir).ppo) / "adapter_model.safetensors" if run_dir else None
         digest.update(f"{entry}:{_file_digest(weights) if weights else 'missing'}".encode())
     return digest.hexdigest()[:16]
 
 
+@takes("run", "policy", "soup")
 def run_soup(recipe: Recipe) -> dict[str, Any]:
     """Write ``soup/policy_adapter`` (SFT + the weighted PPO adapters) and return the stage's metrics."""
-    from .models import load_tokenizer
-    from .ppo.export import export_weighted_adapter
-    from .runs import save_recipe, stage_dir, write_metrics
+    from dialogue.ppo.export import export_weighted_adapter
+    from groundwork.models import load_tokenizer
+    from groundwork.runs import save_recipe, write_metrics
 
-    out = stage_dir(recipe, "soup")
+    layout = recipe.run.layout
+    out = layout.stage_dir("soup")
     if not soup_enabled(recipe):
-        shutil.rmtree(out / "policy_adapter", ignore_errors=True)  # never leave an old soup for serve to find
+        shutil.rmtree(layout.policy_adapter("soup"), ignore_errors=True)  # never leave an old soup for serve to find
         metrics = {"enabled": False}
         write_metrics(out, metrics)
         return metrics
     runs = validate_soup(recipe)
-    adapters = [chosen_ppo_adapter(recipe.run.root / "ppo"), *(chosen_ppo_adapter(r / "ppo") for r in runs)]
+    adapters = [chosen_ppo_adapter(layout.ppo), *(chosen_ppo_adapter(RunLayout(r).ppo) for r in runs)]
     missing = [str(a) for a in adapters if not a.is_dir()]
     if missing:
         raise ConfigError(f"soup: PPO adapter(s) missing: {', '.join(missing)}")
-    sft = recipe.run.root / "sft" / "adapter"
+    sft = layout.sft_adapter
     export_weighted_adapter(recipe.policy.model, str(sft) if sft.is_dir() else None, adapters,
-                            recipe.soup.weights, out / "policy_adapter", load_tokenizer(recipe.policy.model))
+                            recipe.soup.weights, layout.policy_adapter("soup"), load_tokenizer(recipe.policy.model))
     save_recipe(recipe, out)
     metrics = {"enabled": True, "weights": list(recipe.soup.weights), "adapters": [str(a) for a in adapters],
-               "policy_adapter_dir": str(out / "policy_adapter")}
+               "policy_adapter_dir": str(layout.policy_adapter("soup"))}
     write_metrics(out, metrics)
     return metrics

@@ -20,9 +20,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .answer_classes import CLASSES, classify_answer
-from .errors import ParleyError
-from .recipe import Recipe
+from dialogue.answer_classes import CLASSES, classify_answer
+from groundwork.errors import ParleyError
+from groundwork.recipe import Recipe
 
 # Evaluated set -> (kind, the dev rows' sources it takes).
 SYSTEM_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -69,12 +69,12 @@ def served_config(recipe: Recipe, out: Path):
     """The ``serve:`` section ``parley pipeline --serve`` would use, with a store of its own in ``out``."""
     from dataclasses import fields
 
-    from .pipeline import serve_overrides
+    from groundwork.runs import served_run_overrides
 
     cfg = recipe.serve
     known = {f.name for f in fields(cfg)}
     updates: dict[str, Any] = {}
-    for assignment in serve_overrides(recipe):
+    for assignment in served_run_overrides(recipe):
         key, _, value = assignment.removeprefix("serve.").partition("=")
         if key in known:
             updates[key] = value
@@ -91,7 +91,7 @@ def run_system_evaluation(recipe: Recipe, out: Path) -> dict[str, Any]:
     from serving.server import build_service
 
     cfg = recipe.evaluate
-    sets = load_system_sets(recipe.run.root / "risk" / "dev.jsonl", cfg.system_prompts_per_set, recipe.run.seed)
+    sets = load_system_sets(recipe.run.layout.risk_dev, cfg.system_prompts_per_set, recipe.run.seed)
     serve_cfg = served_config(recipe, out)
     (out / "system_eval.db").unlink(missing_ok=True)
     service = build_service(serve_cfg, recipe.policy.model, recipe.policy.dtype, recipe.policy.system_prompt)

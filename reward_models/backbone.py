@@ -12,7 +12,7 @@ import hashlib
 import torch
 from torch import nn
 
-from dialogue.models import load_tokenizer, resolve_model
+from groundwork.models import load_tokenizer, resolve_model
 
 
 def load_for_training(name: str):

@@ -21,9 +21,8 @@ from __future__ import annotations
 import random
 import re
 
-from dialogue.data_loading import Row
-
-from .deflections import OVER_REFUSAL_CATEGORIES, REFUSE_CATEGORIES
+from groundwork.data_loading import Row
+from reward_models.deflections import OVER_REFUSAL_CATEGORIES, REFUSE_CATEGORIES
 
 TRANSLATION_PREFIX = "translation_"
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")

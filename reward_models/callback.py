@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import TrainerCallback
 
-from .composite import CompositeReward
+from reward_models.composite import CompositeReward
 
 
 class LagrangeCallback(TrainerCallback):

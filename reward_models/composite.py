@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import CompositeSection
-from .lagrange import LagrangeMultiplier, combine_routed
-from .policy_text import PolicyTextDecoder
-from .scorer import RewardScorer
+from groundwork.sections.reward import CompositeSection
+from reward_models.lagrange import LagrangeMultiplier, combine_routed
+from reward_models.policy_text import PolicyTextDecoder
+from reward_models.scorer import RewardScorer
 
 
 class _TextRewardBackbone(nn.Module):
@@ -100,7 +100,7 @@ class CompositeReward(nn.Module):
         """Reward models under ``reward_dir``; the request-risk model from ``risk_dir`` when given."""
         risk = None
         if risk_dir is not None:
-            from .risk_model import RequestRiskModel
+            from reward_models.risk_model import RequestRiskModel
 
             risk = RequestRiskModel.from_pretrained(risk_dir)
         return cls(RewardScorer.from_pretrained(reward_dir), policy_tokenizer, cfg, risk=risk)
@@ -109,7 +109,7 @@ class CompositeReward(nn.Module):
         """p(harmful) of each prompt (cached: PPO sees the same prompts again), or None without a risk model."""
         if self.risk is None:
             return None
-        from .risk_model import request_text
+        from reward_models.risk_model import request_text
 
         texts = [request_text(p) for p in prompts]
         missing = sorted({t for t in texts if t not in self._risk_cache})

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import random
 
-from dialogue.chat_format import last_user_text
-from dialogue.data_loading import Row
-from dialogue.refusal_pairs import SHORT_REFUSALS
+from groundwork.chat_format import last_user_text
+from groundwork.data_loading import Row
+from groundwork.refusal_pairs import SHORT_REFUSALS
 
 NON_ANSWERS = (
     "I can help with that.",

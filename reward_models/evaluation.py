@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dialogue.data_loading import Row
-
-from .scorer import Item, RewardScorer
+from groundwork.data_loading import Row
+from reward_models.scorer import Item, RewardScorer
 
 
 def pair_items(rows: list[Row]) -> tuple[list[Item], list[Item]]:

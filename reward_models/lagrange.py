@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .config import CompositeSection
+from groundwork.sections.reward import CompositeSection
 
 
 class LagrangeMultiplier:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialogue.data_loading import (
+from groundwork.data_loading import (
     OBJECTIVES,
     BadRows,
     Row,
@@ -26,11 +26,10 @@ from dialogue.data_loading import (
     preference_row,
     read_jsonl,
 )
-from dialogue.errors import DataError
-
-from .borrowed_pairs import garbled_translation_pairs, safety_pairs_for, translation_pairs_for
-from .config import RewardSection, RewardSourceSection
-from .deflections import (
+from groundwork.errors import DataError
+from groundwork.sections.reward import RewardSection, RewardSourceSection
+from reward_models.borrowed_pairs import garbled_translation_pairs, safety_pairs_for, translation_pairs_for
+from reward_models.deflections import (
     OVER_REFUSAL_CATEGORIES,
     REFUSE_CATEGORIES,
     bare_refusal_pairs,

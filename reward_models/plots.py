@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dialogue.plots import plot_log_history, plt, save_figure
+from groundwork.plots import plot_log_history, plt, save_figure
 
 
 def plot_accuracy(log_history: list[dict], path: Path, objective: str) -> Path:

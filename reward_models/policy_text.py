@@ -14,7 +14,7 @@ import re
 
 import torch
 
-from dialogue.errors import ConfigError
+from groundwork.errors import ConfigError
 
 _SENTINEL = "\u2063PARLEY{}\u2063"
 # The fenced block starts on its own line; the instructions above it mention "<kb> and </kb>" inline.
@@ -23,7 +23,7 @@ _PASSAGE_NUMBER = re.compile(r"^\[\d+\]\s*", re.M)
 
 
 def context_from_system(text: str) -> str | None:
-    """The KB passages of a system message built by ``dialogue.chat_format.system_message`` (numbering removed)."""
+    """The KB passages of a system message built by ``groundwork.chat_format.system_message`` (numbering removed)."""
     blocks = _KB.findall(text)
     if not blocks:
         return None

@@ -19,11 +19,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dialogue.chat_format import last_user_text
-from dialogue.data_loading import BadRows, iter_lines, load_ppo_prompts, load_preferences, load_support
-from dialogue.judge import is_refusal
-
-from .risk_config import RiskSection, RiskSourceSection
+from groundwork.chat_format import last_user_text
+from groundwork.data_loading import BadRows, iter_lines, load_ppo_prompts, load_preferences, load_support
+from groundwork.judge import is_refusal
+from groundwork.sections.risk import RiskSection, RiskSourceSection
 
 HARMFUL, BENIGN = 1, 0
 SPLITS = ("train", "calib", "dev")

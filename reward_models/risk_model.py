@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dialogue.errors import ModelNotFoundError
+from groundwork.errors import ModelNotFoundError
 
 CONFIG_FILE = "risk.json"
 CHAR_FILE = "char_ngram.npz"

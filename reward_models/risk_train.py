@@ -19,16 +19,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from dialogue.data_loading import BadRows
-from dialogue.models import load_tokenizer, resolve_model
-from dialogue.recipe import Recipe
-from dialogue.runs import save_recipe, stage_dir, write_metrics
-
-from .backbone import freeze_lower_layers
-from .risk_data import BENIGN, HARMFUL, RiskRow, cap_per_source, load_risk_rows, rows_to_jsonl, training_sample
-from .risk_model import CharNgramScorer, RequestRiskModel, RiskSettings, window_with
-
-MODEL_DIR = "model"
+from groundwork.data_loading import BadRows
+from groundwork.models import load_tokenizer, resolve_model
+from groundwork.recipe import Recipe, takes
+from groundwork.runs import save_recipe, write_metrics
+from reward_models.backbone import freeze_lower_layers
+from reward_models.risk_data import (
+    BENIGN,
+    HARMFUL,
+    RiskRow,
+    cap_per_source,
+    load_risk_rows,
+    rows_to_jsonl,
+    training_sample,
+)
+from reward_models.risk_model import CharNgramScorer, RequestRiskModel, RiskSettings, window_with
 
 
 def auc(pos: Sequence[float], neg: Sequence[float]) -> float | None:
@@ -187,18 +192,19 @@ def _plot(rows: list[RiskRow], probs: np.ndarray, threshold: float, path: Path) 
     plt.close(fig)
 
 
+@takes("run", "data", "risk")
 def run_risk_training(recipe: Recipe) -> dict[str, Any]:
     """Train, calibrate and evaluate the request-risk model; artifacts under ``runs/<run>/risk/``."""
     from transformers import AutoModelForSequenceClassification
 
     started = time.time()
     cfg = recipe.risk
-    out = stage_dir(recipe, "risk")
+    out = recipe.run.layout.stage_dir("risk")
     save_recipe(recipe, out)
     rows = load_risk_rows(cfg, recipe.data.data_dir, recipe.run.seed)
     by_split = {s: cap_per_source([r for r in rows if r.split == s], cfg.eval_rows_per_source, recipe.run.seed)
                 for s in ("calib", "dev")}
-    rows_to_jsonl(by_split["dev"], out / "dev.jsonl")
+    rows_to_jsonl(by_split["dev"], recipe.run.layout.risk_dev)
     rows_to_jsonl(by_split["calib"], out / "calib.jsonl")
     train = training_sample(rows, cfg, recipe.run.seed)
     texts = augment([window_with(r.text, r.focus, cfg.window_words) for r in train], recipe.run.seed)
@@ -229,7 +235,7 @@ def run_risk_training(recipe: Recipe) -> dict[str, Any]:
     calib_probs = np.array(model.probabilities([r.text for r in calib]))
     settings.threshold, settings.threshold_rule = choose_threshold(
         calib_probs, [r.stratum for r in calib], cfg.max_support_block_rate, cfg.max_benign_risky_block_rate)
-    model.save_pretrained(out / MODEL_DIR)
+    model.save_pretrained(recipe.run.layout.risk_model)
 
     dev = by_split["dev"]
     dev_probs = np.array(model.probabilities([r.text for r in dev]))

@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dialogue.chat_format import normalize_messages
-from dialogue.data_loading import BadRows, read_jsonl
-
-from .config import CompositeSection
-from .lagrange import combine_routed
-from .scorer import RewardScorer
+from groundwork.chat_format import normalize_messages
+from groundwork.data_loading import BadRows, read_jsonl
+from groundwork.sections.reward import CompositeSection
+from reward_models.lagrange import combine_routed
+from reward_models.scorer import RewardScorer
 
 
 def score_input_row(obj: dict) -> dict[str, Any]:
@@ -42,7 +41,7 @@ def score_file(scorer: RewardScorer, input_path: str | Path, output_path: str | 
     scores = scorer.score(items, batch_size=batch_size, progress=True)
     lagrange = composite.lagrange_init
     if risk is not None:
-        from .risk_model import request_text
+        from reward_models.risk_model import request_text
 
         risks = risk.probabilities([request_text(row["prompt"]) for row in rows])
     else:

@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from dialogue.data_loading import OBJECTIVES
-from dialogue.errors import ModelNotFoundError
-
-from .normalization import Normalization
-from .text import encode_reward_input
-from .trunk import SeparateModels, SharedTrunk, supports_sharing
+from groundwork.data_loading import OBJECTIVES
+from groundwork.errors import ModelNotFoundError
+from groundwork.layout import RunLayout
+from reward_models.normalization import Normalization
+from reward_models.text import encode_reward_input
+from reward_models.trunk import SeparateModels, SharedTrunk, supports_sharing
 
 META_FILE = "parley_reward.json"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -55,7 +55,7 @@ def scoring_dtype(name: str, norms: dict[str, Normalization] | None = None) -> t
 
 
 def objective_model_dir(reward_dir: str | Path, objective: str) -> Path:
-    return Path(reward_dir) / f"reward-{objective}" / "model"
+    return RunLayout(Path(reward_dir)).reward_model(objective)
 
 
 @dataclass

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dialogue.chat_format import normalize_messages
-
-from .policy_text import context_from_system
+from groundwork.chat_format import normalize_messages
+from reward_models.policy_text import context_from_system
 
 # Share of the token budget each part may take before the leftovers go to the next part.
 RESPONSE_SHARE = 0.45
@@ -47,7 +46,7 @@ def format_reward_text(tokenizer, prompt: Any, response: str, context: str | Non
     """
     sep = f" {tokenizer.sep_token} " if tokenizer.sep_token else "\n"
     if context is None and not isinstance(prompt, str):
-        # Messages built by dialogue.chat_format carry the KB inside the system message.
+        # Messages built by groundwork.chat_format carry the KB inside the system message.
         systems = [m["content"] for m in normalize_messages(prompt) if m["role"] == "system"]
         context = next((c for c in map(context_from_system, systems) if c), None)
     turns = conversation_turns(prompt)

@@ -13,19 +13,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dialogue.data_loading import OBJECTIVES, BadRows, Row
-from dialogue.errors import DataError
-from dialogue.ppo.distributed import distributed_state, trainable_digest, write_rank_report
-from dialogue.recipe import Recipe
-from dialogue.runs import read_metrics, save_recipe, stage_dir, write_metrics
-
-from .backbone import freeze_lower_layers, load_for_training, trunk_fingerprint
-from .evaluation import pair_scores, pairwise_metrics, pairwise_metrics_by_category
-from .normalization import Normalization
-from .pairs import FeedbackPaths, build_pairs
-from .plots import plot_accuracy, plot_score_distributions
-from .scorer import META_FILE, RewardScorer
-from .text import encode_reward_input
+from groundwork.data_loading import OBJECTIVES, BadRows, Row
+from groundwork.distributed import distributed_state, trainable_digest, write_rank_report
+from groundwork.errors import DataError
+from groundwork.recipe import Recipe, takes
+from groundwork.runs import read_metrics, save_recipe, write_metrics
+from reward_models.backbone import freeze_lower_layers, load_for_training, trunk_fingerprint
+from reward_models.evaluation import pair_scores, pairwise_metrics, pairwise_metrics_by_category
+from reward_models.normalization import Normalization
+from reward_models.pairs import FeedbackPaths, build_pairs
+from reward_models.plots import plot_accuracy, plot_score_distributions
+from reward_models.scorer import META_FILE, RewardScorer
+from reward_models.text import encode_reward_input
 
 REFERENCE_PAIRS = 128  # train pairs whose chosen + rejected answers define the normalization
 
@@ -75,6 +74,7 @@ def _reward_config(recipe: Recipe, out: Path, tokenizer, has_eval: bool):
     )
 
 
+@takes("run", "data", "reward")
 def run_reward_training(recipe: Recipe, objective: str, feedback: FeedbackPaths | None = None) -> dict[str, Any]:
     """Train, normalize, evaluate and save one objective's reward model under ``runs/<run>/reward-<objective>/``.
 
@@ -92,7 +92,7 @@ def run_reward_training(recipe: Recipe, objective: str, feedback: FeedbackPaths 
     ranks = distributed_state()
     main = ranks.is_main_process
     cfg = recipe.reward
-    out = stage_dir(recipe, f"reward-{objective}")
+    out = recipe.run.layout.stage_dir(recipe.run.layout.reward_stage(objective))
     if main:
         save_recipe(recipe, out)
     bad = BadRows(recipe.data.on_bad_row)
@@ -130,7 +130,7 @@ def run_reward_training(recipe: Recipe, objective: str, feedback: FeedbackPaths 
         ranks.wait_for_everyone()  # the main process saves, normalizes and evaluates
         return read_metrics(out)
 
-    model_dir = out / "model"
+    model_dir = recipe.run.layout.reward_model(objective)
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     meta = {"objective": objective, "backbone": cfg.model, "max_length": cfg.max_length, "frozen_layers": frozen,

@@ -128,11 +128,11 @@ def guard_decision(turn: Any) -> dict[str, Any]:
 
 def composite_of(reward_dir: str | Path) -> Any:
     """The composite weights of the run's reward recipe (``reward-<objective>/recipe.yaml``), else the defaults."""
-    from reward_models.config import CompositeSection
+    from groundwork.sections.reward import CompositeSection
 
     for recipe in sorted(Path(reward_dir).glob("reward-*/recipe.yaml")):
         try:
-            from dialogue.recipe import load_recipe
+            from groundwork.recipe import load_recipe
 
             return load_recipe(recipe).reward.composite
         except Exception:  # noqa: BLE001 - an unreadable recipe falls back to the default weights
@@ -144,7 +144,7 @@ class Explainer:
     """Builds the explanation of one answer; ``scorer`` None = no reward models (the scores say so)."""
 
     def __init__(self, scorer: Any | None = None, composite: Any | None = None) -> None:
-        from reward_models.config import CompositeSection
+        from groundwork.sections.reward import CompositeSection
 
         self.scorer = scorer
         self.composite = composite or CompositeSection()

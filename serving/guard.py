@@ -78,7 +78,7 @@ class Guard:
 
     def classify_response(self, request_risk: float, response: str) -> tuple[ResponseKind, float]:
         """(refusal | harmful_compliance | answer, the answer's own risk score)."""
-        from dialogue.judge import is_refusal
+        from groundwork.judge import is_refusal
 
         if is_refusal(response):
             return "refusal", 0.0

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from dialogue.errors import ParleyError
+from groundwork.errors import ParleyError
 
 
 class LimitError(ParleyError, ValueError):

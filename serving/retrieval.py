@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dialogue.errors import DataError
+from groundwork.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class KnowledgeBase:
         """Read the KB and embed it with the bundled MiniLM (or ``encoder_dir``)."""
         from sentence_transformers import SentenceTransformer
 
-        from dialogue.models import minilm_dir
+        from groundwork.models import minilm_dir
 
         encoder = SentenceTransformer(str(encoder_dir or minilm_dir()), device="cpu")
         return cls(load_articles(kb_dir), encoder)

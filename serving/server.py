@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serving.config import ServeSection, parse_auth
+from groundwork.sections.serve import ServeSection, parse_auth
 
 log = logging.getLogger("parley.serve")
 
@@ -72,7 +72,7 @@ def build_service(cfg: ServeSection, default_model: str, dtype: str = "float32",
     gate = Gate(cfg.concurrency, cfg.queue_size, wait_timeout_s=cfg.request_timeout_s)
     if kb is None and cfg.kb_dir:
         kb = KnowledgeBase.load(cfg.kb_dir)
-    from dialogue.language_id import detect_language
+    from groundwork.language_id import detect_language
 
     detect_language("warm up")  # load langid now, not on the first customer's message
     from serving.explain import Explainer

@@ -28,8 +28,8 @@ def smoke_config() -> str:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """Smoke-recipe SFT adapter and three reward models, trained once per test session."""
-    from dialogue.recipe import load_recipe
     from dialogue.sft import run_sft
+    from groundwork.recipe import load_recipe
     from reward_models.train import run_reward_training
 
     output_dir = tmp_path_factory.mktemp("smoke-runs")

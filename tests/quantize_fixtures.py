@@ -17,7 +17,7 @@ LAYER_MATRICES = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_
 
 def grid_base(folder: Path) -> tuple[Path, Any]:
     """``(base-q4_1.gguf, fp32 model dequantized from it)`` for tiny-random-llama."""
-    from dialogue.models import load_causal_lm
+    from groundwork.models import load_causal_lm
     from serving.quantize import export_gguf
     from serving.quantize.verify import load_gguf_transformers
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from serving.config import ServeSection
+from groundwork.sections.serve import ServeSection
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "tiny-random-llama"

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from dialogue.ppo.sampler import ResumableSampler
-from dialogue.recipe import load_recipe
+from groundwork.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
@@ -99,9 +99,9 @@ def test_sampler_gives_each_rank_its_slice_of_every_global_batch_and_resumes_exa
 
 
 def test_lagrange_update_pools_every_ranks_rewards() -> None:
-    from dialogue.models import load_tokenizer
+    from groundwork.models import load_tokenizer
+    from groundwork.sections.reward import CompositeSection
     from reward_models.composite import CompositeReward
-    from reward_models.config import CompositeSection
 
     tokenizer = load_tokenizer("tiny-random-llama")
     cfg = CompositeSection(lagrange_init=0.5, lagrange_lr=0.1, safety_threshold=0.0)
@@ -119,8 +119,8 @@ def test_lagrange_update_pools_every_ranks_rewards() -> None:
 
 
 def test_ppo_refuses_deepspeed_before_loading_anything(monkeypatch, tmp_path: Path) -> None:
-    from dialogue.errors import ParleyError
     from dialogue.ppo.trainer import run_ppo
+    from groundwork.errors import ParleyError
 
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")  # what `accelerate launch` sets for a DeepSpeed config
     with pytest.raises(ParleyError, match="ddp-multigpu.yaml"):
@@ -138,7 +138,7 @@ def _free_port() -> int:
 
 def _launch(output_dir: Path, *command: str, overrides: tuple[str, ...] = ()) -> str:
     args = [ACCELERATE, "launch", "--config_file", str(ACCELERATE_DIR / "cpu-2proc.yaml"),
-            "--main_process_port", str(_free_port()), "-m", "dialogue.cli", *command, "-c", SMOKE]
+            "--main_process_port", str(_free_port()), "-m", "parley.cli", *command, "-c", SMOKE]
     for override in (f"run.output_dir={output_dir}", f"data.data_dir={ROOT / 'data'}", *overrides):
         args += ["--set", override]
     env = {**os.environ, "PARLEY_RANK_REPORT": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}

@@ -84,7 +84,7 @@ def test_ask_explain_dislike_with_a_reason_choose_another_answer_and_export(live
     assert choice.preferred == "alternative"
 
     out = tmp_path / "export"
-    done = subprocess.run([sys.executable, "-m", "dialogue.cli", "feedback", "export", "--db", live.db_url,
+    done = subprocess.run([sys.executable, "-m", "parley.cli", "feedback", "export", "--db", live.db_url,
                            "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     pairs = [json.loads(line) for line in (out / "preferences-faithfulness.jsonl").read_text().splitlines()]

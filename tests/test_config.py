@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from dialogue.errors import ConfigError
-from dialogue.pipeline import fingerprint, stages
-from dialogue.recipe import load_recipe
+from groundwork.errors import ConfigError
+from groundwork.recipe import load_recipe
+from parley.pipeline import fingerprint, stages
 
 ROOT = Path(__file__).resolve().parent.parent
 

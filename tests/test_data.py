@@ -377,7 +377,7 @@ def test_multilingual_schema(data):
 
 def test_multilingual_language_id_agrees(data):
     pytest.importorskip("langid")
-    from dialogue.language_id import detect_language
+    from groundwork.language_id import detect_language
 
     rows = data[MULTILINGUAL]
     wrong = [(r["id"], r["text"]) for r in rows if detect_language(r["text"])[0] != r["lang"]]
@@ -440,7 +440,7 @@ def test_jailbreak_wrappers(data):
 
 def test_jailbreak_wrapper_language(data):
     pytest.importorskip("langid")
-    from dialogue.language_id import detect_language
+    from groundwork.language_id import detect_language
 
     for r in data[WRAPPERS]:
         assert detect_language(r["template"].replace("{request}", ""))[0] == r["lang"], r["id"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dialogue.data_loading import (
+from groundwork.data_loading import (
     BadRows,
     load_source,
     parse_hh_transcript,
@@ -17,7 +17,7 @@ from dialogue.data_loading import (
     to_prompt_completion,
     translation_conversations,
 )
-from dialogue.errors import DataError
+from groundwork.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

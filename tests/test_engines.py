@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from dialogue.chat_format import build_messages, render_prompt
+from groundwork.chat_format import build_messages, render_prompt
 from serving.engines import EngineError, StopMatcher, load_engine
 from serving.engines.openai_engine import OpenAIEngine
 

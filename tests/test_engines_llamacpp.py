@@ -62,7 +62,7 @@ def test_stop_and_cancel(engines):
 
 def test_base_plus_lora_gguf_answers_like_the_merged_model(tmp_path):
     """llama.cpp applying the exported LoRA to the unmerged base = the merged export (F32, so exact math)."""
-    from dialogue.models import load_causal_lm
+    from groundwork.models import load_causal_lm
     from serving.quantize import export_gguf
     from serving.quantize.gguf_lora import export_gguf_lora
 

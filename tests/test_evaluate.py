@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from dialogue.evaluation import fresh_template_rates, run_evaluation, select_prompts
-from dialogue.judge import is_refusal, judge, states_fact
-from dialogue.recipe import load_recipe
+from groundwork.judge import is_refusal, judge, states_fact
+from groundwork.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = ("composite_mean", "harmful_refusal_rate", "over_refusal_rate", "kb_fact_accuracy", "translation_chrf",
@@ -43,7 +43,7 @@ def test_select_prompts_caps_each_kind() -> None:
 
 def test_judge_on_the_project_safety_pairs() -> None:
     """The rule-based judge separates the held-out safety pairs' chosen and rejected answers."""
-    from dialogue.data_loading import load_preferences
+    from groundwork.data_loading import load_preferences
 
     rows = load_preferences(ROOT / "data", "safety", "heldout")
     harmful = [r for r in rows if r["category"] != "benign_risky"]
@@ -83,7 +83,7 @@ def test_response_kl_matches_a_full_sequence_computation() -> None:
     import torch
 
     from dialogue.evaluation import response_kl
-    from dialogue.models import load_causal_lm, load_tokenizer
+    from groundwork.models import load_causal_lm, load_tokenizer
 
     tokenizer = load_tokenizer("tiny-random-llama", padding_side="left")
     torch.manual_seed(0)

@@ -21,8 +21,8 @@ import pytest
 from gradio_client import Client
 from serve_fixtures import OPERATOR, ROOT, last_text, start_server
 
-from dialogue.recipe import load_recipe
-from reward_models.config import CompositeSection
+from groundwork.recipe import load_recipe
+from groundwork.sections.reward import CompositeSection
 from reward_models.lagrange import combine_routed
 from serving.app.explain_view import TITLE, explanation_markdown, is_explanation
 from serving.explain import HIGHLIGHT_METHOD, NO_REWARD_MODELS, Explainer, best_sentence, content_words, sentences

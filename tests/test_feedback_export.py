@@ -15,7 +15,7 @@ from feedback_fixtures import (  # noqa: F401 - pytest fixtures
     store_fixture,
 )
 
-from serving.feedback.cli import add_feedback_commands
+from parley.feedback_commands import add_feedback_commands
 from serving.feedback.engine import FeedbackStoreError
 from serving.feedback.export import export_preferences
 from serving.feedback.pairs import RatedAnswer, Rating, build_pairs

@@ -31,7 +31,7 @@ def test_kto_export_trains_one_step_with_trl(tmp_path: Path) -> None:
     from trl import KTOConfig, KTOTrainer
     from trl.data_utils import is_conversational
 
-    from dialogue.models import load_causal_lm, load_tokenizer
+    from groundwork.models import load_causal_lm, load_tokenizer
 
     url = f"sqlite:///{tmp_path / 'feedback.db'}"
     with FeedbackStore(url) as store:

@@ -20,8 +20,8 @@ from feedback_fixtures import (  # noqa: F401 - pytest fixtures
 from sqlalchemy import CheckConstraint, MetaData, Table, UniqueConstraint, create_engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from dialogue.data_loading import OBJECTIVES
-from serving.feedback.cli import add_feedback_commands
+from groundwork.data_loading import OBJECTIVES
+from parley.feedback_commands import add_feedback_commands
 from serving.feedback.export import KTO_FILE, MANIFEST_FILE, export_feedback, export_preferences, preference_file
 from serving.feedback.models import ADDED_COLUMNS, CORE_TABLES, Base, Feedback, IdempotencyKey
 from serving.feedback.reasons import DEFAULT_OBJECTIVE, REASONS, main_reason, objective_of

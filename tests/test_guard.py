@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client
 from serve_fixtures import MODEL, ROOT, last_text, shared_server, start_server
 
-from dialogue.recipe import load_recipe
+from groundwork.recipe import load_recipe
 from serving.guard import INPUT_REFUSAL, OUTPUT_REPLACEMENT, Guard
 from serving.handoff import DislikeStreak, wants_human
 

@@ -56,7 +56,7 @@ def test_a_dead_module_leaves_no_weight_behind(native):
 
 
 def test_an_int8_model_answers_the_same_with_either_kernel(native):
-    from dialogue.models import load_causal_lm, load_tokenizer
+    from groundwork.models import load_causal_lm, load_tokenizer
 
     tokenizer = load_tokenizer(TINY)
     model = quantize_int8(load_causal_lm(TINY))[0].eval()

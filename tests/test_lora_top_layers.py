@@ -6,9 +6,9 @@ import pytest
 import torch
 from peft import PeftModel, get_peft_model
 
-from dialogue.lora_config import LoraSection, peft_lora_config
-from dialogue.models import TINY_POLICY, load_causal_lm
 from dialogue.ppo.export import export_policy_adapter
+from groundwork.models import TINY_POLICY, load_causal_lm
+from groundwork.sections.lora import LoraSection, peft_lora_config
 
 
 def _adapted_layers(model) -> set[int]:

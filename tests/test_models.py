@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dialogue.errors import ModelNotFoundError
-from dialogue.models import load_causal_lm, load_tokenizer, resolve_model
+from groundwork.errors import ModelNotFoundError
+from groundwork.models import load_causal_lm, load_tokenizer, resolve_model
 
 
 def test_tiny_policy_builds_and_has_distinct_pad() -> None:
@@ -50,7 +50,7 @@ def test_cli_prints_one_line_instead_of_a_traceback(tmp_path: Path) -> None:
     rows = tmp_path / "in.jsonl"
     rows.write_text('{"prompt": "hi"}\n', encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "dialogue.cli", "generate", "--model", str(tmp_path / "missing"),
+        [sys.executable, "-m", "parley.cli", "generate", "--model", str(tmp_path / "missing"),
          "--input", str(rows), "--output", str(tmp_path / "out.jsonl")],
         capture_output=True, text=True, timeout=120,
     )

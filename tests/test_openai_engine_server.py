@@ -35,7 +35,7 @@ SEEDED = {"temperature": 1.0, "seed": 11, "max_tokens": 16}  # the random model 
 def parley_serve(tmp: Path, *flags: str) -> Iterator[str]:
     """``parley serve`` on a free port (no KB: the client's messages reach the engine unchanged); yields its URL."""
     port = free_port()
-    args = [sys.executable, "-m", "dialogue.cli", "serve", "--port", str(port), "--kb", "",
+    args = [sys.executable, "-m", "parley.cli", "serve", "--port", str(port), "--kb", "",
             "--db", f"sqlite:///{tmp / f'feedback-{port}.db'}", *flags]
     log = open(tmp / f"serve-{port}.log", "w", encoding="utf-8")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,

@@ -19,12 +19,12 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from serve_fixtures import OPERATOR, shared_server, start_server
 
-from dialogue.cli import build_parser
-from dialogue.errors import ConfigError
-from dialogue.recipe import load_recipe
+from groundwork.errors import ConfigError
+from groundwork.recipe import load_recipe
+from parley.cli import build_parser
+from parley.serve_commands import serve_overrides
 from serving.app.admin import Admin
 from serving.app.operator import TicketDesk
-from serving.cli import serve_overrides
 from serving.feedback.store import FeedbackStore
 
 CHAT = ("customer", "chat-pw")

@@ -15,7 +15,7 @@ STAGES = ["data", "sft", "reward-quality", "reward-safety", "reward-faithfulness
 
 
 def _command(output_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "dialogue.cli", "pipeline", "-c", str(ROOT / "configs" / "smoke.yaml"),
+    return [sys.executable, "-m", "parley.cli", "pipeline", "-c", str(ROOT / "configs" / "smoke.yaml"),
             "--set", f"run.output_dir={output_dir}", "--set", f"data.data_dir={ROOT / 'data'}",
             "--set", "ppo.steps=8", *extra]
 

@@ -16,7 +16,7 @@ import pytest
 from dialogue.ppo.callbacks import TIMING_KEYS, PPOGuardError
 from dialogue.ppo.checkpoint import list_checkpoints
 from dialogue.ppo.trainer import run_ppo
-from dialogue.recipe import load_recipe
+from groundwork.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
@@ -39,7 +39,7 @@ def _log(output_dir: Path) -> list[dict]:
 
 
 def _cli(output_dir: Path, *extra: str) -> list[str]:
-    args = [sys.executable, "-m", "dialogue.cli", "ppo", "-c", SMOKE]
+    args = [sys.executable, "-m", "parley.cli", "ppo", "-c", SMOKE]
     for override in _overrides(output_dir):
         args += ["--set", override]
     return args + list(extra)
@@ -69,7 +69,7 @@ def test_ppo_run_logs_metrics_checkpoints_and_plots(trained_run: Path) -> None:
     import torch
 
     from dialogue.evaluation import load_policy_stack
-    from dialogue.models import load_causal_lm
+    from groundwork.models import load_causal_lm
 
     stacked = load_policy_stack(recipe.policy.model, [metrics["sft_adapter"], metrics["policy_adapter_from"]])
     single = load_policy_stack(recipe.policy.model, [metrics["policy_adapter_dir"]])
@@ -140,8 +140,8 @@ def test_value_model_copies_the_lower_layers_and_freezes_the_embeddings() -> Non
     """The value model's decoder layers and head train; its token embeddings (the largest matrix) do not."""
     import torch
 
-    from dialogue.models import load_causal_lm
     from dialogue.ppo.models import build_value_model
+    from groundwork.models import load_causal_lm
 
     policy = load_causal_lm("tiny-random-llama")
     value = build_value_model(policy, 1, pad_token_id=0)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dialogue.config_io import from_dict
-from dialogue.errors import ConfigError
-from dialogue.ppo.config import PPOSection
 from dialogue.ppo.prompts import load_prompt_pools
+from groundwork.config_io import from_dict
+from groundwork.errors import ConfigError
+from groundwork.sections.ppo import PPOSection
 
 DATA = str(Path(__file__).resolve().parent.parent / "data")
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from quantize_fixtures import grid_base, layer_matrices, merge_adapter
 
-from dialogue.cli import main
+from parley.cli import main
 from serving.quantize import (
     QuantizeError,
     QuantizeSettings,
@@ -62,7 +62,7 @@ def test_permutation_matches_llama_cpp_rotary_layout():
 
 
 def test_merge_changes_the_model(merged, tiny_adapter):
-    from dialogue.models import load_causal_lm
+    from groundwork.models import load_causal_lm
 
     model, tokenizer = merged
     base = load_causal_lm(TINY)
@@ -106,7 +106,7 @@ def test_gguf_keeps_base_tokenizer_and_norms_f32(export_dir):
 
 
 def test_int8_reload_is_identical_without_calibration(merged, tmp_path):
-    from dialogue.models import load_causal_lm
+    from groundwork.models import load_causal_lm
 
     model, tokenizer = merged
     fresh = load_causal_lm(TINY)  # save_int8 quantizes in place: work on a copy of the merged weights
@@ -160,7 +160,7 @@ def test_non_llama_model_refused_for_gguf(tmp_path):
 
 def test_smoothing_preserves_the_fp32_function(merged):
     """SmoothQuant scaling is folded into norms / up_proj / v_proj: same logits before quantization."""
-    from dialogue.models import load_causal_lm
+    from groundwork.models import load_causal_lm
     from serving.quantize.smooth import calibration_inputs, smooth_llama
 
     model, tokenizer = merged
@@ -214,7 +214,7 @@ def test_int8_fused_sibling_projections_give_the_same_logits_with_fewer_gemms(me
 
 def load_causal_lm_copy(model):
     """save_int8 quantizes in place: a fresh copy of the merged weights to quantize."""
-    from dialogue.models import load_causal_lm
+    from groundwork.models import load_causal_lm
 
     fresh = load_causal_lm(TINY)
     fresh.load_state_dict(model.state_dict())
@@ -373,7 +373,7 @@ def test_quantize_writes_the_mixed_gguf_with_counts_and_verification(top_layer_a
 
     The base GGUF is tiny-random-llama at F32, so the unmerged fp32 weights equal it exactly.
     """
-    from dialogue.models import load_causal_lm
+    from groundwork.models import load_causal_lm
     from serving.engines.llamacpp_engine import find_gguf
 
     base_path = export_gguf(load_causal_lm(TINY), tmp_path / "base-f32.gguf", "f32")["path"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from dialogue.data_loading import BadRows, load_kb
 from dialogue.reward_audit import audit_outcome, reference_answers, reward_judge_agreement
+from groundwork.data_loading import BadRows, load_kb
+from groundwork.sections.reward import RewardSection
 from reward_models.borrowed_pairs import garble, garbled_translation_pairs, safety_pairs_for, translation_pairs_for
-from reward_models.config import RewardSection
 from reward_models.pairs import build_pairs
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -10,13 +10,13 @@ import torch
 from test_reward_models import write_preferences  # tests/ is on sys.path (no package)
 from trl.experimental.utils import get_reward
 
-from dialogue.chat_format import build_messages
-from dialogue.data_loading import OBJECTIVES
-from dialogue.models import load_tokenizer
-from dialogue.recipe import load_recipe
+from groundwork.chat_format import build_messages
+from groundwork.data_loading import OBJECTIVES
+from groundwork.models import load_tokenizer
+from groundwork.recipe import load_recipe
+from groundwork.sections.reward import CompositeSection
 from reward_models.callback import LagrangeCallback
 from reward_models.composite import CompositeReward
-from reward_models.config import CompositeSection
 from reward_models.lagrange import LagrangeMultiplier, combine
 from reward_models.scorer import RewardScorer
 from reward_models.train import run_reward_training

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from dialogue.data_loading import BadRows
-from reward_models.config import RewardSection
+from groundwork.data_loading import BadRows
+from groundwork.sections.reward import RewardSection
 from reward_models.deflections import (
     NEAR_REFUSAL_OPENERS,
     NON_ANSWERS,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dialogue.cli import main
-from dialogue.data_loading import OBJECTIVES, BadRows
-from dialogue.errors import DataError
-from dialogue.recipe import load_recipe
+from groundwork.data_loading import OBJECTIVES, BadRows
+from groundwork.errors import DataError
+from groundwork.recipe import load_recipe
+from parley.cli import main
 from reward_models.pairs import build_pairs, load_feedback
 from serving.feedback.store import FeedbackStore
 

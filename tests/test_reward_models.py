@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dialogue.cli import main
-from dialogue.data_loading import OBJECTIVES
-from dialogue.recipe import load_recipe
+from groundwork.data_loading import OBJECTIVES
+from groundwork.recipe import load_recipe
+from parley.cli import main
 from reward_models.evaluation import pair_scores, pairwise_metrics_by_category
 from reward_models.pairs import split_public
 from reward_models.scorer import RewardScorer
@@ -77,7 +77,7 @@ def test_normalization_centers_the_reference_set(trained):
     run_dir, _ = trained
     scorer = RewardScorer.from_pretrained(run_dir)
     assert scorer.objectives == list(OBJECTIVES)
-    from dialogue.data_loading import BadRows
+    from groundwork.data_loading import BadRows
     from reward_models.pairs import build_pairs
 
     recipe = load_recipe(str(run_dir / "reward-safety" / "recipe.yaml"))
@@ -135,7 +135,7 @@ def test_score_cli_reports_missing_models(tmp_path, capsys, smoke_config):
 
 
 def test_format_keeps_response_and_last_user_turn_under_truncation():
-    from dialogue.models import load_tokenizer
+    from groundwork.models import load_tokenizer
 
     tok = load_tokenizer("tiny-random-bert", padding_side="right")
     prompt = [{"role": "user", "content": "old question " * 200}, {"role": "assistant", "content": "old answer"},
@@ -147,7 +147,7 @@ def test_format_keeps_response_and_last_user_turn_under_truncation():
     ids = encode_reward_input(tok, prompt, "refunds take five days", "kb passage " * 500, 64)
     assert len(ids) <= 64 and ids[-1] == tok.sep_token_id
     # Messages built for the policy carry the KB in the system message: it is found there too.
-    from dialogue.chat_format import build_messages
+    from groundwork.chat_format import build_messages
 
     assert "context: ships in 2 days." in format_reward_text(tok, build_messages("where?", "Ships in 2 days."), "ok",
                                                              None, 64).lower()

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from dialogue.answer_classes import classify_answer, is_degenerate, is_non_answer
-from dialogue.recipe import load_recipe
-from reward_models.config import CompositeSection
+from groundwork.recipe import load_recipe
+from groundwork.sections.reward import CompositeSection
+from groundwork.sections.risk import RiskSourceSection
 from reward_models.lagrange import combine, combine_routed
-from reward_models.risk_config import RiskSourceSection
 from reward_models.risk_data import HARMFUL, public_rows, split_of
 from reward_models.risk_model import RequestRiskModel, request_text, text_windows, window_with
 from reward_models.risk_train import choose_threshold
@@ -111,7 +111,7 @@ def test_trained_model_saves_loads_and_scores(trained) -> None:
 
 
 def test_missing_model_folder_is_one_clear_error(tmp_path: Path) -> None:
-    from dialogue.errors import ModelNotFoundError
+    from groundwork.errors import ModelNotFoundError
 
     with pytest.raises(ModelNotFoundError, match="no request-risk model"):
         RequestRiskModel.from_pretrained(tmp_path)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from dialogue.cli import build_parser
-from dialogue.errors import ConfigError, DataError
-from dialogue.recipe import load_recipe
+from groundwork.errors import ConfigError, DataError
+from groundwork.recipe import load_recipe
+from groundwork.sections.serve import ServeSection, parse_auth
+from parley.cli import build_parser
+from parley.serve_commands import serve_overrides
 from serving.app.hardening import suspicious_path
 from serving.app.identity import content_hash, model_identity
-from serving.cli import serve_overrides
-from serving.config import ServeSection, parse_auth
 from serving.limits import BusyError, Gate, LimitError, Limits, with_deadline
 from serving.retrieval import load_articles
 
@@ -117,7 +117,7 @@ def test_kb_loading_reports_bad_rows(tmp_path: Path) -> None:
 
 
 def test_kb_passages_reach_the_engine_fenced_as_untrusted_data() -> None:
-    from dialogue.chat_format import KB_INSTRUCTIONS
+    from groundwork.chat_format import KB_INSTRUCTIONS
     from serving.app.service import ChatService
     from serving.engines import load_engine
 

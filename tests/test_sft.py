@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dialogue.recipe import load_recipe
 from dialogue.sft import build_sft_datasets, run_sft
+from groundwork.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,7 @@ def test_generate_cli_with_adapter(smoke_config: str, smoke_overrides, tmp_path:
     src.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "dialogue.cli", "generate", "-c", smoke_config,
+        [sys.executable, "-m", "parley.cli", "generate", "-c", smoke_config,
          *[arg for o in smoke_overrides for arg in ("--set", o)],
          "--adapter", str(recipe.run.root / "sft" / "adapter"), "--input", str(src), "--output", str(out),
          "--max-new-tokens", "4"],
@@ -69,7 +69,7 @@ def test_generate_cli_with_adapter(smoke_config: str, smoke_overrides, tmp_path:
 
 def test_chat_cli_runs_a_multi_turn_conversation_from_stdin(smoke_config: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "dialogue.cli", "chat", "-c", smoke_config, "--max-new-tokens", "3"],
+        [sys.executable, "-m", "parley.cli", "chat", "-c", smoke_config, "--max-new-tokens", "3"],
         input="Hello there\n/reset\nWhere is my parcel?\n/quit\nnever read\n",
         capture_output=True, text=True, timeout=300,
     )
@@ -83,8 +83,8 @@ def test_benign_risky_share_sets_the_mix_of_safety_rows(smoke_config: str) -> No
 
     import pytest
 
-    from dialogue.errors import ConfigError
     from dialogue.sft import _sample_safety
+    from groundwork.errors import ConfigError
 
     rows = [{"category": "benign_risky", "i": i} for i in range(30)]
     rows += [{"category": "fraud", "i": i} for i in range(90)]

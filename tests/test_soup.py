@@ -9,15 +9,16 @@ import pytest
 import torch
 from peft import PeftModel, get_peft_model
 
-from dialogue.errors import ConfigError
-from dialogue.evaluate_config import EvalModelSection
 from dialogue.evaluation import _evaluates_soup, render_markdown
-from dialogue.lora_config import LoraSection, peft_lora_config
-from dialogue.models import TINY_POLICY, load_causal_lm
-from dialogue.pipeline import fingerprint, stages
 from dialogue.ppo.export import export_policy_adapter, export_weighted_adapter
-from dialogue.recipe import load_recipe
-from dialogue.soup import run_soup, tuned_policy_adapter
+from dialogue.soup import run_soup
+from groundwork.errors import ConfigError
+from groundwork.models import TINY_POLICY, load_causal_lm
+from groundwork.recipe import load_recipe
+from groundwork.runs import tuned_policy_adapter
+from groundwork.sections.evaluate import EvalModelSection
+from groundwork.sections.lora import LoraSection, peft_lora_config
+from parley.pipeline import fingerprint, stages
 
 IDS = torch.tensor([[1, 5, 9, 13, 2]])
 

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from ..errors import ParleyError
-from .config import PPOSection
+from groundwork.errors import ParleyError
+from groundwork.sections.ppo import PPOSection
 
 # Metrics that measure wall time, not training: excluded when comparing runs.
 TIMING_KEYS = ("eps",)
@@ -87,7 +87,7 @@ class ParleyPPOCallback(TrainerCallback):
         seed_step(self.seed, self.offset, self.rank)
 
     def _last_good(self) -> str:
-        from .checkpoint import latest_checkpoint
+        from dialogue.ppo.checkpoint import latest_checkpoint
 
         last = latest_checkpoint(self.checkpoint_root)
         return f"last good checkpoint: {last}" if last else "no checkpoint was written yet"

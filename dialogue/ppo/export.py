@@ -13,13 +13,15 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..models import load_causal_lm
+from groundwork.layout import RunLayout
+from groundwork.models import load_causal_lm
 
 
 def chosen_ppo_adapter(ppo_dir: Path) -> Path:
     """The PPO adapter a run hands downstream: the judge-selected one when the judge watch kept one, else the last."""
-    best = Path(ppo_dir) / "best" / "adapter"
-    return best if best.exists() else Path(ppo_dir) / "adapter"
+    layout = RunLayout(Path(ppo_dir).parent)
+    best = layout.ppo_best_adapter(Path(ppo_dir))
+    return best if best.exists() else layout.ppo_adapter(Path(ppo_dir))
 
 
 def export_weighted_adapter(base_model: str, sft_adapter: str | None, ppo_adapters: Sequence[str | Path],

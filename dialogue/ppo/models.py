@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from ..lora_config import LoraSection, peft_lora_config
-from ..models import load_adapter, load_causal_lm
+from groundwork.models import load_adapter, load_causal_lm
+from groundwork.sections.lora import LoraSection, peft_lora_config
 
 
 def load_sft_policy(model_name: str, sft_adapter: str | None, dtype: str = "float32"):

@@ -7,10 +7,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ..data_loading import BadRows, load_optional_source, load_ppo_prompts
-from ..errors import ConfigError
-from ..generation import render_rows
-from .config import PromptSourceSection
+from dialogue.generation import render_rows
+from groundwork.data_loading import BadRows, load_optional_source, load_ppo_prompts
+from groundwork.errors import ConfigError
+from groundwork.sections.ppo import PromptSourceSection
 
 KINDS = ("support", "translation", "harmful", "benign_risky")
 

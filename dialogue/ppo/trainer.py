@@ -15,13 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ParleyError
-from ..models import load_tokenizer
-from ..plots import plot_log_history
-from ..recipe import Recipe
-from ..runs import read_metrics, recipe_yaml, save_recipe, stage_dir, write_metrics
-from .callbacks import ParleyPPOCallback, seed_step
-from .checkpoint import (
+from dialogue.ppo.callbacks import ParleyPPOCallback, seed_step
+from dialogue.ppo.checkpoint import (
     PREFIX,
     TrainingState,
     latest_checkpoint,
@@ -30,12 +25,17 @@ from .checkpoint import (
     restore_trainer_state,
     save_checkpoint,
 )
-from .config import PPOSection
-from .distributed import broadcast, distributed_state, gather_objects, trainable_digest, write_rank_report
-from .export import chosen_ppo_adapter, export_policy_adapter
-from .models import add_ppo_adapter, build_value_model, load_sft_policy
-from .prompts import load_prompt_pools, tokenize_prompts
-from .sampler import ResumableSampler
+from dialogue.ppo.export import chosen_ppo_adapter, export_policy_adapter
+from dialogue.ppo.models import add_ppo_adapter, build_value_model, load_sft_policy
+from dialogue.ppo.prompts import load_prompt_pools, tokenize_prompts
+from dialogue.ppo.sampler import ResumableSampler
+from groundwork.distributed import broadcast, distributed_state, gather_objects, trainable_digest, write_rank_report
+from groundwork.errors import ParleyError
+from groundwork.models import load_tokenizer
+from groundwork.plots import plot_log_history
+from groundwork.recipe import Recipe, takes
+from groundwork.runs import read_metrics, recipe_yaml, save_recipe, write_metrics
+from groundwork.sections.ppo import PPOSection
 
 CURVE_KEYS = ("objective/rlhf_reward", "objective/scores", "objective/kl", "reward/quality_mean",
               "reward/safety_mean", "reward/faithfulness_mean", "reward/lagrange_multiplier", "judge/score")
@@ -92,8 +92,8 @@ class _Judge:
         self.best = best_so_far
 
     def __call__(self, step: int) -> float | None:
-        from ..generation import GenerationParams, generate_batch, render_rows
-        from ..judge import judge
+        from dialogue.generation import GenerationParams, generate_batch, render_rows
+        from groundwork.judge import judge
 
         if not self.rows:
             return None
@@ -119,6 +119,7 @@ class _Judge:
         return score
 
 
+@takes("run", "policy", "data", "ppo", "reward")
 def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
     """Run (or resume) the PPO stage; returns the metrics also written to ``runs/<run>/ppo/metrics.json``.
 
@@ -137,7 +138,7 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
     ranks = distributed_state()
     main, world, rank = ranks.is_main_process, ranks.num_processes, ranks.process_index
     cfg = recipe.ppo
-    out = stage_dir(recipe, "ppo")
+    out = recipe.run.layout.stage_dir("ppo")
     checkpoint_root = out / "checkpoints"
     checkpoint = latest_checkpoint(checkpoint_root) if resume else None
     changed = checkpoint is not None and (out / "recipe.yaml").read_text(encoding="utf-8") != recipe_yaml(recipe)
@@ -161,14 +162,14 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
             print(f"parley: ppo already finished {state.step} steps ({checkpoint})")
 
     root = recipe.run.root
-    sft_adapter = _default_path(cfg.sft_adapter, root / "sft" / "adapter")
+    sft_adapter = _default_path(cfg.sft_adapter, recipe.run.layout.sft_adapter)
     reward_dir = _default_path(cfg.reward_dir, root)
     seed_step(recipe.run.seed, 0)
     tokenizer = load_tokenizer(recipe.policy.model, padding_side="left")
     base = load_sft_policy(recipe.policy.model, sft_adapter, recipe.policy.dtype)
     value_model = build_value_model(base, cfg.value_layers, tokenizer.pad_token_id)
     policy = add_ppo_adapter(base, cfg.lora, checkpoint / "adapter" if checkpoint else None)
-    risk_dir = root / "risk" / "model"
+    risk_dir = recipe.run.layout.risk_model
     composite = CompositeReward.from_pretrained(reward_dir, tokenizer, recipe.reward.composite,
                                                 risk_dir=str(risk_dir) if risk_dir.is_dir() else None)
 
@@ -260,10 +261,10 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
         ranks.wait_for_everyone()  # the main process exports and writes metrics.json
         return read_metrics(out)
     writer.close()
-    policy.save_pretrained(out / "adapter")
-    tokenizer.save_pretrained(out / "adapter")
+    policy.save_pretrained(recipe.run.layout.ppo_adapter())
+    tokenizer.save_pretrained(recipe.run.layout.ppo_adapter())
     chosen = chosen_ppo_adapter(out)
-    export_policy_adapter(recipe.policy.model, sft_adapter, chosen, out / "policy_adapter", tokenizer)
+    export_policy_adapter(recipe.policy.model, sft_adapter, chosen, recipe.run.layout.policy_adapter("ppo"), tokenizer)
     plot_log_history(log, CURVE_KEYS, out / "ppo_curves.png", "PPO")
     metrics = {
         "steps": cfg.steps,
@@ -274,10 +275,10 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
         "best_judge_score": judge.best,
         "sft_adapter": sft_adapter,
         "reward_dir": reward_dir,
-        "adapter_dir": str(out / "adapter"),
-        "best_adapter_dir": str(out / "best" / "adapter") if (out / "best").exists() else None,
+        "adapter_dir": str(recipe.run.layout.ppo_adapter()),
+        "best_adapter_dir": str(best) if (best := recipe.run.layout.ppo_best_adapter()).exists() else None,
         # SFT + the judge-selected PPO adapter as one adapter on the base model (for quantize/serve/evaluate).
-        "policy_adapter_dir": str(out / "policy_adapter"),
+        "policy_adapter_dir": str(recipe.run.layout.policy_adapter("ppo")),
         "policy_adapter_from": str(chosen),
         "final": {k: v for k, v in (log[-1] if log else {}).items()},
         "wall_s_this_run": round(time.time() - started, 1),

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from dialogue.errors import ParleyError
+from groundwork.errors import ParleyError
 from serving.api.routes import ApiError, _validation_message, check_api_key, read_json_object
 from serving.feedback.reasons import REASON_KEYS, objective_of
 from serving.feedback.store import (

@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from dialogue.errors import ParleyError
-from dialogue.languages import UnknownLanguageError
+from groundwork.errors import ParleyError
+from groundwork.languages import UnknownLanguageError
 from serving.api.schemas import ChatCompletionRequest
 from serving.app.service import ChatService, Sampling, Session, Turn
 from serving.limits import BusyError, LimitError

@@ -11,8 +11,8 @@ from typing import Any
 
 import gradio as gr
 
-from dialogue.errors import ParleyError
-from dialogue.languages import LANGUAGES, UnknownLanguageError
+from groundwork.errors import ParleyError
+from groundwork.languages import LANGUAGES, UnknownLanguageError
 from serving.app.explain_view import add_explanation
 from serving.app.service import ChatService, Session
 from serving.app.state import ChatState

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from dialogue.languages import LANGUAGES, check_language, translation_request
+from groundwork.languages import LANGUAGES, check_language, translation_request
 from serving.explain import Explainer
 from serving.feedback.explanations import save_explanation
 from serving.guard import Guard
@@ -187,7 +187,7 @@ class ChatService:
     @staticmethod
     def _note_language(session: Session, text: str) -> None:
         """Remember the customer's language (for handoff notices) when langid is confident."""
-        from dialogue.language_id import detect_language
+        from groundwork.language_id import detect_language
 
         code, probability = detect_language(text)
         if probability >= 0.9:
@@ -327,7 +327,7 @@ class ChatService:
     @staticmethod
     def translation_prompt(text: str, target: str, source: str | None) -> tuple[str, str | None]:
         """(model prompt, detected source or None); unknown codes raise UnknownLanguageError with the list."""
-        from dialogue.language_id import detect_language
+        from groundwork.language_id import detect_language
 
         target = check_language(target)
         detected = None

@@ -1,8 +1,8 @@
 """Generation engines behind one interface: ``generate`` / ``stream`` with stop strings and cancellation."""
 
-from .base import CancelToken, Engine, GenerationStats, SamplingParams, StopMatcher
-from .errors import EngineError, EngineUnavailableError
-from .factory import ENGINE_KINDS, load_engine
+from serving.engines.base import CancelToken, Engine, GenerationStats, SamplingParams, StopMatcher
+from serving.engines.errors import EngineError, EngineUnavailableError
+from serving.engines.factory import ENGINE_KINDS, load_engine
 
 __all__ = [
     "ENGINE_KINDS",

@@ -1,6 +1,6 @@
 """One engine interface: ``generate`` and ``stream`` over Parley-formatted conversations.
 
-Every engine sees the same conversation framing (:func:`dialogue.chat_format.build_messages`) and the
+Every engine sees the same conversation framing (:func:`groundwork.chat_format.build_messages`) and the
 local ones render it with the HF tokenizer's chat template, so switching engines never changes the
 prompt. Stop strings, ``max_tokens`` and cancellation behave the same everywhere because they are
 enforced here, around each backend's raw token stream.
@@ -15,9 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from dialogue.chat_format import build_messages, render_prompt
-
-from .errors import EngineError
+from groundwork.chat_format import build_messages, render_prompt
+from serving.engines.errors import EngineError
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Engine
-from .errors import EngineError
+from serving.engines.base import Engine
+from serving.engines.errors import EngineError
 
 ENGINE_KINDS = ("torch", "llamacpp", "openai")
 
@@ -20,11 +20,11 @@ def load_engine(kind: str, model: str | None = None, adapter: str | None = None,
     - ``openai``: ``model`` is the served model name; ``base_url`` (and ``api_key``) in ``opts``.
     """
     if kind == "torch":
-        from .torch_engine import TorchEngine
+        from serving.engines.torch_engine import TorchEngine
 
         return TorchEngine.from_pretrained(model, adapter=adapter, artifact=artifact, **opts)
     if kind == "llamacpp":
-        from .llamacpp_engine import LlamaCppEngine, find_base_and_lora, find_gguf, tokenizer_for_gguf
+        from serving.engines.llamacpp_engine import LlamaCppEngine, find_base_and_lora, find_gguf, tokenizer_for_gguf
 
         if artifact is None:
             raise EngineError("the llamacpp engine needs a GGUF artifact; make one with: parley quantize")
@@ -38,7 +38,7 @@ def load_engine(kind: str, model: str | None = None, adapter: str | None = None,
         tokenizer = opts.pop("tokenizer", None) or tokenizer_for_gguf(path, model)
         return LlamaCppEngine(path, tokenizer=tokenizer, **opts)
     if kind == "openai":
-        from .openai_engine import OpenAIEngine
+        from serving.engines.openai_engine import OpenAIEngine
 
         if not model or "base_url" not in opts:
             raise EngineError("the openai engine needs model= (served name) and base_url=")

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .base import CancelToken, Engine, GenerationStats, SamplingParams
-from .errors import EngineError, EngineUnavailableError
+from serving.engines.base import CancelToken, Engine, GenerationStats, SamplingParams
+from serving.engines.errors import EngineError, EngineUnavailableError
 
 INSTALL_HINT = "pip install 'parley[llamacpp]'  (builds llama-cpp-python from source, ~6 min)"
 
@@ -53,7 +53,7 @@ def tokenizer_for_gguf(path: Path, model: str | None = None):
     """The HF tokenizer that renders prompts: saved beside the GGUF, else the model's, else read from the GGUF."""
     from transformers import AutoTokenizer
 
-    from dialogue.models import load_tokenizer
+    from groundwork.models import load_tokenizer
 
     if (path.parent / "tokenizer_config.json").is_file():
         return AutoTokenizer.from_pretrained(str(path.parent))

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .base import CancelToken, Engine, GenerationStats, SamplingParams
-from .errors import EngineError, EngineUnavailableError
+from serving.engines.base import CancelToken, Engine, GenerationStats, SamplingParams
+from serving.engines.errors import EngineError, EngineUnavailableError
 
 
 class OpenAIEngine(Engine):

@@ -8,8 +8,8 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
-from .base import CancelToken, Engine, GenerationStats, SamplingParams
-from .errors import EngineError
+from serving.engines.base import CancelToken, Engine, GenerationStats, SamplingParams
+from serving.engines.errors import EngineError
 
 
 def _streamer_class():
@@ -61,7 +61,7 @@ class TorchEngine(Engine):
         self.description = description + (" compiled" if compile else "")
         self.decoder = None
         if compile:
-            from .compiled_decoding import CompiledDecoder
+            from serving.engines.compiled_decoding import CompiledDecoder
 
             self.decoder = CompiledDecoder(model)
         self._generate_lock = threading.Lock()
@@ -80,7 +80,7 @@ class TorchEngine(Engine):
         ``compile`` decodes with a static cache and a compiled step (:mod:`.compiled_decoding`); the first
         request (or :meth:`warm_up`) pays the compilation, ~20-70 s for SmolLM2 on 2 cores.
         """
-        from dialogue.models import load_causal_lm, load_tokenizer
+        from groundwork.models import load_causal_lm, load_tokenizer
         from serving.quantize import int8_ops
         from serving.quantize.int8 import is_int8_artifact, load_int8
 

@@ -1,5 +1,5 @@
 """Human feedback: PII redaction, the feedback store (SQLite/PostgreSQL) and the preference-pair export."""
 
-from .pii import contains_pii, find_pii, redact
+from serving.feedback.pii import contains_pii, find_pii, redact
 
 __all__ = ["contains_pii", "find_pii", "redact"]

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from dialogue.errors import ParleyError
+from groundwork.errors import ParleyError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "parley_write"  # execution option that makes SQLite open the transaction with BEGIN IMMEDIATE

@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, ForeignKey, Integer, MetaData, Table, delete, insert, select
 
-from .engine import WRITE_OPTION
-from .migrate import SideTables
-from .models import Message, UTCDateTime, utcnow
-from .pii import redact_obj
-from .store import FeedbackStore, FeedbackValueError
+from serving.feedback.engine import WRITE_OPTION
+from serving.feedback.migrate import SideTables
+from serving.feedback.models import Message, UTCDateTime, utcnow
+from serving.feedback.pii import redact_obj
+from serving.feedback.store import FeedbackStore, FeedbackValueError
 
 metadata = MetaData()
 message_explanations = Table(

@@ -23,10 +23,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dialogue.data_loading import OBJECTIVES
-
-from .pairs import DEFAULT_MAX_PAIRS_PER_PROMPT
-from .store import FeedbackStore, FeedbackValueError
+from groundwork.data_loading import OBJECTIVES
+from serving.feedback.pairs import DEFAULT_MAX_PAIRS_PER_PROMPT
+from serving.feedback.store import FeedbackStore, FeedbackValueError
 
 KTO_FILE = "kto.jsonl"
 MANIFEST_FILE = "manifest.json"

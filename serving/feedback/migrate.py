@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from .engine import WRITE_OPTION
-from .models import ADDED_COLUMNS, Base
+from serving.feedback.engine import WRITE_OPTION
+from serving.feedback.models import ADDED_COLUMNS, Base
 
 _PG_LOCK_KEY = 0x7061726C6579  # "parley": serializes concurrent upgrades of one PostgreSQL database
 

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .reasons import REASON_KEYS
+from serving.feedback.reasons import REASON_KEYS
 
 MODES = ("support", "translate", "api")
 ROLES = ("system", "user", "assistant")

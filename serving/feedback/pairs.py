@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
-from .pii import redact, redact_obj
-from .reasons import REASONS, main_reason, objective_of
+from serving.feedback.pii import redact, redact_obj
+from serving.feedback.reasons import REASONS, main_reason, objective_of
 
 DEFAULT_MAX_PAIRS_PER_PROMPT = 100  # a popular prompt ("hi") must not flood the reward data
 

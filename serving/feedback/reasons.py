@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dialogue.data_loading import OBJECTIVES
+from groundwork.data_loading import OBJECTIVES
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,11 @@ from sqlalchemy import Connection, Engine, case, func, insert, inspect, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from dialogue.errors import ParleyError
-
-from . import pairs
-from .engine import WRITE_OPTION, FeedbackStoreError, make_engine
-from .migrate import upgrade
-from .models import (
+from groundwork.errors import ParleyError
+from serving.feedback import pairs
+from serving.feedback.engine import WRITE_OPTION, FeedbackStoreError, make_engine
+from serving.feedback.migrate import upgrade
+from serving.feedback.models import (
     CORE_TABLES,
     HANDOFF_STATUSES,
     MODES,
@@ -42,8 +41,8 @@ from .models import (
     Message,
     utcnow,
 )
-from .pii import contains_pii, redact, redact_obj
-from .reasons import REASON_KEYS, REASONS
+from serving.feedback.pii import contains_pii, redact, redact_obj
+from serving.feedback.reasons import REASON_KEYS, REASONS
 
 MAX_TEXT_CHARS = 32_000  # a long answer or transcript turn; anything larger is a client bug, not feedback
 MAX_RATER_CHARS = 128

@@ -28,11 +28,11 @@ from sqlalchemy import (
     update,
 )
 
-from .engine import WRITE_OPTION
-from .migrate import SideTables
-from .models import HANDOFF_STATUSES, Conversation, HandoffTicket, UTCDateTime, utcnow
-from .pii import redact
-from .store import FeedbackStore, FeedbackValueError, UnknownRecordError
+from serving.feedback.engine import WRITE_OPTION
+from serving.feedback.migrate import SideTables
+from serving.feedback.models import HANDOFF_STATUSES, Conversation, HandoffTicket, UTCDateTime, utcnow
+from serving.feedback.pii import redact
+from serving.feedback.store import FeedbackStore, FeedbackValueError, UnknownRecordError
 
 MAX_NOTE_CHARS = 4_000
 MAX_OPERATOR_CHARS = 128

@@ -1,6 +1,6 @@
 """Merge a LoRA adapter and export it for serving: int8 for PyTorch on CPU, GGUF for llama.cpp, NF4 on CUDA.
 
-Names are imported lazily so that ``parley --help`` (which imports :mod:`serving.quantize.cli`) stays fast.
+Names are imported lazily so that ``parley --help`` (which imports :mod:`parley.quantize_commands`) stays fast.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import QuantizeError
+from serving.quantize.errors import QuantizeError
 
 
 def nf4_available() -> bool:

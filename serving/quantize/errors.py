@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dialogue.errors import ParleyError
+from groundwork.errors import ParleyError
 
 
 class QuantizeError(ParleyError):

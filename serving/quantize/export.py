@@ -7,13 +7,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import DEFAULT_GGUF_TYPES
-from .errors import QuantizeError
-from .gguf_export import GGUF_TYPES, LOW_BIT_TYPES, check_llama, export_gguf
-from .gguf_mixed import MIXED_PREFIX, export_gguf_mixed, mixed_changed_type
-from .int8 import save_int8
-from .manifest import dir_size, write_manifest
-from .merge import adapter_sha256, load_merged
+from groundwork.sections.quantize import DEFAULT_GGUF_TYPES
+from serving.quantize.errors import QuantizeError
+from serving.quantize.gguf_export import GGUF_TYPES, LOW_BIT_TYPES, check_llama, export_gguf
+from serving.quantize.gguf_mixed import MIXED_PREFIX, export_gguf_mixed, mixed_changed_type
+from serving.quantize.int8 import save_int8
+from serving.quantize.manifest import dir_size, write_manifest
+from serving.quantize.merge import adapter_sha256, load_merged
 
 FORMATS = ("int8", "gguf", "merged")
 INT8_DIR = "int8"
@@ -80,7 +80,7 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
             entry = _export_one_gguf(merged, out, qtype.lower(), settings, tokenizer, provenance)
             entry["seconds"] = round(time.time() - started, 2)
             if settings.verify:
-                from .verify import verify_gguf
+                from serving.quantize.verify import verify_gguf
 
                 entry["verify_vs_merged_fp32"] = verify_gguf(merged, tokenizer, out / gguf_name(qtype))
             artifacts.append(entry)
@@ -102,7 +102,7 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
 
     write_manifest(out, base=model, adapter=str(adapter) if adapter else None, adapter_sha256=adapter_hash,
                    artifacts=artifacts, settings=asdict(settings) | {"merge": "peft merge_and_unload (fp32)"})
-    from .manifest import read_manifest
+    from serving.quantize.manifest import read_manifest
 
     return read_manifest(out)
 
@@ -132,9 +132,8 @@ def _export_one_gguf(merged, out: Path, qtype: str, settings: QuantizeSettings, 
 def _export_base_plus_lora(model: str, adapter: str, config, out: Path, qtypes: list[str],
                            settings: QuantizeSettings, tokenizer, provenance: dict[str, str]) -> list[dict[str, Any]]:
     """The unmerged base at each low-bit type plus one LoRA GGUF that llama.cpp applies at run time."""
-    from dialogue.models import load_causal_lm
-
-    from .gguf_lora import export_gguf_lora
+    from groundwork.models import load_causal_lm
+    from serving.quantize.gguf_lora import export_gguf_lora
 
     started = time.time()
     lora = export_gguf_lora(adapter, config, out / LORA_GGUF)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import QuantizeError, UnsupportedArchitectureError
+from serving.quantize.errors import QuantizeError, UnsupportedArchitectureError
 
 LLAMA_MODEL_TYPES = ("llama",)
 # Types gguf can quantize in numpy; the embedding stays Q8_0 in 4/5-bit files, as in the base file.
@@ -127,7 +127,7 @@ def _tensor_type(name: str, array: np.ndarray, qtype: str) -> str:
 
 def open_base(model, base_gguf: str | Path | None, tokenizer):
     """``(path, reader)`` of the base GGUF (metadata + tokenizer source), checked against ``model``."""
-    from dialogue.models import smollm2_gguf_path
+    from groundwork.models import smollm2_gguf_path
 
     check_llama(model.config)
     base = Path(base_gguf) if base_gguf else smollm2_gguf_path()

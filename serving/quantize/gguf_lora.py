@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import QuantizeError, UnsupportedArchitectureError
-from .gguf_export import check_llama, permute_qk
+from serving.quantize.errors import QuantizeError, UnsupportedArchitectureError
+from serving.quantize.gguf_export import check_llama, permute_qk
 
 ADAPTER_FILE = "adapter_model.safetensors"
 _KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<part>[AB])(?:\.default)?\.weight$")

@@ -17,8 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from .errors import QuantizeError
-from .gguf_export import GGUF_TYPES, _file_type, _qtype, encode, model_arrays, open_base, tally, write_gguf
+from serving.quantize.errors import QuantizeError
+from serving.quantize.gguf_export import (
+    GGUF_TYPES,
+    _file_type,
+    _qtype,
+    encode,
+    model_arrays,
+    open_base,
+    tally,
+    write_gguf,
+)
 
 MIXED_PREFIX = "mixed-"
 # Untouched weights are bit-identical after a merge; the tolerance only absorbs float rounding, far below any

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import int8_ops
-from .errors import QuantizeError
+from serving.quantize import int8_ops
+from serving.quantize.errors import QuantizeError
 
 WEIGHTS_FILE = "model.int8.safetensors"
 Rows = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # (int8 matrix, per-row scales, bias)
@@ -163,7 +163,7 @@ def _pack_linears(model: nn.Module, names: list[str], rows_of: Callable[[str], R
     (:mod:`.int8_fusion`; same outputs, fewer kernel calls per token), straight from their rows, so the
     separate modules are never built. The output head becomes :class:`Int8RowsHead`.
     """
-    from .int8_fusion import install_fused_group, sibling_groups
+    from serving.quantize.int8_fusion import install_fused_group, sibling_groups
 
     packed: set[str] = set()
     for group in sibling_groups(names) if fuse else []:
@@ -245,7 +245,7 @@ def save_int8(model: nn.Module, tokenizer, out_dir: str | Path, settings: dict[s
     config = model.config
     smoothing: dict[str, Any] | None = None
     if smooth_alpha and getattr(config, "model_type", None) == "llama" and tokenizer is not None:
-        from .smooth import CALIBRATION_PROMPTS, calibration_inputs, smooth_llama, smooth_tied_head
+        from serving.quantize.smooth import CALIBRATION_PROMPTS, calibration_inputs, smooth_llama, smooth_tied_head
 
         inputs = calibration_inputs(tokenizer)
         largest = smooth_llama(model, inputs, smooth_alpha)

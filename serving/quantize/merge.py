@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from dialogue.models import load_causal_lm, load_tokenizer
-
-from .errors import QuantizeError
+from groundwork.models import load_causal_lm, load_tokenizer
+from serving.quantize.errors import QuantizeError
 
 ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 

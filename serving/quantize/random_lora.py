@@ -18,7 +18,7 @@ def make_random_lora(model: str, out_dir: str | Path, r: int = 16, scale: float 
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from dialogue.models import load_causal_lm
+    from groundwork.models import load_causal_lm
 
     torch.manual_seed(seed)
     base = load_causal_lm(model)

@@ -53,7 +53,7 @@ def _scales(act: torch.Tensor, weights: Sequence[torch.Tensor], alpha: float) ->
 
 
 def calibration_inputs(tokenizer, prompts: Sequence[str] = CALIBRATION_PROMPTS) -> list[torch.Tensor]:
-    from .verify import prompt_ids
+    from serving.quantize.verify import prompt_ids
 
     return prompt_ids(tokenizer, prompts)
 

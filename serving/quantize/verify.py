@@ -13,7 +13,7 @@ VERIFY_PROMPTS = (
 
 
 def prompt_ids(tokenizer, prompts=VERIFY_PROMPTS) -> list:
-    from dialogue.chat_format import build_messages, render_prompt
+    from groundwork.chat_format import build_messages, render_prompt
 
     return [tokenizer(render_prompt(tokenizer, build_messages(p)), return_tensors="pt", add_special_tokens=False)
             ["input_ids"] for p in prompts]

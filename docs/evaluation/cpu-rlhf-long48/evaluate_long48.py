@@ -4,10 +4,10 @@ The recipe's soup section is bypassed: this run is cpu-rlhf's PPO alone, without
 """
 from pathlib import Path
 
-from dialogue.evaluate_config import EvalModelSection
 from dialogue.evaluation import run_evaluation
 from dialogue.ppo.export import chosen_ppo_adapter
-from dialogue.recipe import load_recipe
+from groundwork.recipe import load_recipe
+from groundwork.sections.evaluate import EvalModelSection
 
 recipe = load_recipe("configs/cpu-rlhf.yaml", ["run.name=long48", "ppo.steps=48", "ppo.learning_rate=2.0e-4"])
 sft = str(recipe.run.root / "sft" / "adapter")

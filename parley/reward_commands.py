@@ -8,12 +8,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from dialogue.data_loading import OBJECTIVES
-from dialogue.recipe import load_recipe
+from groundwork.data_loading import OBJECTIVES
+from groundwork.layout import RunLayout
+from groundwork.recipe import load_recipe
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import run_reward_training
+    from reward_models.train import run_reward_training
 
     recipe = load_recipe(args.config, args.overrides)
     objectives = OBJECTIVES if args.objective == "all" else (args.objective,)
@@ -23,16 +24,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .score_file import score_file
-    from .scorer import RewardScorer
+    from reward_models.score_file import score_file
+    from reward_models.scorer import RewardScorer
 
     recipe = load_recipe(args.config, args.overrides)
     reward_dir = Path(args.reward_dir or recipe.run.root)
     scorer = RewardScorer.from_pretrained(reward_dir)
-    risk_dir = reward_dir / "risk" / "model"
+    risk_dir = RunLayout(reward_dir).risk_model
     risk = None
     if risk_dir.is_dir():
-        from .risk_model import RequestRiskModel
+        from reward_models.risk_model import RequestRiskModel
 
         risk = RequestRiskModel.from_pretrained(risk_dir)
     summary = score_file(scorer, args.input, args.output, recipe.reward.composite,

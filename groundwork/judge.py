@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from .language_id import detect_language
+from groundwork.language_id import detect_language
 
 _REFUSAL_PATTERNS = [
     # English: a negated ability/willingness verb aimed at the request.

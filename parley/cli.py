@@ -7,14 +7,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from reward_models.cli import add_reward_commands
-from reward_models.risk_cli import add_risk_commands
-from serving.cli import add_serve_command
-from serving.feedback.cli import add_feedback_commands
-from serving.quantize.cli import add_quantize_command
-
-from .errors import ParleyError
-from .recipe import Recipe, load_recipe
+from groundwork.errors import ParleyError
+from groundwork.recipe import Recipe, load_recipe
+from parley.feedback_commands import add_feedback_commands
+from parley.quantize_commands import add_quantize_command
+from parley.reward_commands import add_reward_commands
+from parley.risk_commands import add_risk_commands
+from parley.serve_commands import add_serve_command
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,21 +33,21 @@ def _print_json(data: dict) -> None:
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
-    from .sft import run_sft
+    from dialogue.sft import run_sft
 
     _print_json(run_sft(_recipe(args)))
     return 0
 
 
 def cmd_ppo(args: argparse.Namespace) -> int:
-    from .ppo.trainer import run_ppo
+    from dialogue.ppo.trainer import run_ppo
 
     _print_json(run_ppo(_recipe(args), resume=args.resume))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import run_evaluation, run_system_only
+    from dialogue.evaluation import run_evaluation, run_system_only
 
     if args.system_only:
         _print_json(run_system_only(_recipe(args), out_dir=args.out))
@@ -59,21 +58,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from .pipeline import pipeline_main
+    from parley.pipeline import pipeline_main
 
     return pipeline_main(_recipe(args), args.only, args.force, serve=args.serve, config=args.config,
                          overrides=args.overrides)
 
 
 def _generator(args: argparse.Namespace, recipe: Recipe):
-    from .generation import Generator
+    from dialogue.generation import Generator
 
     return Generator(args.model or recipe.policy.model, adapter=args.adapter, dtype=recipe.policy.dtype,
                      system_prompt=recipe.policy.system_prompt)
 
 
 def _params(args: argparse.Namespace, recipe: Recipe):
-    from .generation import GenerationParams
+    from dialogue.generation import GenerationParams
 
     g = recipe.generate
     return GenerationParams(
@@ -84,7 +83,7 @@ def _params(args: argparse.Namespace, recipe: Recipe):
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generation import generate_file
+    from dialogue.generation import generate_file
 
     recipe = _recipe(args)
     summary = generate_file(_generator(args, recipe), args.input, args.output, _params(args, recipe),
@@ -96,7 +95,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from .generation import chat_loop
+    from dialogue.generation import chat_loop
 
     recipe = _recipe(args)
     generator = _generator(args, recipe)
@@ -114,7 +113,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_data_stats(args: argparse.Namespace) -> int:
-    from .data_stats import data_stats
+    from dialogue.data_stats import data_stats
 
     _print_json(data_stats(_recipe(args).data.data_dir))
     return 0

@@ -8,12 +8,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from dialogue.data_loading import BadRows, read_jsonl
-from dialogue.recipe import load_recipe
+from groundwork.data_loading import BadRows, read_jsonl
+from groundwork.recipe import load_recipe
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .risk_train import run_risk_training
+    from reward_models.risk_train import run_risk_training
 
     metrics = run_risk_training(load_recipe(args.config, args.overrides))
     print(json.dumps({k: v for k, v in metrics.items() if k != "dev_block_rates"}, indent=2, default=str))
@@ -27,10 +27,10 @@ def _request_row(obj: dict) -> dict:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .risk_model import RequestRiskModel, request_text
+    from reward_models.risk_model import RequestRiskModel, request_text
 
     recipe = load_recipe(args.config, args.overrides)
-    model = RequestRiskModel.from_pretrained(args.model or recipe.run.root / "risk" / "model")
+    model = RequestRiskModel.from_pretrained(args.model or recipe.run.layout.risk_model)
     bad = BadRows(recipe.data.on_bad_row)
     rows = read_jsonl(Path(args.input), _request_row, bad)
     bad.print_summary("risk score input")

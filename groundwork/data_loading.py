@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .chat_format import normalize_messages
-from .errors import DataError
-from .languages import LANGUAGES, translation_request
-from .refusal_pairs import compliance_for, refusal_for
+from groundwork.chat_format import normalize_messages
+from groundwork.errors import DataError
+from groundwork.languages import LANGUAGES, translation_request
+from groundwork.refusal_pairs import compliance_for, refusal_for
 
 Row = dict[str, Any]
 OBJECTIVES = ("quality", "safety", "faithfulness")
@@ -385,7 +385,7 @@ def preference_to_conversation(row: Row) -> Row:
 
 def to_prompt_completion(row: Row, system_prompt: str | None = None) -> Row:
     """Conversation row -> TRL conversational prompt/completion (loss on the last assistant turn only)."""
-    from .chat_format import build_messages
+    from groundwork.chat_format import build_messages
 
     messages = build_messages(row["messages"], row.get("context"), system_prompt)
     return {"prompt": messages[:-1], "completion": messages[-1:]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .pairs import DEFAULT_MAX_PAIRS_PER_PROMPT
+from serving.feedback.pairs import DEFAULT_MAX_PAIRS_PER_PROMPT
 
 
 def add_feedback_commands(subparsers: Any) -> argparse.ArgumentParser:
@@ -34,8 +34,11 @@ def add_feedback_commands(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_export(args: argparse.Namespace) -> int:
     """Run the export and print one summary line; returns the process exit code."""
-    from .export import export_feedback, export_preferences  # SQLAlchemy only loads when the command runs
-    from .store import FeedbackValueError
+    from serving.feedback.export import (  # SQLAlchemy only loads when the command runs
+        export_feedback,
+        export_preferences,
+    )
+    from serving.feedback.store import FeedbackValueError
 
     if args.max_pairs_per_prompt < 1:
         raise FeedbackValueError("--max-pairs-per-prompt must be at least 1")

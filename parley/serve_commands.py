@@ -69,7 +69,7 @@ def _yaml_scalar(value: Any) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from dialogue.recipe import load_recipe
+    from groundwork.recipe import load_recipe
     from serving.server import serve
 
     recipe = load_recipe(args.config, [*args.overrides, *serve_overrides(args)])

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
-from .errors import ConfigError
+from groundwork.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -105,8 +105,15 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
-    """Plain-data form of a config dataclass (for saving next to artifacts)."""
-    return dataclasses.asdict(obj)
+    """Plain-data form of a config dataclass (for saving next to artifacts and for fingerprints).
+
+    Sections a stage did not take (stand-ins with ``untaken = True``, see ``groundwork.recipe.takes``) are left out.
+    """
+    untaken = [f.name for f in dataclasses.fields(obj) if getattr(getattr(obj, f.name), "untaken", False) is True]
+    if not untaken:
+        return dataclasses.asdict(obj)
+    plain = dataclasses.asdict(dataclasses.replace(obj, **dict.fromkeys(untaken)))
+    return {key: value for key, value in plain.items() if key not in untaken}
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:

@@ -1,12 +1,13 @@
 """``parley pipeline``: data -> sft -> reward x3 -> ppo -> quantize -> evaluate, skipping what is current.
 
-Each stage has a fingerprint: a hash of the recipe sections it reads, the files it reads and the
+Each stage has a fingerprint: a hash of the recipe sections it takes (its ``@takes`` declaration, which is
+also all it can read), the project data files and the
 fingerprints of the stages it depends on. A stage that finishes writes ``stage.json`` with that
 fingerprint; the next run skips it while the fingerprint is unchanged. A stage that was interrupted
 has no ``stage.json`` and runs again (PPO resumes from its last checkpoint), so re-running the same
 command after a crash finishes the loop without redoing completed stages. With
 ``pipeline.parallel_lanes`` SFT and the reward models, which do not depend on each other, run side by side
-in child processes (:mod:`dialogue.pipeline_lanes`) that write the same markers.
+in child processes (:mod:`parley.pipeline_lanes`) that write the same markers.
 """
 
 from __future__ import annotations
@@ -20,25 +21,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config_io import to_dict
-from .pipeline_lanes import LANES, lanes_to_run, run_lanes
-from .recipe import Recipe
-from .soup import soup_inputs_digest, tuned_policy_adapter
+from dialogue.soup import soup_inputs_digest
+from groundwork.config_io import to_dict
+from groundwork.recipe import Recipe, narrow, taken_sections, takes
+from groundwork.runs import recipe_yaml, served_run_overrides, tuned_policy_adapter
+from parley.pipeline_lanes import LANES, lanes_to_run, run_lanes
 
 OBJECTIVES = ("quality", "safety", "faithfulness")
 
 
 @dataclass
 class Stage:
-    """One pipeline stage: what it reads (recipe sections, files, upstream stages) and how to run it."""
+    """One pipeline stage: how to run it (a ``@takes`` function: its sections), its upstream stages, its files."""
 
     name: str
-    sections: tuple[str, ...]
     depends: tuple[str, ...]
     run: Callable[[Recipe, bool], dict[str, Any]]
     key_metrics: tuple[str, ...] = ()
     # Files outside this run that the stage reads (another run's PPO adapter for the soup), as one digest.
     external: Callable[[Recipe], str] | None = None
+
+    @property
+    def sections(self) -> tuple[str, ...]:
+        """The recipe sections the stage's runner takes: exactly what its fingerprint hashes."""
+        return taken_sections(self.run)
 
 
 def _hash_files(root: Path) -> str:
@@ -49,11 +55,13 @@ def _hash_files(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _section(recipe: Recipe, dotted: str) -> Any:
-    node: Any = recipe
-    for part in dotted.split("."):
-        node = getattr(node, part)
-    return to_dict(node) if hasattr(node, "__dataclass_fields__") else node
+# Where a run's files go does not change what a stage computes: a copied run folder stays current.
+_LOCATION_KEYS = {"run": ("name", "output_dir")}
+
+
+def _section(recipe: Recipe, name: str) -> Any:
+    values = to_dict(getattr(recipe, name))
+    return {k: v for k, v in values.items() if k not in _LOCATION_KEYS.get(name, ())}
 
 
 def fingerprint(stage: Stage, recipe: Recipe, data_hash: str, upstream: dict[str, str]) -> str:
@@ -69,89 +77,82 @@ def fingerprint(stage: Stage, recipe: Recipe, data_hash: str, upstream: dict[str
 
 
 def _stage_file(recipe: Recipe, name: str) -> Path:
-    return recipe.run.root / name / "stage.json"
+    return recipe.run.layout.marker(name)
 
 
-def _run_data(recipe: Recipe, resume: bool) -> dict[str, Any]:
-    from .data_stats import data_stats
-
-    stats = data_stats(recipe.data.data_dir)
-    (recipe.run.root / "data").mkdir(parents=True, exist_ok=True)
-    return stats
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if not isinstance(v, dict | list) and not k.startswith("_")}
 
 
-def _run_sft(recipe: Recipe, resume: bool) -> dict[str, Any]:
-    from .sft import run_sft
+def _runner(stage_fn: Callable[..., dict[str, Any]], *args: Any,
+            keep: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> Callable[[Recipe, bool], dict[str, Any]]:
+    """A pipeline runner for a ``@takes`` stage function; it takes (and is fingerprinted by) the same sections."""
 
-    return run_sft(recipe)
-
-
-def _reward_runner(objective: str) -> Callable[[Recipe, bool], dict[str, Any]]:
     def run(recipe: Recipe, resume: bool) -> dict[str, Any]:
-        from reward_models.train import run_reward_training
+        return keep(stage_fn(recipe, *args))
 
-        return run_reward_training(recipe, objective)
-
+    run.sections = taken_sections(stage_fn)  # type: ignore[attr-defined]
     return run
 
 
-def _run_risk(recipe: Recipe, resume: bool) -> dict[str, Any]:
-    from reward_models.risk_train import run_risk_training
-
-    metrics = run_risk_training(recipe)
-    return {k: v for k, v in metrics.items() if not isinstance(v, dict | list)}
+def _without_private(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if not k.startswith("_")}
 
 
-def _run_ppo(recipe: Recipe, resume: bool) -> dict[str, Any]:
-    from .ppo.trainer import run_ppo
-    from .runs import recipe_yaml
+@takes("data")
+def _run_data(recipe: Recipe, resume: bool) -> dict[str, Any]:
+    from dialogue.data_stats import data_stats
 
-    saved = recipe.run.root / "ppo" / "recipe.yaml"
-    # Continue an interrupted PPO run only if it was started by this same recipe.
-    same_recipe = saved.is_file() and saved.read_text(encoding="utf-8") == recipe_yaml(recipe)
-    return run_ppo(recipe, resume=resume and same_recipe)
+    return data_stats(recipe.data.data_dir)
 
 
-def _run_soup(recipe: Recipe, resume: bool) -> dict[str, Any]:
-    from .soup import run_soup
+def _ppo_runner() -> Callable[[Recipe, bool], dict[str, Any]]:
+    from dialogue.ppo.trainer import run_ppo
 
-    return run_soup(recipe)
+    def run(recipe: Recipe, resume: bool) -> dict[str, Any]:
+        saved = recipe.run.layout.ppo_recipe
+        # Continue an interrupted PPO run only if it was started by this same recipe (the sections PPO takes).
+        same = saved.is_file() and saved.read_text(encoding="utf-8") == recipe_yaml(
+            narrow(recipe, taken_sections(run_ppo), run_ppo.__qualname__))
+        return run_ppo(recipe, resume=resume and same)
+
+    run.sections = taken_sections(run_ppo)  # type: ignore[attr-defined]
+    return run
 
 
+@takes("run", "policy", "soup", "quantize")
 def _run_quantize(recipe: Recipe, resume: bool) -> dict[str, Any]:
     from serving.quantize.export import QuantizeSettings, quantize
 
     cfg = recipe.quantize
     manifest = quantize(recipe.policy.model, str(tuned_policy_adapter(recipe)),
-                        recipe.run.root / "quantize",
+                        recipe.run.layout.quantize,
                         QuantizeSettings(tuple(cfg.formats), tuple(cfg.gguf_types), verify=cfg.verify,
                                          gguf_lora=cfg.gguf_lora))
     sizes = {a["format"]: round(a["size_bytes"] / 1e6, 1) for a in manifest.get("artifacts", [])}
     return {"artifacts_mb": sizes}
 
 
-def _run_evaluate(recipe: Recipe, resume: bool) -> dict[str, Any]:
-    from .evaluation import run_evaluation
-
-    report = run_evaluation(recipe)
-    return {k: v for k, v in report.items() if not k.startswith("_")}
-
-
 def stages() -> list[Stage]:
-    """The loop, in order."""
-    common = ("run.seed", "policy", "data")
-    reward = [Stage(f"reward-{o}", ("run.seed", "data", "reward"), ("data",), _reward_runner(o),
-                    ("heldout_accuracy", "wall_s")) for o in OBJECTIVES]
+    """The loop, in order. Importing the stage modules here keeps ``parley --help`` fast."""
+    from dialogue.evaluation import run_evaluation
+    from dialogue.sft import run_sft
+    from dialogue.soup import run_soup
+    from reward_models.risk_train import run_risk_training
+    from reward_models.train import run_reward_training
+
+    reward = [Stage(f"reward-{o}", ("data",), _runner(run_reward_training, o), ("heldout_accuracy", "wall_s"))
+              for o in OBJECTIVES]
     return [
-        Stage("data", ("data",), (), _run_data, ("kb_articles",)),
-        Stage("sft", (*common, "sft"), ("data",), _run_sft, ("eval_loss_before", "eval_loss_after", "wall_s")),
+        Stage("data", (), _run_data, ("kb_articles",)),
+        Stage("sft", ("data",), _runner(run_sft), ("eval_loss_before", "eval_loss_after", "wall_s")),
         *reward,
-        Stage("risk", ("run.seed", "data", "risk"), ("data",), _run_risk, ("dev_auc", "threshold", "wall_s")),
-        Stage("ppo", (*common, "ppo", "reward"), ("sft", *[s.name for s in reward], "risk"), _run_ppo,
+        Stage("risk", ("data",), _runner(run_risk_training, keep=_scalars), ("dev_auc", "threshold", "wall_s")),
+        Stage("ppo", ("sft", *[s.name for s in reward], "risk"), _ppo_runner(),
               ("best_judge_score", "wall_s_this_run")),
-        Stage("soup", ("policy", "soup"), ("ppo",), _run_soup, ("weights",), external=soup_inputs_digest),
-        Stage("quantize", ("policy", "quantize"), ("ppo", "soup"), _run_quantize, ("artifacts_mb",)),
-        Stage("evaluate", (*common, "evaluate", "reward"), ("ppo", "soup", "risk"), _run_evaluate, ()),
+        Stage("soup", ("ppo",), _runner(run_soup), ("weights",), external=soup_inputs_digest),
+        Stage("quantize", ("ppo", "soup"), _run_quantize, ("artifacts_mb",)),
+        Stage("evaluate", ("ppo", "soup", "risk"), _runner(run_evaluation, keep=_without_private), ()),
     ]
 
 
@@ -215,7 +216,7 @@ def run_pipeline(recipe: Recipe, only: list[str] | None = None, force: list[str]
                 ran_in_lanes.update(name for lane in lanes for name in lane)
                 summary.append({"stage": "lanes", "status": "ran", "seconds": round(time.time() - lanes_started, 1),
                                 "metrics": " beside ".join(" -> ".join(lane) for lane in lanes),
-                                "path": str(recipe.run.root / "lane-*.log")})
+                                "path": str(recipe.run.layout.lane_log("*"))})
         done = _read_marker(recipe, stage.name)
         if stage.name in ran_in_lanes and done:
             summary.append({"stage": stage.name, "status": "ran (lane)", "seconds": done.get("seconds", 0.0),
@@ -255,36 +256,16 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def serve_overrides(recipe: Recipe) -> list[str]:
-    """``serve.*`` settings that point the server at this run's result: the tuned policy, the safety guard."""
-    root = recipe.run.root
-    overrides = []
-    artifact = root / "quantize"
-    if recipe.serve.engine == "torch" and (artifact / "int8").is_dir() and (artifact / "manifest.json").is_file():
-        overrides.append(f"serve.artifact={artifact}")  # int8: ~2x faster decoding than fp32 on CPU
-    else:
-        for adapter in (tuned_policy_adapter(recipe), root / "sft" / "adapter"):
-            if adapter.is_dir():
-                overrides.append(f"serve.adapter={adapter}")
-                break
-    if (root / "reward-safety" / "model").is_dir():
-        overrides.append(f"serve.reward_dir={root}")
-    if (root / "risk" / "model").is_dir():
-        overrides.append(f"serve.risk_model={root / 'risk' / 'model'}")
-    return overrides
-
-
 def pipeline_main(recipe: Recipe, only: list[str] | None, force: list[str] | None, serve: bool = False,
                   config: str | None = None, overrides: list[str] | None = None) -> int:
     rows = run_pipeline(recipe, only, force, write=lambda s: print(f"parley pipeline: {s}", file=sys.stderr))
     table = format_summary(rows)
-    (recipe.run.root / "summary.md").write_text(table + "\n", encoding="utf-8")
+    recipe.run.layout.summary.write_text(table + "\n", encoding="utf-8")
     print(table, flush=True)
     if serve:
+        from groundwork.recipe import load_recipe
         from serving.server import serve as start_server
 
-        from .recipe import load_recipe
-
-        served = load_recipe(config, [*(overrides or []), *serve_overrides(recipe)])
+        served = load_recipe(config, [*(overrides or []), *served_run_overrides(recipe)])
         start_server(served.serve, served.policy.model, served.policy.dtype, served.policy.system_prompt)
     return 0

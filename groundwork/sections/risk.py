@@ -39,7 +39,7 @@ class RiskSourceSection:
     calib_share: float = 0.15
     license: str = ""
     # A field holding the source's own written reply to each request: a row is kept only when that reply
-    # declines (dialogue.judge.is_refusal). For sets whose "harmful" rows include requests their authors then
+    # declines (groundwork.judge.is_refusal). For sets whose "harmful" rows include requests their authors then
     # answered (Safety-Tuned LLaMAs keeps 1,112 of 2,483: "Summarize the theory of relativity." is dropped).
     declined_field: str | None = None
 

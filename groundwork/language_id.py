@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .languages import LANGUAGES
+from groundwork.languages import LANGUAGES
 
 
 @lru_cache(maxsize=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..lora_config import LoraSection
+from groundwork.sections.lora import LoraSection
 
 
 @dataclass

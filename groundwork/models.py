@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import ModelNotFoundError
+from groundwork.errors import ModelNotFoundError
 
 DEFAULT_POLICY = "smollm2-135m-instruct"
 DEFAULT_ENCODER = "all-minilm-l6-v2"

@@ -1,4 +1,4 @@
-"""The ``parley quantize`` sub-command (wired into ``dialogue.cli`` by one call)."""
+"""The ``parley quantize`` sub-command (wired into ``parley.cli`` by one call)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def _csv(value: str) -> tuple[str, ...]:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from .export import QuantizeSettings, quantize
+    from serving.quantize.export import QuantizeSettings, quantize
 
     settings = QuantizeSettings(formats=args.formats, gguf_types=args.gguf_types, base_gguf=args.base_gguf,
                                 verify=not args.no_verify, gguf_lora=not args.no_gguf_lora)
@@ -26,11 +26,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 def add_quantize_command(sub) -> argparse.ArgumentParser:
     """Register ``parley quantize`` on the top-level sub-parser collection."""
-    from dialogue.models import DEFAULT_POLICY
-
-    from .config import DEFAULT_GGUF_TYPES
-    from .export import FORMATS
-    from .gguf_export import GGUF_TYPES
+    from groundwork.models import DEFAULT_POLICY
+    from groundwork.sections.quantize import DEFAULT_GGUF_TYPES
+    from serving.quantize.export import FORMATS
+    from serving.quantize.gguf_export import GGUF_TYPES
 
     parser = sub.add_parser("quantize", help="merge a LoRA adapter and export int8 / GGUF artifacts")
     parser.add_argument("--model", "-m", default=DEFAULT_POLICY, help=f"base model (default: {DEFAULT_POLICY})")

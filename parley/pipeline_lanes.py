@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import ParleyError
-from .recipe import Recipe
-from .runs import recipe_yaml
+from groundwork.errors import ParleyError
+from groundwork.layout import RunLayout
+from groundwork.recipe import Recipe
+from groundwork.runs import recipe_yaml
 
 # Balanced by measured cpu-demo stage times on one thread each: SFT + two reward models beside the request-risk
 # model + the third (the longest reward model).
@@ -34,7 +35,7 @@ def lanes_to_run(pending: Sequence[str]) -> list[list[str]]:
 
 
 def _stage_done(root: Path, name: str, started: float) -> bool:
-    marker = root / name / "stage.json"
+    marker = RunLayout(root).marker(name)
     return marker.is_file() and marker.stat().st_mtime >= started
 
 
@@ -51,7 +52,7 @@ def run_lanes(recipe: Recipe, lanes: list[list[str]], force: Sequence[str], writ
     """
     root = recipe.run.root
     root.mkdir(parents=True, exist_ok=True)
-    recipe_file = root / "pipeline-recipe.yaml"
+    recipe_file = recipe.run.layout.pipeline_recipe
     recipe_file.write_text(recipe_yaml(recipe), encoding="utf-8")
     threads = max(1, (os.cpu_count() or 1) // len(lanes))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
@@ -59,9 +60,9 @@ def run_lanes(recipe: Recipe, lanes: list[list[str]], force: Sequence[str], writ
     started = time.time()
     children = []
     for number, lane in enumerate(lanes, start=1):
-        log = root / f"lane-{number}.log"
+        log = recipe.run.layout.lane_log(number)
         forced = [name for name in lane if name in force]
-        command = [sys.executable, "-m", "dialogue.cli", "pipeline", "--config", str(recipe_file), "--only", *lane]
+        command = [sys.executable, "-m", "parley.cli", "pipeline", "--config", str(recipe_file), "--only", *lane]
         if forced:
             command += ["--force", *forced]
         handle = open(log, "w", encoding="utf-8")  # noqa: SIM115 - closed when the child exits
@@ -74,7 +75,7 @@ def run_lanes(recipe: Recipe, lanes: list[list[str]], force: Sequence[str], writ
             for name in lane:
                 if name not in reported and _stage_done(root, name, started):
                     reported.add(name)
-                    seconds = json.loads((root / name / "stage.json").read_text(encoding="utf-8"))["seconds"]
+                    seconds = json.loads(recipe.run.layout.marker(name).read_text(encoding="utf-8"))["seconds"]
                     write(f"{name}: done in {seconds:.0f} s (total {time.time() - started:.0f} s)")
         if all(child.poll() is not None for *_, child in children):
             break

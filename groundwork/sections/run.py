@@ -1,0 +1,37 @@
+"""Where a run's artifacts go, how it is seeded, and which policy model it tunes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from groundwork.layout import RunLayout
+
+
+@dataclass
+class RunSection:
+    """Where artifacts go and how randomness is seeded."""
+
+    name: str = "demo"
+    output_dir: str = "runs"
+    seed: int = 42
+
+    @property
+    def root(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    @property
+    def layout(self) -> RunLayout:
+        """Every artifact path of this run (``groundwork.layout``)."""
+        return RunLayout(self.root)
+
+
+@dataclass
+class PolicySection:
+    """The policy model: a bundled name, a hub id or a local directory."""
+
+    model: str = "smollm2-135m-instruct"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    system_prompt: str | None = None
+

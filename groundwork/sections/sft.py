@@ -1,0 +1,39 @@
+"""Supervised fine-tuning settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from groundwork.sections.lora import LoraSection
+
+
+@dataclass
+class SFTSection:
+    """Supervised fine-tuning on support + translation conversations."""
+
+    support_rows: int | None = None
+    translation_rows: int | None = None
+    safety_rows: int | None = 0
+    # Share of the safety rows that are benign-but-risky requests answered helpfully (the rest are refusals).
+    # None samples the data as it is, one benign-but-risky pair in five, which teaches "scary word -> refuse".
+    benign_risky_share: float | None = None
+    eval_rows: int = 64
+    epochs: float = 1.0
+    max_steps: int = -1
+    learning_rate: float = 2e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 512
+    warmup_ratio: float = 0.05
+    gradient_checkpointing: bool = False
+    logging_steps: int = 5
+    save_steps: int = 200
+    lora: LoraSection = field(default_factory=LoraSection)
+
+    def __post_init__(self) -> None:
+        share = self.benign_risky_share
+        if share is not None and not 0.0 <= share <= 1.0:
+            raise ValueError(f"benign_risky_share must be in [0, 1], got {share}")
+        if share is not None and not self.safety_rows:
+            raise ValueError("benign_risky_share needs a number of safety_rows to split")
+
