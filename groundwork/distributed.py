@@ -38,16 +38,8 @@ def distributed_state():
     return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
 
 
-def is_main() -> bool:
-    return distributed_state().is_main_process
-
-
 def world_size() -> int:
     return distributed_state().num_processes
-
-
-def barrier() -> None:
-    distributed_state().wait_for_everyone()
 
 
 def gather_objects(items: list[Any]) -> list[Any]:

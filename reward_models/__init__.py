@@ -12,5 +12,5 @@ Layout of a run folder (``runs/<run>/``, the ``--reward-dir`` of ``parley reward
 
 Modules: ``text`` (the one input layout), ``pairs`` (data and held-out splits), ``backbone`` (loading,
 freezing), ``train`` (RewardTrainer), ``scorer`` + ``trunk`` (batched scoring, shared frozen trunk),
-``composite`` + ``lagrange`` + ``callback`` + ``policy_text`` (PPO reward), ``score_file`` + ``cli``.
+``composite`` + ``lagrange`` + ``policy_text`` (PPO reward), ``score_file``.
 """

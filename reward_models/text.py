@@ -8,7 +8,6 @@ conversation history is cut before the response or the customer's last message e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from groundwork.chat_format import normalize_messages
@@ -74,8 +73,3 @@ def encode_reward_input(tokenizer, prompt: Any, response: str, context: str | No
     """Token ids of one reward-model input (formatted by :func:`format_reward_text`, truncated as a last resort)."""
     text = format_reward_text(tokenizer, prompt, response, context, max_length)
     return tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
-
-
-def encode_batch(tokenizer, items: Sequence[tuple[Any, str, str | None]], max_length: int) -> list[list[int]]:
-    """Encode many ``(prompt, response, context)`` triples."""
-    return [encode_reward_input(tokenizer, p, r, c, max_length) for p, r, c in items]

@@ -23,10 +23,6 @@ class BusyError(ParleyError):
     """Every generation slot is busy and the waiting line is full; the client should retry later."""
 
 
-class RequestTimeout(ParleyError):
-    """Generation ran past the request timeout; what was produced so far is kept."""
-
-
 BUSY_MESSAGE = "The assistant is busy right now. Please try again in a moment."
 
 

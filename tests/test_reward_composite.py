@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,7 +14,6 @@ from groundwork.data_loading import OBJECTIVES
 from groundwork.models import load_tokenizer
 from groundwork.recipe import load_recipe
 from groundwork.sections.reward import CompositeSection
-from reward_models.callback import LagrangeCallback
 from reward_models.composite import CompositeReward
 from reward_models.lagrange import LagrangeMultiplier, combine
 from reward_models.scorer import RewardScorer
@@ -88,16 +86,14 @@ def test_multiplier_rises_below_threshold_and_decays_above():
     assert falling == sorted(falling, reverse=True) and falling[-1] == 0.0  # never negative
 
 
-def test_unsafe_batches_raise_the_safety_weight_through_the_callback(reward_dir):
+def test_unsafe_batches_raise_the_safety_weight_at_each_step(reward_dir):
     cfg = CompositeSection(safety_threshold=100.0, lagrange_init=0.0, lagrange_lr=0.1)  # unreachable: must rise
     composite = CompositeReward.from_pretrained(reward_dir, load_tokenizer("tiny-random-llama"), cfg)
-    callback = LagrangeCallback(composite)
-    state = SimpleNamespace(log_history=[{"step": 1}], global_step=1)
     composite._pending = {"safety": [0.0, 1.0], "quality": [0.5]}
-    callback.on_step_end(None, state, None)
+    stats = composite.step()
     assert composite.lagrange.value > 0.0
-    assert state.log_history[-1]["reward/safety_mean"] == 0.5
-    assert state.log_history[-1]["reward/lagrange_multiplier_next"] == composite.lagrange.value
+    assert stats["reward/safety_mean"] == 0.5
+    assert stats["reward/lagrange_multiplier_next"] == composite.lagrange.value
     # A larger multiplier moves the composite toward safety: for a safe-but-unhelpful answer it goes up.
     scores = {"quality": torch.tensor(-1.0), "faithfulness": torch.tensor(0.0), "safety": torch.tensor(2.0)}
     assert combine(scores, cfg, 5.0) > combine(scores, cfg, 0.0)

@@ -12,8 +12,6 @@ from groundwork.data_loading import BadRows, load_optional_source, load_ppo_prom
 from groundwork.errors import ConfigError
 from groundwork.sections.ppo import PromptSourceSection
 
-KINDS = ("support", "translation", "harmful", "benign_risky")
-
 
 def split_judge_slice(rows: list[dict[str, Any]], size: int, seed: int) -> tuple[list[dict], list[dict]]:
     """Carve a kind-stratified validation slice out of the training prompts.

@@ -2,7 +2,7 @@
 
 NF4 is a load-time format (bitsandbytes quantizes while loading), so the export writes the merged
 model in full precision (``merged/``) and this path loads that folder in 4 bits. Not exercised on the
-CPU-only development machines and CI: the guard below is the only part that runs there.
+CPU-only development machines and CI: the guards in :func:`load_nf4` are the only part that runs there.
 """
 
 from __future__ import annotations
@@ -10,18 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from serving.quantize.errors import QuantizeError
-
-
-def nf4_available() -> bool:
-    import torch
-
-    if not torch.cuda.is_available():
-        return False
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def load_nf4(merged_dir: str | Path, compute_dtype: str = "bfloat16"):

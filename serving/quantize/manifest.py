@@ -12,10 +12,6 @@ MANIFEST_FILE = "manifest.json"
 SCHEMA = "parley-quantize-v1"
 
 
-def file_entry(root: Path, path: Path) -> dict[str, Any]:
-    return {"path": str(path.relative_to(root)), "size_bytes": path.stat().st_size}
-
-
 def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
