@@ -14,14 +14,11 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Run as a script, this folder comes first on sys.path and benchmarks/serving.py would shadow the package.
-sys.path[0] = str(ROOT)
 RESULTS = ROOT / "benchmarks" / "results" / "ppo_throughput.jsonl"
 
 
@@ -37,7 +34,7 @@ def baseline_arm(config: str, overrides: list[str], steps: int, queue) -> None:
     from trl.experimental.ppo import PPOTrainer
 
     from dialogue.ppo.prompts import load_prompt_pools, tokenize_prompts
-    from dialogue.ppo.trainer import _ppo_config
+    from dialogue.ppo.trainer import ppo_config
     from groundwork.models import load_tokenizer, resolve_model
     from groundwork.recipe import load_recipe
     from groundwork.sections.lora import peft_lora_config
@@ -61,7 +58,7 @@ def baseline_arm(config: str, overrides: list[str], steps: int, queue) -> None:
     dataset = Dataset.from_list(ids)
     with tempfile.TemporaryDirectory() as out:
         trainer = PPOTrainer(
-            args=_ppo_config(cfg, Path(out), recipe.run.seed, steps, recipe.policy.dtype),
+            args=ppo_config(cfg, Path(out), recipe.run.seed, steps, recipe.policy.dtype),
             processing_class=tokenizer, model=policy, ref_model=None, reward_model=reward, value_model=value,
             train_dataset=dataset, eval_dataset=dataset.select(range(cfg.batch_size)),
             peft_config=peft_lora_config(cfg.lora, policy.config),
@@ -132,7 +129,7 @@ def main() -> None:
                      "num_mini_batches": recipe.ppo.num_mini_batches, "value_layers": recipe.ppo.value_layers,
                      "lora_r": recipe.ppo.lora.r, "threads": __import__("torch").get_num_threads()},
     }
-    from benchmarks.timing import report
+    from timing import report
 
     report(result, RESULTS, append=not args.no_save)
 

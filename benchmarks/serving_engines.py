@@ -8,7 +8,8 @@ in its own child process), artifact size, and quality against the merged fp32 mo
 agreement; composite reward delta when ``--reward-dir`` holds trained reward models), from a second pass
 in which answers stop at EOS. Prints one JSON line and appends it to ``benchmarks/results/serving.jsonl``.
 
-    python benchmarks/serving.py [--adapter DIR] [--reward-dir RUN/] [--rounds 3] [--quality-prompts 169] [--quick]
+    python benchmarks/serving_engines.py [--adapter DIR] [--reward-dir RUN/] [--rounds 3] [--quality-prompts 169]
+        [--quick]
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -1,6 +1,6 @@
 """Torch engine decode speed, fp32 against int8, eager against compiled, interleaved in one process.
 
-``benchmarks/serving.py`` runs each engine in its own process one after another, so a machine whose speed
+``benchmarks/serving_engines.py`` runs each engine in its own process one after another, so a machine whose speed
 drifts by 20% between minutes moves its int8/fp32 ratio by as much. Here the four torch engines (fp32 and
 int8, each eager and with compiled decoding) are loaded side by side and take turns prompt by prompt, so
 every ratio compares runs made under the same conditions. Each prompt is decoded to exactly
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -38,18 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
 
-    import importlib.util
-
     import torch
+    from serving_engines import int8_kernels, load_prompts, peak_rss_kb  # this folder is on sys.path as a script
 
     from serving.engines import load_engine
-
-    # benchmarks/serving.py shares the serving package's name: load its prompt and RSS helpers by path
-    spec = importlib.util.spec_from_file_location("serving_benchmark", ROOT / "benchmarks" / "serving.py")
-    serving_benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(serving_benchmark)
-    load_prompts, peak_rss_kb = serving_benchmark.load_prompts, serving_benchmark.peak_rss_kb
-    int8_kernels = serving_benchmark.int8_kernels
 
     torch.set_num_threads(args.threads)
     int8_dir = str(Path(args.export_dir) / "int8")

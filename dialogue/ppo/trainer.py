@@ -47,7 +47,7 @@ def _default_path(configured: str | None, fallback: Path) -> str | None:
     return str(fallback) if fallback.exists() else None
 
 
-def _ppo_config(cfg: PPOSection, out: Path, seed: int, remaining_steps: int, dtype: str, world: int = 1):
+def ppo_config(cfg: PPOSection, out: Path, seed: int, remaining_steps: int, dtype: str, world: int = 1):
     """``ppo.batch_size`` is per process (TRL's ``local_batch_size``): an update sees batch_size x world prompts."""
     from trl.experimental.ppo import PPOConfig
 
@@ -235,7 +235,7 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
     started = time.time()
     if remaining:
         trainer = PPOTrainer(
-            args=_ppo_config(cfg, out, recipe.run.seed, remaining, recipe.policy.dtype, world),
+            args=ppo_config(cfg, out, recipe.run.seed, remaining, recipe.policy.dtype, world),
             processing_class=tokenizer, model=policy, ref_model=None, reward_model=composite,
             train_dataset=dataset, value_model=value_model, eval_dataset=dataset.select(range(cfg.batch_size)),
             optimizers=(optimizer, scheduler), callbacks=[callback],
