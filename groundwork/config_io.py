@@ -149,9 +149,12 @@ def merge_sections(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, A
 
 
 def load_recipe_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """:func:`load_yaml`, following ``extends: other.yaml`` (relative to the file) so a recipe can state only
-    what it changes in another one; the chain may not loop."""
-    path = Path(path).resolve()
+    """:func:`load_yaml`, following ``extends: other.yaml`` (relative to the file, or a bundled recipe's name) so a
+    recipe can state only what it changes in another one; the chain may not loop. ``path`` may name a bundled
+    recipe (``cpu-demo``)."""
+    from groundwork.bundled import resolve_recipe
+
+    path = resolve_recipe(path).resolve() if not _seen else Path(path).resolve()
     if path in _seen:
         raise ConfigError(f"{path}: 'extends' loops back to this file")
     data = load_yaml(path)
@@ -160,7 +163,7 @@ def load_recipe_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
         return data
     if not isinstance(parent, str) or not parent:
         raise ConfigError(f"{path}: 'extends' must be the path of another recipe")
-    return merge_sections(load_recipe_yaml(path.parent / parent, (*_seen, path)), data)
+    return merge_sections(load_recipe_yaml(resolve_recipe(parent, relative_to=path.parent), (*_seen, path)), data)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

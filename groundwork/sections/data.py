@@ -24,3 +24,8 @@ class DataSection:
     on_bad_row: Literal["skip", "error"] = "skip"
     sft_sources: list[SourceSection] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        from groundwork.bundled import resolve_data_dir
+
+        self.data_dir = resolve_data_dir(self.data_dir)
+
