@@ -15,3 +15,7 @@ class ModelNotFoundError(ParleyError):
 
 class DataError(ParleyError):
     """A dataset file is missing or holds rows that cannot be used."""
+
+
+class UpstreamMissingError(ParleyError):
+    """A stage ran before the stages whose artifacts it reads (``parley pipeline --only evaluate`` on a new run)."""

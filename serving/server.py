@@ -57,7 +57,7 @@ def build_service(cfg: ServeSection, default_model: str, dtype: str = "float32",
     if engine is None:
         from serving.engines import load_engine
 
-        opts = dict(engine_opts or {})
+        opts = {**cfg.engine_opts(), **(engine_opts or {})}  # serve.engine_url, serve.gguf_type
         if cfg.engine == "torch":
             opts.setdefault("dtype", dtype)
             opts.setdefault("compile", cfg.compile)

@@ -13,8 +13,16 @@ DEFAULT_GGUF_TYPES = ("q8_0", "q4_0", "q4_1", "mixed-q8_0")
 class QuantizeSection:
     """Formats and GGUF types exported from the merged policy; see ``parley quantize --help``."""
 
+    # ``parley quantize``: the LoRA adapter merged before export (None = export the base ``policy.model``). The
+    # pipeline's quantize stage always merges the run's tuned adapter.
+    adapter: str | None = None
+
     formats: list[str] = field(default_factory=lambda: ["int8", "gguf"])
     gguf_types: list[str] = field(default_factory=lambda: list(DEFAULT_GGUF_TYPES))
+    # GGUF whose metadata and tokenizer are reused and whose unchanged tensors mixed-<type> copies (None = the
+    # bundled SmolLM2 file).
+    base_gguf: str | None = None
+    # Reload each GGUF with transformers and compare its logits with the merged model's.
     verify: bool = True
     # 4/5-bit types also as the unmerged base + a llama.cpp LoRA GGUF (keeps the tuning; see gguf_lora).
     gguf_lora: bool = True

@@ -83,5 +83,10 @@ class RewardSection:
     eval_steps: int = 20
     logging_steps: int = 5
     score_batch_size: int = 64
+    # ``parley reward score``: the run folder holding reward-<objective>/model (None = this run's folder).
+    score_dir: str | None = None
+    # Human-feedback preference rows mixed into training: folders written by ``parley feedback export --out DIR``
+    # or their preferences-<objective>.jsonl files, or any JSONL of prompt/chosen/rejected/context rows.
+    feedback: list[str] = field(default_factory=list)
     sources: list[RewardSourceSection] = field(default_factory=list)
     composite: CompositeSection = field(default_factory=CompositeSection)

@@ -72,3 +72,5 @@ class RiskSection:
     # Calib and dev rows scored per source (a seeded sample), to bound the stage's scoring time.
     eval_rows_per_source: int | None = 600
     sources: list[RiskSourceSection] = field(default_factory=list)
+    # ``parley risk score``: the request-risk model folder it loads (None = this run's risk/model).
+    score_model: str | None = None

@@ -1,14 +1,21 @@
 """The ``serve:`` section of a recipe: what ``parley serve`` loads and the limits it enforces.
 
-Every value can come from YAML, ``--set serve.key=value`` or a dedicated ``parley serve`` flag (flags
-win). Limits live here, not in the UI, so the Gradio app and the OpenAI-compatible API enforce the same
-numbers on the server side.
+Every value can come from YAML, ``--set serve.key=value`` or a ``parley serve`` flag, which is sugar for
+that ``--set`` (applied after the others, so a flag wins). Limits live here, not in the UI, so the Gradio app
+and the OpenAI-compatible API enforce the same numbers on the server side.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, get_args
+
+# The generation engines, named once: the recipe type, ``parley serve --engine`` choices and ``load_engine``.
+Engine = Literal["torch", "llamacpp", "openai"]
+ENGINES: tuple[str, ...] = get_args(Engine)
+# ``parley feedback export``: cap on comparison pairs from one prompt (a popular prompt, "hi", must not flood the
+# reward data); ``serving.feedback.pairs`` uses the same default.
+DEFAULT_MAX_PAIRS_PER_PROMPT = 100
 
 
 @dataclass
@@ -17,18 +24,25 @@ class ServeSection:
     operator console at ``/operator``."""
 
     # What to load. ``model`` None = ``policy.model``; ``artifact`` is a merged/quantized export.
-    engine: Literal["torch", "llamacpp", "openai"] = "torch"
+    engine: Engine = "torch"
     model: str | None = None
     adapter: str | None = None
     artifact: str | None = None
     # torch engine: decode with a static cache and a torch.compile'd step (compiled at start-up, 30-140 s on
     # 2 cores; int8 SmolLM2 decodes ~1.5x faster than eager).
     compile: bool = False
+    # openai engine: base URL of the OpenAI-compatible server it fronts (e.g. http://vllm-host:8000/v1); required.
+    engine_url: str | None = None
+    # llamacpp engine with a ``parley quantize`` folder as ``artifact``: which GGUF to load (None = q8_0; q4_0,
+    # q4_1, mixed-q8_0, ..., or <type>+lora: the low-bit base with the tuned LoRA applied by llama.cpp).
+    gguf_type: str | None = None
     # Name reported by /v1/models and stored with every conversation (default: derived from the model).
     served_model_name: str | None = None
     kb_dir: str = "data/kb"
     top_k: int = 3
     db: str = "sqlite:///runs/feedback.db"
+    # ``parley feedback export`` (reads ``db``): cap on comparison pairs from one prompt.
+    export_max_pairs_per_prompt: int = DEFAULT_MAX_PAIRS_PER_PROMPT
     # Reward models (``runs/<run>``, holding reward-<objective>/model): each answer's objective scores.
     reward_dir: str | None = None
     # Safety guard: the request-risk model (``runs/<run>/risk/model``); off when None. ``risk_threshold`` None =
@@ -67,6 +81,7 @@ class ServeSection:
             "max_request_bytes": self.max_request_bytes,
             "concurrency": self.concurrency,
             "queue_size": self.queue_size,
+            "export_max_pairs_per_prompt": self.export_max_pairs_per_prompt,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -75,12 +90,29 @@ class ServeSection:
             raise ValueError(f"port must be 1-65535, got {self.port}")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+        if self.engine_url is not None and not self.engine_url.startswith(("http://", "https://")):
+            raise ValueError(f"engine_url must be an http(s):// URL, got {self.engine_url!r}")
+        if self.engine == "openai" and not self.engine_url:
+            raise ValueError("engine 'openai' needs engine_url, the server's base URL (e.g. http://host:8000/v1)")
+        if self.gguf_type is not None and (self.engine != "llamacpp" or not self.gguf_type.strip()):
+            raise ValueError(f"gguf_type ({self.gguf_type!r}) applies to engine 'llamacpp' only and must name a "
+                             "GGUF type (q8_0, q4_1, q4_1+lora, ...)")
         chat = set(parse_auth(self.auth)) if self.auth is not None else set()
         if self.admin_auth is not None:
             operators = parse_auth(self.admin_auth, "admin_auth")
             if chat & set(operators):
                 raise ValueError("admin_auth must not repeat a user:password of auth: chat and operator "
                                  "credentials are kept apart")
+
+
+    def engine_opts(self) -> dict[str, Any]:
+        """The engine options this section sets: the openai engine's ``base_url``, the llamacpp ``gguf_type``."""
+        opts: dict[str, Any] = {}
+        if self.engine == "openai":
+            opts["base_url"] = self.engine_url
+        if self.gguf_type is not None:
+            opts["gguf_type"] = self.gguf_type
+        return opts
 
 
 def parse_auth(spec: str, key: str = "auth") -> list[tuple[str, str]]:

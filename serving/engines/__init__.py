@@ -2,10 +2,10 @@
 
 from serving.engines.base import CancelToken, Engine, GenerationStats, SamplingParams, StopMatcher
 from serving.engines.errors import EngineError, EngineUnavailableError
-from serving.engines.factory import ENGINE_KINDS, load_engine
+from serving.engines.factory import ENGINES, load_engine
 
 __all__ = [
-    "ENGINE_KINDS",
+    "ENGINES",
     "CancelToken",
     "Engine",
     "EngineError",

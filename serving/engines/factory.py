@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from groundwork.sections.serve import ENGINES
 from serving.engines.base import Engine
 from serving.engines.errors import EngineError
-
-ENGINE_KINDS = ("torch", "llamacpp", "openai")
 
 
 def load_engine(kind: str, model: str | None = None, adapter: str | None = None, artifact: str | None = None,
@@ -43,4 +42,4 @@ def load_engine(kind: str, model: str | None = None, adapter: str | None = None,
         if not model or "base_url" not in opts:
             raise EngineError("the openai engine needs model= (served name) and base_url=")
         return OpenAIEngine(model, **opts)
-    raise EngineError(f"unknown engine {kind!r}; choose one of {', '.join(ENGINE_KINDS)}")
+    raise EngineError(f"unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")

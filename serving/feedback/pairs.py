@@ -35,10 +35,9 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
+from groundwork.sections.serve import DEFAULT_MAX_PAIRS_PER_PROMPT  # the recipe key's default (serve section)
 from serving.feedback.pii import redact, redact_obj
 from serving.feedback.reasons import REASONS, main_reason, objective_of
-
-DEFAULT_MAX_PAIRS_PER_PROMPT = 100  # a popular prompt ("hi") must not flood the reward data
 
 
 @dataclass(frozen=True)
