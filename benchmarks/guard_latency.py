@@ -78,20 +78,20 @@ def main() -> int:
 
     import torch
 
+    from groundwork.layout import RunLayout
     from groundwork.sections.serve import ServeSection
     from reward_models.risk_model import RequestRiskModel
     from serving.guard import Guard
     from serving.server import build_service
 
     torch.set_num_threads(args.threads)
-    run = Path(args.run)
-    model = RequestRiskModel.from_pretrained(run / "risk" / "model")
-    dev = [json.loads(line)["text"] for line in (run / "risk" / "dev.jsonl").read_text(encoding="utf-8").splitlines()]
+    run = RunLayout(args.run)
+    model = RequestRiskModel.from_pretrained(run.risk_model)
+    dev = [json.loads(line)["text"] for line in run.risk_dev.read_text(encoding="utf-8").splitlines()]
     cost = scoring_cost(model, dev[: args.requests])
 
-    artifact = run / "quantize"
     tmp = Path(tempfile.mkdtemp(prefix="parley-guard-bench-"))
-    cfg = ServeSection(artifact=str(artifact) if (artifact / "int8").is_dir() else None,
+    cfg = ServeSection(artifact=str(run.quantize) if run.int8_model.is_dir() else None,
                        kb_dir=str(ROOT / "data" / "kb"), db=f"sqlite:///{tmp / 'bench.db'}", max_new_tokens=16)
     service = build_service(cfg, "smollm2-135m-instruct")
     guarded = Guard(model)

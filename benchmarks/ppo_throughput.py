@@ -46,7 +46,7 @@ def baseline_arm(config: str, overrides: list[str], steps: int, queue) -> None:
     path = resolve_model(recipe.policy.model)
     from dialogue.ppo.models import load_sft_policy
 
-    sft_adapter = recipe.run.root / "sft" / "adapter"
+    sft_adapter = recipe.run.layout.sft_adapter
     policy = load_sft_policy(recipe.policy.model, str(sft_adapter) if sft_adapter.exists() else None,
                              recipe.policy.dtype)
     reward = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
@@ -76,13 +76,13 @@ def parley_arm(config: str, overrides: list[str], steps: int, queue) -> None:
     from dialogue.ppo.trainer import run_ppo
     from groundwork.recipe import load_recipe
 
-    source = load_recipe(config, overrides).run.root
+    source = load_recipe(config, overrides).run.layout
     with tempfile.TemporaryDirectory() as scratch:
         recipe = load_recipe(config, [*overrides, f"run.output_dir={scratch}", f"ppo.steps={steps}",
-                                      f"ppo.reward_dir={source.resolve()}", "ppo.judge_every=0",
+                                      f"ppo.reward_dir={source.root.resolve()}", "ppo.judge_every=0",
                                       "ppo.checkpoint_every=0"]
-                             + ([f"ppo.sft_adapter={(source / 'sft' / 'adapter').resolve()}"]
-                                if (source / "sft" / "adapter").exists() else []))
+                             + ([f"ppo.sft_adapter={source.sft_adapter.resolve()}"]
+                                if source.sft_adapter.exists() else []))
         metrics = run_ppo(recipe)
     queue.put({"eps_per_s": metrics["episodes_per_s_this_run"], "seconds": metrics["wall_s_this_run"],
                "peak_rss_mb": _peak_rss_mb()})
@@ -108,7 +108,7 @@ def main() -> None:
     from groundwork.recipe import load_recipe
 
     recipe = load_recipe(args.config, args.overrides)
-    if not (recipe.run.root / "reward-quality" / "model").exists():
+    if not recipe.run.layout.reward_model("quality").exists():
         raise SystemExit(f"no reward models under {recipe.run.root}; run `parley reward train --objective all "
                          f"--config {args.config}` first")
     parley = _run(parley_arm, args.config, args.overrides, args.steps)

@@ -187,9 +187,10 @@ def paired_delta(candidate: list[float], reference: list[float]) -> tuple[float,
 
 def ensure_export(model: str, adapter: str, out: Path) -> dict[str, Any]:
     from serving.quantize import QuantizeSettings, adapter_sha256, quantize, read_manifest
+    from serving.quantize.manifest import MANIFEST_FILE
 
     wanted = adapter_sha256(adapter)
-    if (out / "manifest.json").is_file():
+    if (out / MANIFEST_FILE).is_file():
         manifest = read_manifest(out)
         have = {a["format"] for a in manifest["artifacts"]}
         if manifest.get("adapter_sha256") == wanted and {"int8", "gguf-q8_0", "gguf-q4_0", "gguf-q4_1",
@@ -240,16 +241,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.prompts, args.max_tokens = 5, 32
 
+    from groundwork.layout import RunLayout
     from groundwork.models import load_tokenizer, smollm2_gguf_path
     from serving.quantize import adapter_sha256, make_random_lora
+    from serving.quantize.export import INT8_DIR
+    from serving.quantize.int8 import WEIGHTS_FILE
 
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     adapter = args.adapter or str(make_random_lora(args.model, work / "random-lora", r=16, scale=0.01, seed=0))
-    export = Path(args.export_dir) if args.export_dir else work / "export"
+    export = Path(args.export_dir) if args.export_dir else RunLayout(work).quantize
     started = time.time()
     manifest = ensure_export(args.model, adapter, export)
     export_s = round(time.time() - started, 1)
+    int8_dir = export / INT8_DIR
+    int8_size = (int8_dir / WEIGHTS_FILE).stat().st_size
     sizes = {a["format"]: a["size_bytes"] for a in manifest["artifacts"]}
     quality_prompts, source = load_prompts(max(args.prompts, args.quality_prompts or args.prompts))
     prompts = quality_prompts[:args.prompts]
@@ -259,14 +265,11 @@ def main(argv: list[str] | None = None) -> int:
         "torch-fp32": ("torch", {"model": args.model, "adapter": adapter, "dtype": "float32"}, fp32_size(args.model)),
         "torch-bf16": ("torch", {"model": args.model, "adapter": adapter, "dtype": "bfloat16"},
                        fp32_size(args.model) // 2),
-        "torch-int8": ("torch", {"artifact": str(export / "int8")},
-                       (export / "int8" / "model.int8.safetensors").stat().st_size),
+        "torch-int8": ("torch", {"artifact": str(int8_dir)}, int8_size),
         "torch-fp32-compiled": ("torch", {"model": args.model, "adapter": adapter, "dtype": "float32",
                                           "compile": True}, fp32_size(args.model)),
-        "torch-int8-compiled": ("torch", {"artifact": str(export / "int8"), "compile": True},
-                                (export / "int8" / "model.int8.safetensors").stat().st_size),
-        "torch-int8-unfused": ("torch", {"artifact": str(export / "int8"), "fuse_int8": False},
-                               (export / "int8" / "model.int8.safetensors").stat().st_size),
+        "torch-int8-compiled": ("torch", {"artifact": str(int8_dir), "compile": True}, int8_size),
+        "torch-int8-unfused": ("torch", {"artifact": str(int8_dir), "fuse_int8": False}, int8_size),
         "llamacpp-q8_0": ("llamacpp", {"artifact": str(export), "gguf_type": "q8_0"}, sizes["gguf-q8_0"]),
         "llamacpp-q4_0": ("llamacpp", {"artifact": str(export), "gguf_type": "q4_0"}, sizes["gguf-q4_0"]),
         "llamacpp-q4_1": ("llamacpp", {"artifact": str(export), "gguf_type": "q4_1"}, sizes["gguf-q4_1"]),

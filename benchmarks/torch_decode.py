@@ -41,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     from serving_engines import int8_kernels, load_prompts, peak_rss_kb  # this folder is on sys.path as a script
 
     from serving.engines import load_engine
+    from serving.quantize.export import INT8_DIR
 
     torch.set_num_threads(args.threads)
-    int8_dir = str(Path(args.export_dir) / "int8")
+    int8_dir = str(Path(args.export_dir) / INT8_DIR)
     specs = {
         "fp32": {"model": args.model, "adapter": args.adapter, "dtype": "float32"},
         "int8": {"artifact": int8_dir},

@@ -38,9 +38,10 @@ def int8_artifact(model: str) -> Path:
     """The cached int8 export of ``model`` (made once; ``parley quantize`` is the same code)."""
     from groundwork.models import cache_dir
     from serving.quantize.export import QuantizeSettings, quantize
+    from serving.quantize.manifest import MANIFEST_FILE
 
     out = cache_dir() / "bench" / f"{model.replace('/', '_')}-int8"
-    if not (out / "manifest.json").is_file():
+    if not (out / MANIFEST_FILE).is_file():
         quantize(model, None, out, QuantizeSettings(formats=("int8",), verify=False))
     return out
 

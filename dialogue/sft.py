@@ -78,7 +78,7 @@ def build_sft_datasets(recipe: Recipe) -> tuple[list[dict], list[dict], BadRows]
 
 def _discard_stale_checkpoints(recipe: Recipe, out: Path) -> None:
     """Resume only checkpoints written by this same recipe; a changed recipe starts over."""
-    saved = out / "recipe.yaml"
+    saved = recipe.run.layout.recipe("sft")
     if saved.is_file() and saved.read_text(encoding="utf-8") != recipe_yaml(recipe):
         shutil.rmtree(out / "trainer", ignore_errors=True)
 
@@ -141,7 +141,7 @@ def run_sft(recipe: Recipe) -> dict[str, Any]:
         train_sampling_strategy="group_by_length",
     )
     lora = peft_lora_config(cfg.lora, model.config)
-    writer = SummaryWriter(log_dir=str(out / "tensorboard")) if main else None
+    writer = SummaryWriter(log_dir=str(recipe.run.layout.tensorboard("sft"))) if main else None
     trainer = SFTTrainer(
         model=model,
         args=args,

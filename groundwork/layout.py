@@ -11,6 +11,7 @@ from pathlib import Path
 
 MARKER = "stage.json"
 METRICS = "metrics.json"
+RECIPE = "recipe.yaml"
 ADAPTER = "adapter"
 POLICY_ADAPTER = "policy_adapter"
 
@@ -40,6 +41,13 @@ class RunLayout:
 
     def metrics(self, name: str) -> Path:
         return self.stage(name) / METRICS
+
+    def recipe(self, name: str) -> Path:
+        """``recipe.yaml``: the resolved recipe a stage ran with (``groundwork.runs.save_recipe`` writes it)."""
+        return self.stage(name) / RECIPE
+
+    def tensorboard(self, name: str) -> Path:
+        return self.stage(name) / "tensorboard"
 
     # SFT
     @property
@@ -73,15 +81,23 @@ class RunLayout:
 
     @property
     def ppo_recipe(self) -> Path:
-        return self.ppo / "recipe.yaml"
+        return self.recipe("ppo")
+
+    @property
+    def ppo_checkpoints(self) -> Path:
+        return self.ppo / "checkpoints"
 
     def ppo_adapter(self, ppo_dir: Path | None = None) -> Path:
         """The last PPO adapter of this run (or of another run's ``ppo`` folder)."""
         return (ppo_dir or self.ppo) / ADAPTER
 
+    def ppo_best(self, ppo_dir: Path | None = None) -> Path:
+        """The judge watch's folder: the best adapter and its ``judge.json``."""
+        return (ppo_dir or self.ppo) / "best"
+
     def ppo_best_adapter(self, ppo_dir: Path | None = None) -> Path:
         """The adapter the judge watch kept as best, when it kept one."""
-        return (ppo_dir or self.ppo) / "best" / ADAPTER
+        return self.ppo_best(ppo_dir) / ADAPTER
 
     def policy_adapter(self, stage: str) -> Path:
         """SFT + PPO (or the soup's mix) as one adapter on the base model, what downstream stages load."""

@@ -92,13 +92,14 @@ def run_reward_training(recipe: Recipe, objective: str, feedback: FeedbackPaths 
     ranks = distributed_state()
     main = ranks.is_main_process
     cfg = recipe.reward
-    out = recipe.run.layout.stage_dir(recipe.run.layout.reward_stage(objective))
+    stage = recipe.run.layout.reward_stage(objective)
+    out = recipe.run.layout.stage_dir(stage)
     if main:
         save_recipe(recipe, out)
     bad = BadRows(recipe.data.on_bad_row)
     pairs = build_pairs(cfg, recipe.data.data_dir, objective, recipe.run.seed, bad, feedback)
     if main:
-        bad.print_summary(f"reward-{objective} data")
+        bad.print_summary(f"{stage} data")
 
     model, tokenizer = load_for_training(cfg.model)
     frozen = freeze_lower_layers(model, cfg.train_top_layers)
@@ -111,7 +112,7 @@ def run_reward_training(recipe: Recipe, objective: str, feedback: FeedbackPaths 
             pairs.heldout[monitor_name], min(cfg.eval_rows_during_training, len(pairs.heldout[monitor_name])))
         eval_ds = Dataset.from_list(tokenize_pairs(monitor, tokenizer, cfg.max_length))
 
-    writer = SummaryWriter(log_dir=str(out / "tensorboard")) if main else None
+    writer = SummaryWriter(log_dir=str(recipe.run.layout.tensorboard(stage))) if main else None
     trainer = RewardTrainer(
         model=model,
         args=_reward_config(recipe, out, tokenizer, eval_ds is not None),
@@ -124,7 +125,7 @@ def run_reward_training(recipe: Recipe, objective: str, feedback: FeedbackPaths 
     result = trainer.train()
     train_s = time.time() - started
     model = trainer.model.eval()
-    write_rank_report(out, stage=f"reward-{objective}", trainable_sha256=trainable_digest(model),
+    write_rank_report(out, stage=stage, trainable_sha256=trainable_digest(model),
                       steps=trainer.state.global_step)
     if not main:
         ranks.wait_for_everyone()  # the main process saves, normalizes and evaluates

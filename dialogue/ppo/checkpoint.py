@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from groundwork.layout import ADAPTER
+
 PREFIX = "step-"
 
 
@@ -49,7 +51,7 @@ def save_checkpoint(root: Path, state: TrainingState, policy, value_model, optim
     tmp = root / f".tmp-{PREFIX}{state.step}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    policy.save_pretrained(tmp / "adapter")
+    policy.save_pretrained(tmp / ADAPTER)
     save_file({k: v.contiguous() for k, v in value_model.state_dict().items()}, tmp / "value_model.safetensors")
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
                tmp / "trainer_state.pt")

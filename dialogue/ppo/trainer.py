@@ -31,6 +31,7 @@ from dialogue.ppo.prompts import load_prompt_pools, tokenize_prompts
 from dialogue.ppo.sampler import ResumableSampler
 from groundwork.distributed import broadcast, distributed_state, gather_objects, trainable_digest, write_rank_report
 from groundwork.errors import ParleyError
+from groundwork.layout import ADAPTER
 from groundwork.models import load_tokenizer
 from groundwork.plots import plot_log_history
 from groundwork.recipe import Recipe, takes
@@ -85,9 +86,9 @@ def ppo_config(cfg: PPOSection, out: Path, seed: int, remaining_steps: int, dtyp
 class _Judge:
     """Greedy answers to the judge slice, scored by the rule-based judge; keeps the best adapter."""
 
-    def __init__(self, policy, tokenizer, rows: list[dict], cfg: PPOSection, out: Path,
+    def __init__(self, policy, tokenizer, rows: list[dict], cfg: PPOSection, best_dir: Path,
                  system_prompt: str | None, best_so_far: float | None) -> None:
-        self.policy, self.tokenizer, self.rows, self.cfg, self.out = policy, tokenizer, rows, cfg, out
+        self.policy, self.tokenizer, self.rows, self.cfg, self.best_dir = policy, tokenizer, rows, cfg, best_dir
         self.system_prompt = system_prompt
         self.best = best_so_far
 
@@ -109,10 +110,10 @@ class _Judge:
         score = result["judge_score"]
         if score is not None and (self.best is None or score > self.best):
             self.best = score
-            best_dir = self.out / "best"
-            tmp = self.out / ".tmp-best"
+            best_dir = self.best_dir
+            tmp = best_dir.with_name(".tmp-best")
             shutil.rmtree(tmp, ignore_errors=True)
-            self.policy.save_pretrained(tmp / "adapter")
+            self.policy.save_pretrained(tmp / ADAPTER)
             (tmp / "judge.json").write_text(json.dumps({"step": step, **result}, indent=2), encoding="utf-8")
             shutil.rmtree(best_dir, ignore_errors=True)
             tmp.rename(best_dir)
@@ -138,10 +139,11 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
     ranks = distributed_state()
     main, world, rank = ranks.is_main_process, ranks.num_processes, ranks.process_index
     cfg = recipe.ppo
-    out = recipe.run.layout.stage_dir("ppo")
-    checkpoint_root = out / "checkpoints"
+    layout = recipe.run.layout
+    out = layout.stage_dir("ppo")
+    checkpoint_root = layout.ppo_checkpoints
     checkpoint = latest_checkpoint(checkpoint_root) if resume else None
-    changed = checkpoint is not None and (out / "recipe.yaml").read_text(encoding="utf-8") != recipe_yaml(recipe)
+    changed = checkpoint is not None and layout.ppo_recipe.read_text(encoding="utf-8") != recipe_yaml(recipe)
     state = load_state(checkpoint) if checkpoint else TrainingState(step=0, episode=0, extra={})
     log = load_log(checkpoint) if checkpoint else []
     ranks.wait_for_everyone()  # every rank has read the checkpoint before the main process rewrites the folder
@@ -152,11 +154,11 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
                           f"with the same number (the prompt order is per global batch), or run without --resume")
     if main:
         if checkpoint is None:
-            for stale in (checkpoint_root, out / "best", out / "tensorboard"):
+            for stale in (checkpoint_root, layout.ppo_best(), layout.tensorboard("ppo")):
                 shutil.rmtree(stale, ignore_errors=True)
-            (out / "log.jsonl").unlink(missing_ok=True)
+            layout.ppo_log.unlink(missing_ok=True)
         save_recipe(recipe, out)
-        with open(out / "log.jsonl", "w", encoding="utf-8") as handle:
+        with open(layout.ppo_log, "w", encoding="utf-8") as handle:
             handle.writelines(json.dumps(entry) + "\n" for entry in log)
         if state.step >= cfg.steps:
             print(f"parley: ppo already finished {state.step} steps ({checkpoint})")
@@ -168,7 +170,7 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
     tokenizer = load_tokenizer(recipe.policy.model, padding_side="left")
     base = load_sft_policy(recipe.policy.model, sft_adapter, recipe.policy.dtype)
     value_model = build_value_model(base, cfg.value_layers, tokenizer.pad_token_id)
-    policy = add_ppo_adapter(base, cfg.lora, checkpoint / "adapter" if checkpoint else None)
+    policy = add_ppo_adapter(base, cfg.lora, checkpoint / ADAPTER if checkpoint else None)
     risk_dir = recipe.run.layout.risk_model
     composite = CompositeReward.from_pretrained(reward_dir, tokenizer, recipe.reward.composite,
                                                 risk_dir=str(risk_dir) if risk_dir.is_dir() else None)
@@ -201,8 +203,8 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
     if checkpoint is not None:
         restore_trainer_state(checkpoint, value_model, optimizer, scheduler)
 
-    writer = SummaryWriter(log_dir=str(out / "tensorboard")) if main else None
-    judge = _Judge(policy, tokenizer, judge_rows, cfg, out, recipe.policy.system_prompt,
+    writer = SummaryWriter(log_dir=str(layout.tensorboard("ppo"))) if main else None
+    judge = _Judge(policy, tokenizer, judge_rows, cfg, layout.ppo_best(), recipe.policy.system_prompt,
                    state.extra.get("best_judge_score"))
     global_batch = cfg.batch_size * world
 
@@ -226,7 +228,7 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
         ranks.wait_for_everyone()
         return path
 
-    callback = ParleyPPOCallback(cfg, recipe.run.seed, state.step, log, out / "log.jsonl" if main else None, writer,
+    callback = ParleyPPOCallback(cfg, recipe.run.seed, state.step, log, layout.ppo_log if main else None, writer,
                                  after_update=after_update, save=save,
                                  judge=judge_watch if cfg.judge_every else None,
                                  checkpoint_root=checkpoint_root, batch_size=global_batch,

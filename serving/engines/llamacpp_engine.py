@@ -25,10 +25,12 @@ def llama_cpp_available() -> bool:
 
 def find_gguf(artifact: str | Path, gguf_type: str = "q8_0") -> Path:
     """A ``.gguf`` path as given, or ``model-<type>.gguf`` inside a ``parley quantize`` output folder."""
+    from serving.quantize.export import gguf_name
+
     path = Path(artifact)
     if path.is_file():
         return path
-    candidate = path / f"model-{gguf_type.lower()}.gguf"
+    candidate = path / gguf_name(gguf_type)
     if candidate.is_file():
         return candidate
     found = sorted(path.glob("*.gguf")) if path.is_dir() else []

@@ -82,12 +82,13 @@ class TorchEngine(Engine):
         """
         from groundwork.models import load_causal_lm, load_tokenizer
         from serving.quantize import int8_ops
+        from serving.quantize.export import INT8_DIR
         from serving.quantize.int8 import is_int8_artifact, load_int8
 
         if artifact:
             folder = Path(artifact)
-            if not is_int8_artifact(folder) and is_int8_artifact(folder / "int8"):
-                folder = folder / "int8"
+            if not is_int8_artifact(folder) and is_int8_artifact(folder / INT8_DIR):
+                folder = folder / INT8_DIR
             if not is_int8_artifact(folder):
                 raise EngineError(f"{artifact} is not an int8 artifact (run parley quantize --formats int8)")
             tokenizer = load_tokenizer(str(folder))
