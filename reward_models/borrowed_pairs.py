@@ -5,7 +5,7 @@ cannot close:
 
 * The composite pays a request by p(harmful) x safety + (1 - p) x (quality + faithfulness). Where the
   request-risk model errs, the ordinary objectives decide, and they had never seen a harmful request: quality
-  preferred complying to refusing on 82% of the policies' answer pairs to harmful requests. What to do with
+  preferred complying to refusing on most of the policies' answer pairs to harmful requests. What to do with
   a harmful or a benign-but-risky request is part of every objective's judgement, so quality and faithfulness
   borrow the project's safety pairs (:func:`safety_pairs_for`).
 * The 135M policy writes garbled translations (real words, wrong sentence, repeated fragments), which the

@@ -120,7 +120,7 @@ def balanced_refusal_sample(rows: list[Row], count: int, rng: random.Random) -> 
     """``count`` rows with as many pairs that reject an unneeded refusal as pairs that choose a needed one.
 
     In the safety data four categories out of five have a refusal as the chosen side, so a uniform sample
-    teaches mostly "a refusal wins"; on cpu-demo the safety model then preferred the refusal on 69% of the
+    teaches mostly "a refusal wins"; on cpu-demo the safety model then preferred the refusal on most of the
     held-out benign-but-risky pairs and PPO learned to refuse those. Rows of neither kind fill the rest.
     """
     refuse = [r for r in rows if r.get("category") in REFUSE_CATEGORIES]

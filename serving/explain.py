@@ -16,7 +16,7 @@ An explanation holds
   are kept. The explanation says so (:data:`HIGHLIGHT_METHOD`): a high overlap means shared words, not a
   checked entailment.
 
-Cost (``benchmarks/explain_cost.py``, the stored copy included): the string work and the store write take ~2 ms;
+Cost (``benchmarks/explain_cost.py``, the stored copy included): the string work and the store write are small;
 the reward models' one forward pass (all three objectives together when they share a trunk; a support answer
 with three KB passages fills the models' ``max_length``, 192 tokens in cpu-demo) is the rest. The scorer runs
 in bfloat16 where the CPU multiplies it natively (AVX-512 BF16 / AMX), which halves the MiniLM pass at scores

@@ -1,7 +1,7 @@
 """Decoding with a static KV cache and a ``torch.compile``d one-token step (the torch engine's ``compile``).
 
 At batch 1 on a CPU a small model's decode step is mostly per-operator overhead, not arithmetic:
-SmolLM2-135M in eager int8 spends ~16 ms of a ~41 ms step in its GEMMs and the rest in hundreds of
+SmolLM2-135M in eager int8 spends well under half of a step in its GEMMs and the rest in hundreds of
 small ops (norms, rotary, cache appends) and in ``generate``'s own per-token work. Compiling the step
 fuses the small ops into a few C++ loops (the int8 GEMMs stay fbgemm calls, see
 :mod:`serving.quantize.int8_ops`), and this loop replaces ``generate`` for the decode phase: the
@@ -32,7 +32,7 @@ class CompiledDecoder:
     def __init__(self, model: Any) -> None:
         self.model = model
         # dynamic=True: one graph for every cache length, compiled once (the default would compile a static graph
-        # and then a generic one: warm-up 134 s against 100 s here, cold cache); its steps measured no slower.
+        # and then a generic one, a longer warm-up); its steps are no slower.
         self._step = torch.compile(self._forward_last, dynamic=True)
 
     def _forward_last(self, input_ids: torch.Tensor, cache: Any, cache_position: torch.Tensor) -> torch.Tensor:
@@ -51,7 +51,7 @@ class CompiledDecoder:
         limit = getattr(self.model.config, "max_position_embeddings", None)
         # Inference mode is entered per call and never held across a ``yield``: a suspended generator would
         # leave it on for the caller's thread, and a cache made under it on one request but not the next
-        # fails a compiled-graph guard (a ~10 s recompile mid-answer).
+        # fails a compiled-graph guard (a recompile mid-answer).
         with torch.inference_mode():
             cache = StaticCache(config=self.model.config, max_cache_len=bucketed_cache_length(
                 prompt_len + max_new_tokens, limit))

@@ -78,7 +78,7 @@ class TorchEngine(Engine):
 
         ``fuse_int8=False`` keeps one int8 GEMM per original projection (for comparison; same outputs).
         ``compile`` decodes with a static cache and a compiled step (:mod:`.compiled_decoding`); the first
-        request (or :meth:`warm_up`) pays the compilation, ~20-70 s for SmolLM2 on 2 cores.
+        request (or :meth:`warm_up`) pays the compilation.
         """
         from groundwork.models import load_causal_lm, load_tokenizer
         from serving.quantize import int8_ops
@@ -92,7 +92,7 @@ class TorchEngine(Engine):
             if not is_int8_artifact(folder):
                 raise EngineError(f"{artifact} is not an int8 artifact (run parley quantize --formats int8)")
             tokenizer = load_tokenizer(str(folder))
-            int8_ops.load_native_kernels()  # C++ kernels for the int8 GEMMs when a compiler is here (~1 min once)
+            int8_ops.load_native_kernels()  # C++ kernels for the int8 GEMMs when a compiler is here (built once)
             return cls(load_int8(folder, fuse=fuse_int8), tokenizer, threads, system_prompt,
                        description=f"int8{'' if fuse_int8 else ' (unfused)'}:{folder}", compile=compile)
         if not model:

@@ -2,8 +2,8 @@
 
 Why: the bundled SmolLM2 weights come from a Q4_1 GGUF, so they already sit exactly on the Q4_1 grid,
 and a PPO/SFT LoRA moves them by less than half a Q4_1 step. Merging and re-quantizing to Q4_1 rounds
-almost every change back to the base value (measured on a tuned adapter: the error of the re-quantized
-delta is 1.2x the delta itself), and the "tuned" 4-bit file answers like the base model. Kept as a
+almost every change back to the base value (on a tuned adapter the error of the re-quantized delta is as
+large as the delta itself), and the "tuned" 4-bit file answers like the base model. Kept as a
 separate adapter, the delta is applied exactly at run time by llama.cpp (``lora_path``) while the base
 stays 4-bit.
 

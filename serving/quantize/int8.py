@@ -134,7 +134,7 @@ class Int8RowsHead(nn.Module):
     unquantized head input agreed with fp32 on every token, a quantized one on 0.92 of them.
     The rows are held as fp16 for fbgemm's fp16-weight GEMM (int8 x scale is exact in fp16's 11-bit
     mantissa up to the scale's rounding), built at load from the same stored integers: the
-    artifact does not grow, and the head costs ~2 ms more per token than an int8 GEMM.
+    artifact does not grow, and the head costs a little more per token than an int8 GEMM.
     """
 
     def __init__(self, q: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None) -> None:

@@ -7,7 +7,7 @@ handle: dynamo sees a plain int, inductor calls the op as an opaque kernel and c
 around it (norms, rotary, residuals, the cache update) into a few fused C++ loops.
 
 The ops' kernels are Python functions until :func:`load_native_kernels` builds ``int8_native.cpp``
-(``torch.utils.cpp_extension``, once per machine, ~30-60 s) and registers C++ kernels for them, which skip
+(``torch.utils.cpp_extension``, once per machine) and registers C++ kernels for them, which skip
 two Python crossings per GEMM; the torch engine loads them for int8 artifacts. From then on eager int8
 modules call the ops too (cheaper than fbgemm's own op from Python); before, or without a compiler, eager
 code calls fbgemm directly and only compiled graphs use the (Python) ops.
@@ -85,8 +85,8 @@ def native_kernels_loaded() -> bool:
     return bool(_native_state["loaded"])
 
 
-# Registered through ``torch.library.Library`` rather than ``custom_op``: measured ~13 instead of ~22 us of
-# overhead per call (at ~120 GEMMs per token).
+# Registered through ``torch.library.Library`` rather than ``custom_op``: less overhead per call, which counts
+# at a hundred-odd GEMMs per token.
 _LIBRARY = torch.library.Library("parley", "DEF")
 _LIBRARY.define("int8_linear(Tensor x, int handle, int out_features, bool reduce_range) -> Tensor")
 _LIBRARY.define("fp16_linear(Tensor x, int handle, int out_features) -> Tensor")
