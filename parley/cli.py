@@ -8,24 +8,17 @@ import sys
 from collections.abc import Callable, Sequence
 
 from groundwork.errors import ParleyError
-from groundwork.recipe import Recipe, load_recipe
+from groundwork.recipe import Recipe
 from parley.feedback_commands import add_feedback_commands
+from parley.flags import add_recipe_args, add_setting, flag_overrides, recipe_from_args
+from parley.pipeline import STAGE_NAMES
 from parley.quantize_commands import add_quantize_command
 from parley.reward_commands import add_reward_commands
 from parley.risk_commands import add_risk_commands
 from parley.serve_commands import add_serve_command
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", help="YAML recipe (configs/*.yaml); defaults apply when omitted")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one recipe key, e.g. --set sft.learning_rate=1e-4 (repeatable)")
-
-
-def _recipe(args: argparse.Namespace) -> Recipe:
-    return load_recipe(args.config, args.overrides)
+_recipe = recipe_from_args
 
 
 def _print_json(data: dict) -> None:
@@ -61,33 +54,29 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from parley.pipeline import pipeline_main
 
     return pipeline_main(_recipe(args), args.only, args.force, serve=args.serve, config=args.config,
-                         overrides=args.overrides)
+                         overrides=[*args.overrides, *flag_overrides(args)])
 
 
-def _generator(args: argparse.Namespace, recipe: Recipe):
+def _generator(recipe: Recipe):
     from dialogue.generation import Generator
 
-    return Generator(args.model or recipe.policy.model, adapter=args.adapter, dtype=recipe.policy.dtype,
+    return Generator(recipe.policy.model, adapter=recipe.generate.adapter, dtype=recipe.policy.dtype,
                      system_prompt=recipe.policy.system_prompt)
 
 
-def _params(args: argparse.Namespace, recipe: Recipe):
+def _params(recipe: Recipe):
     from dialogue.generation import GenerationParams
 
     g = recipe.generate
-    return GenerationParams(
-        max_new_tokens=args.max_new_tokens if args.max_new_tokens is not None else g.max_new_tokens,
-        temperature=args.temperature if args.temperature is not None else g.temperature,
-        top_p=g.top_p,
-    )
+    return GenerationParams(max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from dialogue.generation import generate_file
 
     recipe = _recipe(args)
-    summary = generate_file(_generator(args, recipe), args.input, args.output, _params(args, recipe),
-                            batch_size=args.batch_size or recipe.generate.batch_size,
+    summary = generate_file(_generator(recipe), args.input, args.output, _params(recipe),
+                            batch_size=recipe.generate.batch_size,
                             on_bad_row=recipe.data.on_bad_row)
     print(f"parley: wrote {summary['rows']} responses to {args.output} in {summary['seconds']} s "
           f"({summary['skipped']} malformed input rows skipped)", file=sys.stderr)
@@ -98,7 +87,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from dialogue.generation import chat_loop
 
     recipe = _recipe(args)
-    generator = _generator(args, recipe)
+    generator = _generator(recipe)
     print("parley chat: type a message; /reset clears the conversation, /quit or Ctrl-D ends.", file=sys.stderr)
 
     def lines():
@@ -108,7 +97,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             except EOFError:
                 return
 
-    chat_loop(generator, _params(args, recipe), lines(), context=args.context)
+    chat_loop(generator, _params(recipe), lines(), context=recipe.generate.context)
     return 0
 
 
@@ -120,10 +109,10 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", "-m", help="bundled name, hub id or local directory (default: policy.model)")
-    parser.add_argument("--adapter", help="LoRA adapter directory (e.g. runs/demo/sft/adapter)")
-    parser.add_argument("--max-new-tokens", type=int, default=None)
-    parser.add_argument("--temperature", type=float, default=None, help="0 = greedy (default)")
+    add_setting(parser, "--model", "-m", key="policy.model", help="bundled name, hub id or local directory")
+    add_setting(parser, "--adapter", key="generate.adapter", help="LoRA adapter directory (e.g. runs/demo/sft/adapter)")
+    add_setting(parser, "--max-new-tokens", key="generate.max_new_tokens", type=int, help="tokens per answer")
+    add_setting(parser, "--temperature", key="generate.temperature", type=float, help="0 = greedy")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,52 +120,54 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sft = sub.add_parser("sft", help="supervised fine-tuning with a LoRA adapter")
-    _add_recipe_args(sft)
+    add_recipe_args(sft)
     sft.set_defaults(handler=cmd_sft)
 
     pipeline = sub.add_parser("pipeline", help="the whole loop: data, sft, reward x3, ppo, evaluate (resumable)")
-    _add_recipe_args(pipeline)
-    pipeline.add_argument("--only", nargs="+", metavar="STAGE", help="run only these stages")
-    pipeline.add_argument("--force", nargs="+", metavar="STAGE", default=[], help="re-run these stages")
+    add_recipe_args(pipeline)
+    pipeline.add_argument("--only", nargs="+", metavar="STAGE", choices=STAGE_NAMES,
+                          help=f"run only these stages (of: {' '.join(STAGE_NAMES)})")
+    pipeline.add_argument("--force", nargs="+", metavar="STAGE", default=[], choices=STAGE_NAMES,
+                          help="re-run these stages")
     pipeline.add_argument("--serve", action="store_true", help="then serve the tuned model (UI at / and /v1)")
     pipeline.set_defaults(handler=cmd_pipeline)
 
     ppo = sub.add_parser("ppo", help="PPO against the composite reward (LoRA policy, resumable)")
-    _add_recipe_args(ppo)
+    add_recipe_args(ppo)
     ppo.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this run")
     ppo.set_defaults(handler=cmd_ppo)
 
     evaluate = sub.add_parser("evaluate", help="compare base/SFT/PPO on held-out prompts; writes report.md/json")
-    _add_recipe_args(evaluate)
+    add_recipe_args(evaluate)
     evaluate.add_argument("--out", help="report folder (default runs/<run>/evaluate)")
     evaluate.add_argument("--system-only", action="store_true",
                           help="only the system table: the served path on public dev prompts (system.json/.md)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     generate = sub.add_parser("generate", help="answer every row of a JSONL file")
-    _add_recipe_args(generate)
+    add_recipe_args(generate)
     _add_model_args(generate)
     generate.add_argument("--input", "-i", required=True, help='JSONL rows {"messages": [...]} or {"prompt": "..."}')
     generate.add_argument("--output", "-o", required=True, help="JSONL: each input row plus \"response\"")
-    generate.add_argument("--batch-size", type=int, default=None)
+    add_setting(generate, "--batch-size", key="generate.batch_size", type=int, help="rows generated at once")
     generate.set_defaults(handler=cmd_generate)
 
     chat = sub.add_parser("chat", help="terminal chat with a model for a quick look")
-    _add_recipe_args(chat)
+    add_recipe_args(chat)
     _add_model_args(chat)
-    chat.add_argument("--context", help="KB text to ground the conversation on")
+    add_setting(chat, "--context", key="generate.context", help="KB text to ground the conversation on")
     chat.set_defaults(handler=cmd_chat)
 
     data = sub.add_parser("data", help="project data utilities")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     stats = data_sub.add_parser("stats", help="row counts per file and split")
-    _add_recipe_args(stats)
+    add_recipe_args(stats)
     stats.set_defaults(handler=cmd_data_stats)
-    add_reward_commands(sub, _add_recipe_args)
-    add_risk_commands(sub, _add_recipe_args)
+    add_reward_commands(sub)
+    add_risk_commands(sub)
     add_feedback_commands(sub)
     add_quantize_command(sub)
-    add_serve_command(sub, _add_recipe_args)
+    add_serve_command(sub)
     return parser
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from serving.feedback.pairs import DEFAULT_MAX_PAIRS_PER_PROMPT
+from parley.flags import add_recipe_args, add_setting, recipe_from_args
 
 
 def add_feedback_commands(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``feedback export --db URL --out DIR`` to a parser's subcommands."""
+    """Add ``feedback export [--db URL] --out DIR`` to a parser's subcommands."""
     feedback = subparsers.add_parser("feedback", help="work with the human-feedback store")
     commands = feedback.add_subparsers(dest="feedback_command", metavar="COMMAND", required=True)
     export = commands.add_parser(
@@ -20,14 +20,12 @@ def add_feedback_commands(subparsers: Any) -> argparse.ArgumentParser:
         "dislike, clear rating and correction) and DIR/manifest.json. With --out FILE.jsonl: all preference "
         "pairs in one file (each row tagged with its objective).",
     )
-    export.add_argument("--db", required=True, help="store URL: sqlite:///feedback.db or postgresql+psycopg://...")
+    add_recipe_args(export)
+    add_setting(export, "--db", key="serve.db",
+                help="store URL: sqlite:///feedback.db or postgresql+psycopg://... (the server's store)")
     export.add_argument("--out", required=True, help="output folder, or a .jsonl file for all pairs in one file")
-    export.add_argument(
-        "--max-pairs-per-prompt",
-        type=int,
-        default=DEFAULT_MAX_PAIRS_PER_PROMPT,
-        help="cap on comparison pairs from one prompt (default %(default)s)",
-    )
+    add_setting(export, "--max-pairs-per-prompt", key="serve.export_max_pairs_per_prompt", type=int,
+                help="cap on comparison pairs from one prompt")
     export.set_defaults(handler=run_export)
     return feedback
 
@@ -38,15 +36,14 @@ def run_export(args: argparse.Namespace) -> int:
         export_feedback,
         export_preferences,
     )
-    from serving.feedback.store import FeedbackValueError
 
-    if args.max_pairs_per_prompt < 1:
-        raise FeedbackValueError("--max-pairs-per-prompt must be at least 1")
+    cfg = recipe_from_args(args).serve
+    db, cap = cfg.db, cfg.export_max_pairs_per_prompt
     if str(args.out).endswith(".jsonl"):
-        n = export_preferences(args.db, args.out, max_pairs_per_prompt=args.max_pairs_per_prompt)
+        n = export_preferences(db, args.out, max_pairs_per_prompt=cap)
         print(f"wrote {n} preference pairs to {args.out}")
         return 0
-    counts = export_feedback(args.db, args.out, max_pairs_per_prompt=args.max_pairs_per_prompt)
+    counts = export_feedback(db, args.out, max_pairs_per_prompt=cap)
     pairs = ", ".join(f"{o} {n}" for o, n in counts.items() if o != "kto")
     print(f"wrote {sum(n for o, n in counts.items() if o != 'kto')} preference pairs ({pairs}) and "
           f"{counts['kto']} KTO rows to {args.out}")

@@ -23,11 +23,16 @@ from typing import Any
 
 from dialogue.soup import soup_inputs_digest
 from groundwork.config_io import to_dict
+from groundwork.errors import ParleyError, UpstreamMissingError
 from groundwork.recipe import Recipe, narrow, taken_sections, takes
 from groundwork.runs import recipe_yaml, served_run_overrides, tuned_policy_adapter
 from parley.pipeline_lanes import LANES, lanes_to_run, run_lanes
 
 OBJECTIVES = ("quality", "safety", "faithfulness")
+# The stage names in order, known without importing the stage modules (``parley pipeline --only/--force`` choices);
+# a test keeps them equal to ``[s.name for s in stages()]``.
+STAGE_NAMES: tuple[str, ...] = ("data", "sft", *(f"reward-{o}" for o in OBJECTIVES), "risk", "ppo", "soup",
+                                "quantize", "evaluate")
 
 
 @dataclass
@@ -55,13 +60,21 @@ def _hash_files(root: Path) -> str:
     return digest.hexdigest()
 
 
-# Where a run's files go does not change what a stage computes: a copied run folder stays current.
-_LOCATION_KEYS = {"run": ("name", "output_dir")}
+# Keys no stage reads: where a run's files go (a copied run folder stays current) and what only a stand-alone
+# command reads (``parley quantize --adapter``, ``reward score --reward-dir``, ``risk score --model``, ...).
+_UNHASHED_KEYS = {"run": ("name", "output_dir"), "quantize": ("adapter",), "reward": ("score_dir",),
+                  "risk": ("score_model",), "serve": ("export_max_pairs_per_prompt",)}
+# Keys added after runs were fingerprinted (so that every flag has a recipe key) count once set away from their
+# default: runs made before they existed stay current.
+_HASHED_WHEN_SET = {"serve": ("engine_url", "gguf_type"), "quantize": ("base_gguf",), "reward": ("feedback",)}
 
 
 def _section(recipe: Recipe, name: str) -> Any:
-    values = to_dict(getattr(recipe, name))
-    return {k: v for k, v in values.items() if k not in _LOCATION_KEYS.get(name, ())}
+    section = getattr(recipe, name)
+    values = to_dict(section)
+    defaults = to_dict(type(section)()) if name in _HASHED_WHEN_SET else {}
+    return {k: v for k, v in values.items() if k not in _UNHASHED_KEYS.get(name, ())
+            and not (k in _HASHED_WHEN_SET.get(name, ()) and v == defaults[k])}
 
 
 def fingerprint(stage: Stage, recipe: Recipe, data_hash: str, upstream: dict[str, str]) -> str:
@@ -92,6 +105,16 @@ def _runner(stage_fn: Callable[..., dict[str, Any]], *args: Any,
         return keep(stage_fn(recipe, *args))
 
     run.sections = taken_sections(stage_fn)  # type: ignore[attr-defined]
+    return run
+
+
+def _reward_runner(train: Callable[..., dict[str, Any]], objective: str) -> Callable[[Recipe, bool], dict[str, Any]]:
+    """One objective's reward-model training, with the recipe's human-feedback files (``reward.feedback``)."""
+
+    def run(recipe: Recipe, resume: bool) -> dict[str, Any]:
+        return train(recipe, objective, feedback=recipe.reward.feedback or None)
+
+    run.sections = taken_sections(train)  # type: ignore[attr-defined]
     return run
 
 
@@ -127,8 +150,8 @@ def _run_quantize(recipe: Recipe, resume: bool) -> dict[str, Any]:
     cfg = recipe.quantize
     manifest = quantize(recipe.policy.model, str(tuned_policy_adapter(recipe)),
                         recipe.run.layout.quantize,
-                        QuantizeSettings(tuple(cfg.formats), tuple(cfg.gguf_types), verify=cfg.verify,
-                                         gguf_lora=cfg.gguf_lora))
+                        QuantizeSettings(tuple(cfg.formats), tuple(cfg.gguf_types), base_gguf=cfg.base_gguf,
+                                         verify=cfg.verify, gguf_lora=cfg.gguf_lora))
     sizes = {a["format"]: round(a["size_bytes"] / 1e6, 1) for a in manifest.get("artifacts", [])}
     return {"artifacts_mb": sizes}
 
@@ -141,7 +164,7 @@ def stages() -> list[Stage]:
     from reward_models.risk_train import run_risk_training
     from reward_models.train import run_reward_training
 
-    reward = [Stage(f"reward-{o}", ("data",), _runner(run_reward_training, o), ("heldout_accuracy", "wall_s"))
+    reward = [Stage(f"reward-{o}", ("data",), _reward_runner(run_reward_training, o), ("heldout_accuracy", "wall_s"))
               for o in OBJECTIVES]
     return [
         Stage("data", (), _run_data, ("kb_articles",)),
@@ -232,7 +255,15 @@ def run_pipeline(recipe: Recipe, only: list[str] | None = None, force: list[str]
         write(f"{header}: running{' (resuming)' if resume and stage.name == 'ppo' else ''} ...")
         marker.unlink(missing_ok=True)
         stage_started = time.time()
-        metrics = stage.run(recipe, resume)
+        try:
+            metrics = stage.run(recipe, resume)
+        except ParleyError as exc:
+            missing = [name for name in stage.depends if _read_marker(recipe, name) is None]
+            if not missing:
+                raise
+            raise UpstreamMissingError(
+                f"{stage.name} needs the stages {', '.join(missing)}, not finished in {recipe.run.root} (run them "
+                f"first: parley pipeline without --only, or with them in --only): {exc}") from exc
         seconds = round(time.time() - stage_started, 1)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"fingerprint": stage_print, "seconds": seconds, "metrics": metrics},
@@ -258,6 +289,7 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
 
 def pipeline_main(recipe: Recipe, only: list[str] | None, force: list[str] | None, serve: bool = False,
                   config: str | None = None, overrides: list[str] | None = None) -> int:
+    recipe.run.layout.root.mkdir(parents=True, exist_ok=True)  # before any stage, lane log or summary is written
     rows = run_pipeline(recipe, only, force, write=lambda s: print(f"parley pipeline: {s}", file=sys.stderr))
     table = format_summary(rows)
     recipe.run.layout.summary.write_text(table + "\n", encoding="utf-8")

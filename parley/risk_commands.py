@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from groundwork.data_loading import BadRows, read_jsonl
-from groundwork.recipe import load_recipe
+from parley.flags import add_recipe_args, add_setting, recipe_from_args
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from reward_models.risk_train import run_risk_training
 
-    metrics = run_risk_training(load_recipe(args.config, args.overrides))
+    metrics = run_risk_training(recipe_from_args(args))
     print(json.dumps({k: v for k, v in metrics.items() if k != "dev_block_rates"}, indent=2, default=str))
     return 0
 
@@ -29,8 +28,8 @@ def _request_row(obj: dict) -> dict:
 def cmd_score(args: argparse.Namespace) -> int:
     from reward_models.risk_model import RequestRiskModel, request_text
 
-    recipe = load_recipe(args.config, args.overrides)
-    model = RequestRiskModel.from_pretrained(args.model or recipe.run.layout.risk_model)
+    recipe = recipe_from_args(args)
+    model = RequestRiskModel.from_pretrained(recipe.risk.score_model or recipe.run.layout.risk_model)
     bad = BadRows(recipe.data.on_bad_row)
     rows = read_jsonl(Path(args.input), _request_row, bad)
     bad.print_summary("risk score input")
@@ -45,7 +44,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_risk_commands(sub, add_recipe_args: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_risk_commands(sub) -> None:
     """Register ``risk train`` and ``risk score`` on the top-level subparsers."""
     risk = sub.add_parser("risk", help="request-risk model p(harmful | request): train, score requests")
     risk_sub = risk.add_subparsers(dest="risk_command", required=True)
@@ -54,7 +53,7 @@ def add_risk_commands(sub, add_recipe_args: Callable[[argparse.ArgumentParser], 
     train.set_defaults(handler=cmd_train)
     score = risk_sub.add_parser("score", help="p(harmful) of every request in a JSONL file")
     add_recipe_args(score)
-    score.add_argument("--model", help="risk model folder (default: runs/<run>/risk/model)")
+    add_setting(score, "--model", key="risk.score_model", help="risk model folder (none = runs/<run>/risk/model)")
     score.add_argument("--input", "-i", required=True, help='JSONL {"text": str} or {"prompt": str|messages}')
     score.add_argument("--output", "-o", required=True, help="JSONL: input rows plus risk and risky")
     score.set_defaults(handler=cmd_score)

@@ -1,90 +1,50 @@
-"""``parley serve``: flags over the ``serve:`` recipe section; flags given on the command line win."""
+"""``parley serve``: each flag is sugar for ``--set serve.<key>=...`` (or ``policy.model``); flags win."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
-# flag dest -> serve section key
-_FLAG_KEYS = {
-    "model": "model",
-    "adapter": "adapter",
-    "artifact": "artifact",
-    "engine": "engine",
-    "compile": "compile",
-    "kb": "kb_dir",
-    "db": "db",
-    "reward_dir": "reward_dir",
-    "risk_model": "risk_model",
-    "auth": "auth",
-    "admin_auth": "admin_auth",
-    "host": "host",
-    "port": "port",
-}
+from groundwork.sections.serve import ENGINES
+from parley.flags import add_recipe_args, add_setting, recipe_from_args
 
 
-def add_serve_command(sub: Any, add_recipe_args: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
+def add_serve_command(sub: Any) -> argparse.ArgumentParser:
     """Register ``parley serve`` on the top-level subparsers."""
     serve = sub.add_parser("serve", help="Gradio chat UI at / and an OpenAI-compatible API at /v1 (one server)")
     add_recipe_args(serve)
-    serve.add_argument("--model", "-m", help="bundled name, hub id or local directory (default: policy.model)")
-    serve.add_argument("--adapter", help="LoRA adapter directory (merged at load time)")
-    serve.add_argument("--artifact", help="quantized artifact: int8 folder (torch) or GGUF (llamacpp)")
-    serve.add_argument("--engine", choices=["torch", "llamacpp", "openai"], help="generation engine (default torch)")
-    serve.add_argument("--gguf-type", help="llamacpp with a parley quantize folder as --artifact: q8_0 (default), "
-                                           "q4_1, or q4_1+lora (the 4-bit base with the tuned LoRA applied)")
-    serve.add_argument("--compile", action="store_true", default=None,
-                       help="torch engine: compiled decoding step (slower start, faster tokens)")
-    serve.add_argument("--engine-url", help="base URL of the OpenAI-compatible server for --engine openai")
-    serve.add_argument("--kb", help="knowledge-base folder of *.jsonl articles (default data/kb)")
-    serve.add_argument("--db", help="feedback store URL (default sqlite:///runs/feedback.db)")
-    serve.add_argument("--reward-dir", help="run folder with the reward models: objective scores for each answer")
-    serve.add_argument("--risk-model", help="request-risk model folder (runs/<run>/risk/model): turns the safety "
-                                            "guard on")
-    serve.add_argument("--auth", help="user:password (comma-separated for several); also the API key")
-    serve.add_argument("--admin-auth", help="operator user:password (comma-separated for several): mounts the "
-                                            "operator console at /operator and /v1/operator (off without it)")
-    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 7860)")
+    add_setting(serve, "--model", "-m", key="serve.model",
+                help="bundled name, hub id or local directory (none = policy.model)")
+    add_setting(serve, "--adapter", key="serve.adapter", help="LoRA adapter directory (merged at load time)")
+    add_setting(serve, "--artifact", key="serve.artifact",
+                help="quantized artifact: int8 folder (torch) or GGUF (llamacpp)")
+    add_setting(serve, "--engine", key="serve.engine", choices=ENGINES, help="generation engine")
+    add_setting(serve, "--gguf-type", key="serve.gguf_type",
+                help="llamacpp with a parley quantize folder as --artifact: q8_0 (when none), q4_1, or q4_1+lora "
+                     "(the 4-bit base with the tuned LoRA applied)")
+    add_setting(serve, "--compile", key="serve.compile", action="store_const", const=True,
+                help="torch engine: compiled decoding step (slower start, faster tokens)")
+    add_setting(serve, "--engine-url", key="serve.engine_url",
+                help="base URL of the OpenAI-compatible server for --engine openai")
+    add_setting(serve, "--kb", key="serve.kb_dir", help="knowledge-base folder of *.jsonl articles")
+    add_setting(serve, "--db", key="serve.db", help="feedback store URL")
+    add_setting(serve, "--reward-dir", key="serve.reward_dir",
+                help="run folder with the reward models: objective scores for each answer")
+    add_setting(serve, "--risk-model", key="serve.risk_model",
+                help="request-risk model folder (runs/<run>/risk/model): turns the safety guard on")
+    add_setting(serve, "--auth", key="serve.auth", help="user:password (comma-separated for several); also the API key")
+    add_setting(serve, "--admin-auth", key="serve.admin_auth",
+                help="operator user:password (comma-separated for several): mounts the operator console at "
+                     "/operator and /v1/operator (off without it)")
+    add_setting(serve, "--host", key="serve.host", help="bind address")
+    add_setting(serve, "--port", key="serve.port", type=int, help="port")
     serve.set_defaults(handler=cmd_serve)
     return serve
 
 
-def serve_overrides(args: argparse.Namespace) -> list[str]:
-    """``--set``-style assignments for the flags that were given (after the recipe's own ``--set``)."""
-    out = []
-    for dest, key in _FLAG_KEYS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            out.append(f"serve.{key}={_yaml_scalar(value)}")
-    return out
-
-
-def _yaml_scalar(value: Any) -> str:
-    """Quote strings so YAML keeps them as strings ("7860" stays an int only when it was one)."""
-    import json
-
-    return str(value) if isinstance(value, int) else json.dumps(str(value))
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    from groundwork.recipe import load_recipe
     from serving.server import serve
 
-    recipe = load_recipe(args.config, [*args.overrides, *serve_overrides(args)])
-    opts: dict[str, Any] = {}
-    if recipe.serve.engine == "openai":
-        if not args.engine_url:
-            from serving.engines import EngineError
-
-            raise EngineError("--engine openai needs --engine-url http://host:port/v1")
-        opts["base_url"] = args.engine_url
-    if args.gguf_type:
-        if recipe.serve.engine != "llamacpp":
-            from serving.engines import EngineError
-
-            raise EngineError("--gguf-type applies to --engine llamacpp")
-        opts["gguf_type"] = args.gguf_type
-    serve(recipe.serve, recipe.policy.model, recipe.policy.dtype, recipe.policy.system_prompt, engine_opts=opts)
+    recipe = recipe_from_args(args)
+    serve(recipe.serve, recipe.policy.model, recipe.policy.dtype, recipe.policy.system_prompt)
     return 0

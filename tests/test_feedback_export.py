@@ -119,8 +119,13 @@ def test_cli_export_command(store: FeedbackStore, db_url: str, tmp_path: Path, c
     assert args.handler(args) == 0
     assert "wrote 2 preference pairs" in capsys.readouterr().out
     assert len(out.read_text().splitlines()) == 2
+    # --db is sugar for serve.db (the server's store): a recipe or --set names it just as well.
+    again = tmp_path / "again.jsonl"
+    args = parser.parse_args(["feedback", "export", "--set", f"serve.db={db_url}", "--out", str(again),
+                              "--max-pairs-per-prompt", "1"])
+    assert args.handler(args) == 0 and len(again.read_text().splitlines()) == 2
     with pytest.raises(SystemExit):
-        parser.parse_args(["feedback", "export", "--out", str(out)])
+        parser.parse_args(["feedback", "export", "--db", db_url])
 
 
 def test_export_refuses_a_database_without_feedback_tables(pg_url: str, tmp_path: Path) -> None:

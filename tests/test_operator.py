@@ -22,7 +22,7 @@ from serve_fixtures import OPERATOR, shared_server, start_server
 from groundwork.errors import ConfigError
 from groundwork.recipe import load_recipe
 from parley.cli import build_parser
-from parley.serve_commands import serve_overrides
+from parley.flags import recipe_from_args
 from serving.app.admin import Admin
 from serving.app.operator import TicketDesk
 from serving.feedback.store import FeedbackStore
@@ -305,7 +305,7 @@ def test_export_file_is_served_by_the_operator_app_only(shared, console: Client,
 
 def test_admin_auth_flag_and_recipe_key() -> None:
     args = build_parser().parse_args(["serve", "--admin-auth", "ops:pw,lead:pw2", "--auth", "a:b"])
-    serve = load_recipe(None, [*args.overrides, *serve_overrides(args)]).serve
+    serve = recipe_from_args(args).serve
     assert (serve.admin_auth, serve.auth) == ("ops:pw,lead:pw2", "a:b")
     assert load_recipe(None).serve.admin_auth is None
 

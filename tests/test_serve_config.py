@@ -14,7 +14,7 @@ from groundwork.errors import ConfigError, DataError
 from groundwork.recipe import load_recipe
 from groundwork.sections.serve import ServeSection, parse_auth
 from parley.cli import build_parser
-from parley.serve_commands import serve_overrides
+from parley.flags import flag_overrides, recipe_from_args
 from serving.app.hardening import suspicious_path
 from serving.app.identity import content_hash, model_identity
 from serving.limits import BusyError, Gate, LimitError, Limits, with_deadline
@@ -26,18 +26,46 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_serve_section_in_the_recipe_with_overrides_and_flags() -> None:
     args = build_parser().parse_args(["serve", "--model", "tiny-random-llama", "--port", "8123", "--auth", "a:b",
                                       "--set", "serve.max_turns=7", "--db", "sqlite:///x.db"])
-    recipe = load_recipe(None, [*args.overrides, *serve_overrides(args)])
+    recipe = recipe_from_args(args)
     serve = recipe.serve
     assert (serve.model, serve.port, serve.auth, serve.max_turns, serve.db) == ("tiny-random-llama", 8123, "a:b", 7,
                                                                                 "sqlite:///x.db")
     assert load_recipe(None).serve == ServeSection()
     assert serve.compile is False
     compiled = build_parser().parse_args(["serve", "--compile"])
-    assert load_recipe(None, serve_overrides(compiled)).serve.compile is True
+    assert recipe_from_args(compiled).serve.compile is True
+
+
+def test_every_serve_flag_is_a_set_of_its_key_placed_after_the_users_sets() -> None:
+    args = build_parser().parse_args(["serve", "--engine", "llamacpp", "--gguf-type", "q4_1+lora", "--port", "9000",
+                                      "--set", "serve.port=8000", "--set", "serve.engine=torch"])
+    assert flag_overrides(args) == ['serve.engine="llamacpp"', 'serve.gguf_type="q4_1+lora"', "serve.port=9000"]
+    serve = recipe_from_args(args).serve
+    assert (serve.engine, serve.gguf_type, serve.port) == ("llamacpp", "q4_1+lora", 9000)  # the flags win
+    assert serve.engine_opts() == {"gguf_type": "q4_1+lora"}
+    remote = recipe_from_args(build_parser().parse_args(
+        ["serve", "--engine", "openai", "--engine-url", "http://h:8000/v1", "--model", "m"])).serve
+    assert remote.engine_opts() == {"base_url": "http://h:8000/v1"}
+    assert recipe_from_args(build_parser().parse_args(["serve"])).serve == ServeSection()
+
+
+def test_one_list_of_engines() -> None:
+    from groundwork.sections.serve import ENGINES
+    from serving.engines import ENGINES as served
+
+    engine_flag = next(a for a in _serve_parser()._actions if a.dest == "engine")
+    assert served is ENGINES and tuple(engine_flag.choices) == ENGINES == ("torch", "llamacpp", "openai")
+
+
+def _serve_parser():
+    action = next(a for a in build_parser()._actions if a.dest == "command")
+    return action.choices["serve"]
 
 
 @pytest.mark.parametrize("override", ["serve.port=0", "serve.max_turns=-1", "serve.auth=nopassword",
-                                      "serve.engine=vllm", "serve.colour=red", "serve.top_p=0"])
+                                      "serve.engine=vllm", "serve.colour=red", "serve.top_p=0",
+                                      "serve.engine=openai", "serve.engine_url=ftp://x", "serve.gguf_type=q4_1",
+                                      "serve.export_max_pairs_per_prompt=0"])
 def test_bad_serve_settings_are_rejected(override: str) -> None:
     with pytest.raises(ConfigError):
         load_recipe(None, [override])
