@@ -12,6 +12,7 @@ from groundwork.recipe import Recipe
 from parley.feedback_commands import add_feedback_commands
 from parley.flags import add_recipe_args, add_setting, flag_overrides, recipe_from_args
 from parley.pipeline import STAGE_NAMES
+from parley.project_commands import add_project_commands
 from parley.quantize_commands import add_quantize_command
 from parley.reward_commands import add_reward_commands
 from parley.risk_commands import add_risk_commands
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_feedback_commands(sub)
     add_quantize_command(sub)
     add_serve_command(sub)
+    add_project_commands(sub)
     return parser
 
 
