@@ -64,17 +64,11 @@ def _hash_files(root: Path) -> str:
 # command reads (``parley quantize --adapter``, ``reward score --reward-dir``, ``risk score --model``, ...).
 _UNHASHED_KEYS = {"run": ("name", "output_dir"), "quantize": ("adapter",), "reward": ("score_dir",),
                   "risk": ("score_model",), "serve": ("export_max_pairs_per_prompt",)}
-# Keys added after runs were fingerprinted (so that every flag has a recipe key) count once set away from their
-# default: runs made before they existed stay current.
-_HASHED_WHEN_SET = {"serve": ("engine_url", "gguf_type"), "quantize": ("base_gguf",), "reward": ("feedback",)}
 
 
 def _section(recipe: Recipe, name: str) -> Any:
-    section = getattr(recipe, name)
-    values = to_dict(section)
-    defaults = to_dict(type(section)()) if name in _HASHED_WHEN_SET else {}
-    return {k: v for k, v in values.items() if k not in _UNHASHED_KEYS.get(name, ())
-            and not (k in _HASHED_WHEN_SET.get(name, ()) and v == defaults[k])}
+    values = to_dict(getattr(recipe, name))
+    return {k: v for k, v in values.items() if k not in _UNHASHED_KEYS.get(name, ())}
 
 
 def fingerprint(stage: Stage, recipe: Recipe, data_hash: str, upstream: dict[str, str]) -> str:
