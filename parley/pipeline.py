@@ -23,12 +23,12 @@ from typing import Any
 
 from dialogue.soup import soup_inputs_digest
 from groundwork.config_io import to_dict
+from groundwork.data_loading import OBJECTIVES
 from groundwork.errors import ParleyError, UpstreamMissingError
 from groundwork.recipe import Recipe, narrow, taken_sections, takes
 from groundwork.runs import recipe_yaml, served_run_overrides, tuned_policy_adapter
 from parley.pipeline_lanes import LANES, lanes_to_run, run_lanes
 
-OBJECTIVES = ("quality", "safety", "faithfulness")
 # The stage names in order, known without importing the stage modules (``parley pipeline --only/--force`` choices);
 # a test keeps them equal to ``[s.name for s in stages()]``.
 STAGE_NAMES: tuple[str, ...] = ("data", "sft", *(f"reward-{o}" for o in OBJECTIVES), "risk", "ppo", "soup",
