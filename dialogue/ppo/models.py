@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from groundwork.architectures import find_architecture
 from groundwork.models import load_adapter, load_causal_lm
 from groundwork.sections.lora import LoraSection, peft_lora_config
 
@@ -51,8 +52,11 @@ def build_value_model(policy, num_layers: int | None, pad_token_id: int):
     backbone_prefix = policy.base_model_prefix
     source = getattr(policy, backbone_prefix).state_dict()
     missing, unexpected = getattr(value, value.base_model_prefix).load_state_dict(source, strict=False)
-    extra_layers = [k for k in unexpected if not k.startswith("layers.")
-                    or int(k.split(".")[1]) < config.num_hidden_layers]
+    # The policy's layers above the value model's depth are the only keys expected to be left over.
+    found = find_architecture(config)
+    layers = (found.layers if found else "layers") + "."
+    extra_layers = [k for k in unexpected if not k.startswith(layers)
+                    or int(k[len(layers):].split(".")[0]) < config.num_hidden_layers]
     if missing or extra_layers:
         raise RuntimeError(f"value model init mismatch: missing={missing[:5]} unexpected={extra_layers[:5]}")
     torch.nn.init.zeros_(value.score.weight)

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from groundwork.sections.quantize import DEFAULT_GGUF_TYPES
-from serving.quantize.errors import QuantizeError
-from serving.quantize.gguf_export import GGUF_TYPES, LOW_BIT_TYPES, check_llama, export_gguf
+from serving.quantize.errors import QuantizeError, UnsupportedArchitectureError
+from serving.quantize.gguf_export import GGUF_TYPES, LOW_BIT_TYPES, check_gguf, export_gguf
 from serving.quantize.gguf_mixed import MIXED_PREFIX, export_gguf_mixed, mixed_changed_type
 from serving.quantize.int8 import save_int8
 from serving.quantize.manifest import dir_size, write_manifest
@@ -59,8 +59,11 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
     adapter_hash = adapter_sha256(adapter) if adapter else None
     out = Path(out_dir)
     merged, tokenizer = load_merged(model, adapter)
-    if "gguf" in settings.formats:
-        check_llama(merged.config)  # before writing anything
+    skipped: dict[str, dict[str, Any]] = {}
+    gguf_reason = _gguf_unavailable(merged, tokenizer, settings) if "gguf" in settings.formats else None
+    if gguf_reason:  # before writing anything; the other formats still go ahead
+        print(f"parley quantize: GGUF skipped: {gguf_reason}")
+        skipped["gguf"] = {"skipped": gguf_reason}
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out)  # engines render prompts with the same HF chat template next to every artifact
     provenance = {"base": model, "adapter_sha256": adapter_hash or "none"}
@@ -74,10 +77,15 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
                           "serving.quantize.bnb.load_nf4 for bitsandbytes NF4 on CUDA", "path": MERGED_DIR,
                           "size_bytes": dir_size(out / MERGED_DIR), "seconds": round(time.time() - started, 2)})
 
-    if "gguf" in settings.formats:
+    if "gguf" in settings.formats and not gguf_reason:
         for qtype in settings.gguf_types:
             started = time.time()
-            entry = _export_one_gguf(merged, out, qtype.lower(), settings, tokenizer, provenance)
+            try:
+                entry = _export_one_gguf(merged, out, qtype.lower(), settings, tokenizer, provenance)
+            except UnsupportedArchitectureError as exc:  # e.g. mixed-<type> without a base GGUF of this model
+                print(f"parley quantize: gguf-{qtype.lower()} skipped: {exc}")
+                skipped.setdefault("gguf", {}).setdefault("skipped_types", {})[qtype.lower()] = str(exc)
+                continue
             entry["seconds"] = round(time.time() - started, 2)
             if settings.verify:
                 from serving.quantize.verify import verify_gguf
@@ -101,10 +109,24 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
                           "seconds": round(time.time() - started, 2)})
 
     write_manifest(out, base=model, adapter=str(adapter) if adapter else None, adapter_sha256=adapter_hash,
-                   artifacts=artifacts, settings=asdict(settings) | {"merge": "peft merge_and_unload (fp32)"})
+                   artifacts=artifacts, settings=asdict(settings) | {"merge": "peft merge_and_unload (fp32)"},
+                   skipped=skipped)
     from serving.quantize.manifest import read_manifest
 
     return read_manifest(out)
+
+
+def _gguf_unavailable(merged, tokenizer, settings: QuantizeSettings) -> str | None:
+    """Why no GGUF can be written for this model (architecture, rotary, tokenizer), or None."""
+    try:
+        check_gguf(merged.config)
+        if settings.base_gguf is None:
+            from serving.quantize.gguf_vocab import check_hf_tokenizer
+
+            check_hf_tokenizer(tokenizer, merged.config.vocab_size)
+    except UnsupportedArchitectureError as exc:
+        return str(exc)
+    return None
 
 
 def _export_one_gguf(merged, out: Path, qtype: str, settings: QuantizeSettings, tokenizer,
@@ -121,8 +143,10 @@ def _export_one_gguf(merged, out: Path, qtype: str, settings: QuantizeSettings, 
         extra = {key: summary[key] for key in ("copied_tensors", "requantized_tensors", "requantized_blocks")}
     else:
         summary = export_gguf(merged, out / gguf_name(qtype), qtype, settings.base_gguf, tokenizer, provenance)
-        method = ("gguf.quants.quantize (numpy); base GGUF metadata + tokenizer; llama.cpp q/k permutation; 1-D "
-                  "norms F32" + ("; token_embd Q8_0" if qtype in LOW_BIT_TYPES else ""))
+        method = (f"gguf.quants.quantize (numpy); {summary['arch']} tensor names and hyper-parameters; "
+                  + ("base GGUF metadata + tokenizer" if summary["base_gguf"] else "tokenizer + chat template written "
+                     "from the HF tokenizer") + "; 1-D norms F32" + ("; token_embd Q8_0" if qtype in LOW_BIT_TYPES
+                                                                     else ""))
         extra = {}
     return {"format": f"gguf-{qtype}", "method": method, "path": gguf_name(qtype),
             "size_bytes": summary["size_bytes"], "tensor_types": summary["tensor_types"],

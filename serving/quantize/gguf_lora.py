@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from serving.quantize.errors import QuantizeError, UnsupportedArchitectureError
-from serving.quantize.gguf_export import check_llama, permute_qk
+from serving.quantize.gguf_export import _gguf_arch, gguf_architecture, permute_qk
 
 ADAPTER_FILE = "adapter_model.safetensors"
 _KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<part>[AB])(?:\.default)?\.weight$")
@@ -46,14 +46,14 @@ def _adapter_scaling(folder: Path) -> tuple[int, float]:
 
 
 def export_gguf_lora(adapter_dir: str | Path, config, out_path: str | Path, dtype: str = "f16") -> dict[str, Any]:
-    """Write the LoRA in ``adapter_dir`` (for a Llama model with ``config``) as a llama.cpp LoRA GGUF.
+    """Write the LoRA in ``adapter_dir`` (for a model with ``config``) as a llama.cpp LoRA GGUF.
 
     ``dtype`` f16 (default, half the file; what llama.cpp's own converter writes) or f32 (exact).
     """
     import gguf
     from safetensors.numpy import load_file
 
-    check_llama(config)
+    found = gguf_architecture(config)
     if dtype not in ("f16", "f32"):
         raise QuantizeError(f"LoRA GGUF dtype must be f16 or f32, not {dtype!r}")
     store = np.float16 if dtype == "f16" else np.float32
@@ -68,8 +68,8 @@ def export_gguf_lora(adapter_dir: str | Path, config, out_path: str | Path, dtyp
             raise UnsupportedArchitectureError(f"adapter tensor {key} is not a LoRA A/B matrix")
         pairs.setdefault(match["module"], {})[match["part"]] = array.astype(np.float32)
 
-    name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config.num_hidden_layers)
-    arch = gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA]
+    name_map = gguf.get_tensor_name_map(_gguf_arch(found), config.num_hidden_layers)
+    arch = gguf.MODEL_ARCH_NAMES[_gguf_arch(found)]
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(out_path), arch)
@@ -83,9 +83,9 @@ def export_gguf_lora(adapter_dir: str | Path, config, out_path: str | Path, dtyp
         if name is None:
             raise UnsupportedArchitectureError(f"no GGUF name for adapted module {module}")
         lora_b = parts["B"]
-        if module.endswith("q_proj"):
+        if found.permute_qk and module.endswith("q_proj"):
             lora_b = permute_qk(lora_b, config.num_attention_heads)
-        elif module.endswith("k_proj"):
+        elif found.permute_qk and module.endswith("k_proj"):
             lora_b = permute_qk(lora_b, config.num_key_value_heads)
         writer.add_tensor(f"{name}.lora_a", np.ascontiguousarray(parts["A"], dtype=store))
         writer.add_tensor(f"{name}.lora_b", np.ascontiguousarray(lora_b, dtype=store))

@@ -81,7 +81,7 @@ def export_gguf_mixed(model, out_path: str | Path, changed_type: str = "q8_0", b
     """
     changed_type = changed_type.lower()
     _qtype(changed_type)
-    base, reader = open_base(model, base_gguf, tokenizer)
+    base, reader = open_base(model, base_gguf, tokenizer, required=True)
     base_tensors = {t.name: t for t in reader.tensors}
     types: dict[str, int] = {}
     elements: dict[str, int] = {}

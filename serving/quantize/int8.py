@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from groundwork.architectures import embedding_multiplier
 from serving.quantize import int8_ops
 from serving.quantize.errors import QuantizeError
 
@@ -42,19 +43,23 @@ def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class Int8Embedding(nn.Module):
     """Embedding lookup from int8 rows with a per-row scale (dequantizes only the looked-up rows).
 
-    ``channel_scale`` undoes a per-column smoothing when the stored matrix is a smoothed tied ``lm_head``.
+    ``channel_scale`` undoes a per-column smoothing when the stored matrix is a smoothed tied ``lm_head``;
+    ``multiplier`` is the factor some architectures apply on lookup (Gemma: sqrt(hidden_size)).
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None) -> None:
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 multiplier: float = 1.0) -> None:
         super().__init__()
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        self.multiplier = float(multiplier)
         self.register_buffer("weight_int8", torch.zeros(num_embeddings, embedding_dim, dtype=torch.int8))
         self.register_buffer("scales", torch.ones(num_embeddings, dtype=torch.float32))
         self.register_buffer("channel_scale", None)
 
     @classmethod
-    def from_float(cls, embedding: nn.Embedding, head_smoothing: torch.Tensor | None = None) -> Int8Embedding:
-        module = cls(embedding.num_embeddings, embedding.embedding_dim, embedding.padding_idx)
+    def from_float(cls, embedding: nn.Embedding, head_smoothing: torch.Tensor | None = None,
+                   multiplier: float = 1.0) -> Int8Embedding:
+        module = cls(embedding.num_embeddings, embedding.embedding_dim, embedding.padding_idx, multiplier)
         weight = embedding.weight if head_smoothing is None else embedding.weight * head_smoothing
         module.weight_int8, module.scales = quantize_rows(weight)
         if head_smoothing is not None:
@@ -62,7 +67,10 @@ class Int8Embedding(nn.Module):
         return module
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        rows = F.embedding(input_ids, self.weight_int8).to(torch.float32) * self.scales[input_ids].unsqueeze(-1)
+        scales = self.scales[input_ids].unsqueeze(-1)
+        if self.multiplier != 1.0:
+            scales = scales * self.multiplier
+        rows = F.embedding(input_ids, self.weight_int8).to(torch.float32) * scales
         return rows if self.channel_scale is None else rows * self.channel_scale
 
 
@@ -212,7 +220,8 @@ def quantize_int8(model: nn.Module, head_smoothing: torch.Tensor | None = None, 
         return q, scales, bias
 
     _pack_linears(model, linears, quantized_rows, head_name, fuse)
-    new_embedding = Int8Embedding.from_float(embedding, head_smoothing if tied else None)
+    new_embedding = Int8Embedding.from_float(embedding, head_smoothing if tied else None,
+                                             embedding_multiplier(model.config))
     _set_module(model, embedding_name, new_embedding)
     tensors[f"{embedding_name}.weight_int8"] = new_embedding.weight_int8
     tensors[f"{embedding_name}.scales"] = new_embedding.scales
@@ -234,9 +243,10 @@ def save_int8(model: nn.Module, tokenizer, out_dir: str | Path, settings: dict[s
               smooth_alpha: float | None = 0.7, smooth_head: bool = False) -> Path:
     """Quantize a merged fp32 model and write ``config.json``, tokenizer, int8 weights and a layout file.
 
-    With ``smooth_alpha`` (Llama models), activation outliers are first migrated into the weights using
-    the built-in calibration prompts (:mod:`.smooth`); the fp32 function is unchanged. ``smooth_head`` also
-    smooths the tied lm_head (on SmolLM2 it lowered the mean logit error but not top-1 agreement: off).
+    With ``smooth_alpha`` (architectures the table says how to smooth), activation outliers are first migrated
+    into the weights using the built-in calibration prompts (:mod:`.smooth`); the fp32 function is unchanged.
+    ``smooth_head`` also smooths the tied lm_head (on SmolLM2 it lowered the mean logit error but not top-1
+    agreement: off).
     """
     from safetensors.torch import save_file
 
@@ -244,11 +254,13 @@ def save_int8(model: nn.Module, tokenizer, out_dir: str | Path, settings: dict[s
     out.mkdir(parents=True, exist_ok=True)
     config = model.config
     smoothing: dict[str, Any] | None = None
-    if smooth_alpha and getattr(config, "model_type", None) == "llama" and tokenizer is not None:
-        from serving.quantize.smooth import CALIBRATION_PROMPTS, calibration_inputs, smooth_llama, smooth_tied_head
+    from serving.quantize.smooth import smoothable
+
+    if smooth_alpha and smoothable(model) and tokenizer is not None:
+        from serving.quantize.smooth import CALIBRATION_PROMPTS, calibration_inputs, smooth_decoder, smooth_tied_head
 
         inputs = calibration_inputs(tokenizer)
-        largest = smooth_llama(model, inputs, smooth_alpha)
+        largest = smooth_decoder(model, inputs, smooth_alpha)
         head_smoothing = (smooth_tied_head(model, inputs, smooth_alpha)
                           if smooth_head and _tied_lm_head(model) else None)
         smoothing = {"alpha": smooth_alpha, "calibration_prompts": len(CALIBRATION_PROMPTS),
@@ -312,7 +324,7 @@ def load_int8(path: str | Path, fuse: bool = True) -> nn.Module:
     _pack_linears(model, meta["linears"], stored_rows, head_name, fuse)
     name = meta["embedding"]
     old = model.get_submodule(name)
-    embedding = Int8Embedding(old.num_embeddings, old.embedding_dim, old.padding_idx)
+    embedding = Int8Embedding(old.num_embeddings, old.embedding_dim, old.padding_idx, embedding_multiplier(config))
     embedding.weight_int8, embedding.scales = take(f"{name}.weight_int8"), take(f"{name}.scales")
     channel_scale = take(f"{name}.channel_scale", optional=True)
     if channel_scale is not None:

@@ -28,8 +28,12 @@ def versions() -> dict[str, str]:
 
 
 def write_manifest(out_dir: str | Path, *, base: str, adapter: str | None, adapter_sha256: str | None,
-                   artifacts: list[dict[str, Any]], settings: dict[str, Any]) -> Path:
-    """Write the manifest; ``artifacts`` entries carry ``format``, ``method``, ``path``, ``size_bytes``."""
+                   artifacts: list[dict[str, Any]], settings: dict[str, Any],
+                   skipped: dict[str, dict[str, Any]] | None = None) -> Path:
+    """Write the manifest; ``artifacts`` entries carry ``format``, ``method``, ``path``, ``size_bytes``.
+
+    ``skipped`` records requested formats that could not be made, e.g. ``{"gguf": {"skipped": "<reason>"}}``.
+    """
     out = Path(out_dir)
     data = {
         "schema": SCHEMA,
@@ -41,6 +45,7 @@ def write_manifest(out_dir: str | Path, *, base: str, adapter: str | None, adapt
         "settings": settings,
         "versions": versions(),
     }
+    data.update(skipped or {})
     path = out / MANIFEST_FILE
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return path

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+from groundwork.architectures import LLAMA_LINEARS, lora_target_modules
+
+ALL_LINEAR = LLAMA_LINEARS  # Llama-style names; mapped onto fused modules (Phi-3) by the architecture table
 
 
 def make_random_lora(model: str, out_dir: str | Path, r: int = 16, scale: float = 0.02, seed: int = 0,
@@ -23,7 +25,8 @@ def make_random_lora(model: str, out_dir: str | Path, r: int = 16, scale: float 
     torch.manual_seed(seed)
     base = load_causal_lm(model)
     layers = list(layers_to_transform) if layers_to_transform is not None else None
-    peft_model = get_peft_model(base, LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(target_modules),
+    targets = lora_target_modules(target_modules, base.config)
+    peft_model = get_peft_model(base, LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets,
                                                  lora_dropout=0.0, task_type="CAUSAL_LM", layers_to_transform=layers))
     with torch.no_grad():
         for name, param in peft_model.named_parameters():

@@ -1,4 +1,4 @@
-"""SmoothQuant-style smoothing for Llama blocks before dynamic int8 quantization.
+"""SmoothQuant-style smoothing for decoder blocks before dynamic int8 quantization.
 
 Dynamic int8 quantizes each Linear's input per call with one scale; SmolLM2's inputs have channels
 hundreds of times larger than the rest (down_proj especially), so every other channel lands on a few
@@ -6,7 +6,9 @@ int8 levels and greedy outputs drift. Dividing such channels by ``s`` and multip
 weight columns by ``s`` leaves the fp32 function unchanged but evens out the activations
 (``s = max|x|^alpha / max|w|^(1 - alpha)``, Xiao et al. 2023). The division is folded into the layer
 that produces the input (RMSNorm weights, ``up_proj`` rows, ``v_proj`` rows), so it costs nothing at
-run time, and the statistics are needed only once, at export: reloading the artifact needs no data.
+run time, and the statistics are needed only once, at export: reloading the artifact needs no data. Which
+norms feed attention and the MLP, and their weight offset (Gemma), come from ``groundwork.architectures``;
+architectures without an entry there (or with fused projections, Phi-3) are not smoothed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from groundwork.architectures import architecture, decoder_layers, final_norm, find_architecture
 
 CALIBRATION_PROMPTS = (
     "Where is my order? It was due last Tuesday and the tracking page has not changed.",
@@ -58,31 +62,48 @@ def calibration_inputs(tokenizer, prompts: Sequence[str] = CALIBRATION_PROMPTS) 
     return prompt_ids(tokenizer, prompts)
 
 
+def _divide_norm(norm: nn.Module, s: torch.Tensor, offset: float) -> None:
+    """Make a norm's output ``s`` times smaller: ``offset + w`` becomes ``(offset + w) / s``."""
+    norm.weight.copy_((norm.weight + offset) / s - offset)
+
+
+def smoothable(model: nn.Module) -> bool:
+    """Whether the architecture table says how to smooth this model's layers."""
+    found = find_architecture(model)
+    return found is not None and found.smoothing is not None
+
+
 @torch.no_grad()
-def smooth_llama(model: nn.Module, inputs: Sequence[torch.Tensor], alpha: float = 0.5) -> dict[str, float]:
-    """Smooth every decoder layer of a Llama-family model in place; returns the largest scale per kind."""
+def smooth_decoder(model: nn.Module, inputs: Sequence[torch.Tensor], alpha: float = 0.5) -> dict[str, float]:
+    """Smooth every decoder layer in place (norms and projections named by the architecture table); returns the
+    largest scale per kind."""
     config = model.config
-    layers = model.model.layers
-    names = set()
-    for i in range(len(layers)):
-        prefix = f"model.layers.{i}"
-        names |= {f"{prefix}.self_attn.q_proj", f"{prefix}.self_attn.o_proj", f"{prefix}.mlp.gate_proj",
-                  f"{prefix}.mlp.down_proj"}
-    act = _input_absmax(model, inputs, names)
+    smoothing = architecture(model).smoothing
+    if smoothing is None:
+        raise ValueError(f"no smoothing for model_type {config.model_type!r} (see groundwork.architectures)")
+    layers = decoder_layers(model)
+    offset = smoothing.norm_offset
+    names = {id(m): n for n, m in model.named_modules()}
+    prefixes = [names[id(layer)] for layer in layers]
+    watched = set()
+    for prefix in prefixes:
+        watched |= {f"{prefix}.self_attn.q_proj", f"{prefix}.self_attn.o_proj", f"{prefix}.mlp.gate_proj",
+                    f"{prefix}.mlp.down_proj"}
+    act = _input_absmax(model, inputs, watched)
     n_rep = config.num_attention_heads // config.num_key_value_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     largest = {"attn_in": 0.0, "mlp_in": 0.0, "down_in": 0.0, "o_in": 0.0}
-    for i, layer in enumerate(layers):
-        prefix, attn, mlp = f"model.layers.{i}", layer.self_attn, layer.mlp
+    for prefix, layer in zip(prefixes, layers, strict=True):
+        attn, mlp = layer.self_attn, layer.mlp
         s = _scales(act[f"{prefix}.self_attn.q_proj"], [attn.q_proj.weight, attn.k_proj.weight,
                                                          attn.v_proj.weight], alpha)
-        layer.input_layernorm.weight.div_(s)
+        _divide_norm(layer.get_submodule(smoothing.attention_norm), s, offset)
         for linear in (attn.q_proj, attn.k_proj, attn.v_proj):
             linear.weight.mul_(s)
         largest["attn_in"] = max(largest["attn_in"], s.max().item())
 
         s = _scales(act[f"{prefix}.mlp.gate_proj"], [mlp.gate_proj.weight, mlp.up_proj.weight], alpha)
-        layer.post_attention_layernorm.weight.div_(s)
+        _divide_norm(layer.get_submodule(smoothing.mlp_norm), s, offset)
         mlp.gate_proj.weight.mul_(s)
         mlp.up_proj.weight.mul_(s)
         largest["mlp_in"] = max(largest["mlp_in"], s.max().item())
@@ -108,6 +129,9 @@ def smooth_llama(model: nn.Module, inputs: Sequence[torch.Tensor], alpha: float 
     return {k: round(v, 3) for k, v in largest.items()}
 
 
+smooth_llama = smooth_decoder  # the name earlier callers used
+
+
 @torch.no_grad()
 def smooth_tied_head(model: nn.Module, inputs: Sequence[torch.Tensor], alpha: float = 0.5) -> torch.Tensor:
     """Smooth the final norm -> tied ``lm_head`` input; returns ``s`` (the head becomes ``E * s``).
@@ -117,5 +141,6 @@ def smooth_tied_head(model: nn.Module, inputs: Sequence[torch.Tensor], alpha: fl
     """
     act = _input_absmax(model, inputs, {"lm_head"})["lm_head"]
     s = _scales(act, [model.get_output_embeddings().weight], alpha)
-    model.model.norm.weight.div_(s)
+    smoothing = architecture(model).smoothing
+    _divide_norm(final_norm(model), s, smoothing.norm_offset if smoothing else 0.0)
     return s

@@ -46,5 +46,44 @@ def load_gguf_transformers(path: str | Path):
     return model
 
 
+class LlamaCppLogits:
+    """A GGUF run by llama.cpp (fp32 KV cache, one thread) behind ``model(input_ids=...).logits``."""
+
+    def __init__(self, path: str | Path, n_ctx: int = 1024) -> None:
+        from llama_cpp import Llama
+
+        self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=1, logits_all=True, type_k=0, type_v=0, verbose=False)
+
+    def __call__(self, input_ids):
+        import numpy as np
+        import torch
+
+        ids = [int(i) for i in input_ids.reshape(-1)]
+        self.llm.reset()
+        self.llm.eval(ids)
+        logits = np.array(self.llm.scores[: len(ids)], dtype=np.float32)
+        return type("Output", (), {"logits": torch.from_numpy(logits)[None]})()
+
+    def close(self) -> None:
+        self.llm.close()
+
+
 def verify_gguf(reference, tokenizer, path: str | Path) -> dict[str, Any]:
-    return compare_logits(reference, load_gguf_transformers(path), prompt_ids(tokenizer))
+    """Logit comparison with the merged model: through transformers' GGUF loader where the architecture table says
+    it reads the file faithfully, else through llama.cpp (when installed), else a recorded skip."""
+    from groundwork.architectures import find_architecture
+
+    found = find_architecture(reference.config)
+    if found is None or found.transformers_reads_gguf:
+        return compare_logits(reference, load_gguf_transformers(path), prompt_ids(tokenizer)) | {
+            "engine": "transformers"}
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        return {"skipped": f"transformers cannot read {found.model_type} GGUF files back and llama-cpp-python is "
+                           "not installed"}
+    candidate = LlamaCppLogits(path)
+    try:
+        return compare_logits(reference, candidate, prompt_ids(tokenizer)) | {"engine": "llama.cpp"}
+    finally:
+        candidate.close()
