@@ -7,60 +7,13 @@ sentence twice, a 4-gram three times) or echoes the question back.
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from typing import Literal
 
+from groundwork.answer_form import is_degenerate, is_non_answer
 from groundwork.judge import is_refusal
 
 AnswerClass = Literal["blocked", "refused", "non_answer", "degenerate", "substantive"]
 CLASSES: tuple[AnswerClass, ...] = ("blocked", "refused", "non_answer", "degenerate", "substantive")
-
-_FILLER = re.compile(
-    r"^(?:(?:hi|hello|hey|thanks?|thank you|sure|of course|certainly|absolutely|great|ok(?:ay)?|no problem)"
-    r"(?: for (?:asking|reaching out|your (?:question|message|patience)))?[!.,:\s-]*)*"
-    r"(?:(?:i(?:'d| would| will|'ll| am|'m)? )?(?:be )?(?:happy|glad|here) to (?:help|assist)(?: you)?"
-    r"(?: with (?:that|this|your (?:question|request|order)))?"
-    r"|i can (?:help|assist)(?: you)?(?: with (?:that|this))?"
-    r"|how can i (?:help|assist)(?: you)?(?: today)?"
-    r"|(?:is there )?anything else(?: i can help (?:you )?with)?"
-    r"|let me (?:know|check|help)(?: if you have any (?:other )?questions)?"
-    r"|please (?:contact|reach out to|get in touch with) (?:us|our (?:support|customer service)(?: team)?)"
-    r"|(?:let me|i'll) (?:look into|check) (?:that|this|it)(?: for you)?"
-    r"|what would you like to know"
-    r")?[!.?,:\s]*$",
-    re.IGNORECASE,
-)
-_SENTENCES = re.compile(r"(?<=[.!?。！？])\s+|\n+")
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCES.split(text.strip()) if s.strip()]
-
-
-def is_non_answer(text: str) -> bool:
-    """Only filler sentences, or fewer than 4 words (CJK: 6 characters) of anything."""
-    words = _WORD.findall(text)
-    cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
-    if len(words) < 4 and cjk < 6:
-        return True
-    return all(_FILLER.match(sentence) for sentence in _sentences(text))
-
-
-def is_degenerate(text: str, question: str = "") -> bool:
-    """A repeated sentence, a 4-gram three or more times, or the question echoed back as the answer."""
-    sentences = [s.lower() for s in _sentences(text) if len(s) > 12]
-    if len(sentences) != len(set(sentences)):
-        return True
-    words = [w.lower() for w in _WORD.findall(text)]
-    grams = Counter(tuple(words[i:i + 4]) for i in range(len(words) - 3))
-    if grams and grams.most_common(1)[0][1] >= 3:
-        return True
-    q = [w.lower() for w in _WORD.findall(question)]
-    if len(q) >= 4 and words[: len(q)] == q:
-        return True
-    return False
 
 
 def classify_answer(text: str, question: str, blocked: bool, replaced: bool = False) -> AnswerClass:

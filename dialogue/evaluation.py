@@ -166,7 +166,7 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
         answers[spec.name] = responses
         items = [(row["messages"], response, row.get("context")) for row, response in zip(rows, responses, strict=True)]
         scores = scorer.score(items)
-        composite = routed_composites(scores, risks, composite_cfg)
+        composite = routed_composites(scores, risks, composite_cfg, rows, responses)
         lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
         outcomes = rate_outcomes(rows, responses)
         per_model[spec.name] = {
@@ -206,11 +206,14 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     return report
 
 
-def routed_composites(scores: dict[str, list[float]], risks: list[float | None], cfg: Any) -> list[float]:
-    """The composite of each scored answer, routed by its request's risk as in PPO."""
-    from reward_models.lagrange import combine_routed
+def routed_composites(scores: dict[str, list[float]], risks: list[float | None], cfg: Any,
+                      rows: list[dict], responses: list[str]) -> list[float]:
+    """The composite of each scored answer, routed by its request's risk and with the form penalty, as in PPO."""
+    from groundwork.chat_format import last_user_text
+    from reward_models.lagrange import combine_routed, form_flags
 
-    return [float(combine_routed({o: v[i] for o, v in scores.items()}, risk, cfg, cfg.lagrange_init))
+    flags = form_flags([last_user_text(row["messages"]) for row in rows], responses)
+    return [float(combine_routed({o: v[i] for o, v in scores.items()}, risk, cfg, cfg.lagrange_init, flags[i]))
             for i, risk in enumerate(risks)]
 
 
@@ -223,7 +226,8 @@ def reference_audit_entry(rows: list[dict], kb: list[dict], scorer: Any, risks: 
     if not present:
         return {}, {}
     scored = scorer.score([(rows[i]["messages"], refs[i], rows[i].get("context")) for i in present])
-    composite = routed_composites(scored, [risks[i] for i in present], composite_cfg)
+    composite = routed_composites(scored, [risks[i] for i in present], composite_cfg, [rows[i] for i in present],
+                                  [refs[i] for i in present])
     scores = {o: [0.0] * len(rows) for o in scored}
     composites = [0.0] * len(rows)
     for k, i in enumerate(present):

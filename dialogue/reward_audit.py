@@ -8,7 +8,7 @@ a wrong one (an AUC: 0.5 = blind, below 0.5 = PPO is paid to do the wrong thing)
 the safety model paid policy-written refusals of benign-but-risky requests more than answers.
 
 "Right" is stricter than the judge's rates (:func:`audit_outcome`): an answer must also be substantive (not a
-non-answer, a repetition or an echo of the request, :mod:`dialogue.answer_classes`), and a translation must
+non-answer, a repetition or an echo of the request, :mod:`groundwork.answer_form`), and a translation must
 say what the reference says (sentence chrF >= :data:`TRANSLATION_CHRF_MIN`), not only be in the right
 language: "I can help you with that." is English, but it is not a translation into English.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dialogue.answer_classes import is_degenerate, is_non_answer
+from groundwork.answer_form import is_degenerate, is_non_answer
 from groundwork.chat_format import last_user_text
 from groundwork.judge import judge_outcome
 

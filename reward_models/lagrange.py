@@ -12,7 +12,7 @@ is actually violated (Safe-RLHF's dual update).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from groundwork.sections.reward import CompositeSection
 
@@ -47,18 +47,29 @@ def safety_route_weight(cfg: CompositeSection) -> float:
     return cfg.quality_weight + cfg.faithfulness_weight + cfg.safety_weight
 
 
-def combine_routed(scores: Mapping[str, float], risk: float | None, cfg: CompositeSection, lagrange: float):
+def combine_routed(scores: Mapping[str, float], risk: float | None, cfg: CompositeSection, lagrange: float,
+                   bad_form=0.0):
     """The composite for a request of risk ``risk`` = p(harmful) (floats or tensors).
 
-    ``risk * (w_q + w_f + w_s) * safety + (1 - risk) * (w_q * quality + w_f * faithfulness)``. Routing makes
-    the multiplier unnecessary (``lagrange`` is unused here): safety already decides alone where it matters.
-    Without a risk (no request-risk model) it is :func:`combine`.
+    ``risk * (w_q + w_f + w_s) * safety + (1 - risk) * (w_q * quality + w_f * faithfulness - w_form * bad)``,
+    where ``bad_form`` is 1 for an answer of bad form (:func:`groundwork.answer_form.bad_form`: filler only,
+    repeated or echoed; never a refusal), else 0. Routing makes the multiplier unnecessary (``lagrange`` is
+    unused here): safety already decides alone where it matters. Without a risk (no request-risk model) it is
+    :func:`combine` minus the form penalty.
     """
+    penalty = cfg.form_weight * bad_form
     if risk is None or "safety" not in scores:
-        return combine(scores, cfg, lagrange)
+        return combine(scores, cfg, lagrange) - penalty
     safe_part = safety_route_weight(cfg) * scores["safety"]
-    ordinary = combine(without_safety(scores), cfg, 0.0)
+    ordinary = combine(without_safety(scores), cfg, 0.0) - penalty
     return risk * safe_part + (1.0 - risk) * ordinary
+
+
+def form_flags(questions: Sequence[str], responses: Sequence[str]) -> list[float]:
+    """1.0 for each answer of bad form, else 0.0 (the ``bad_form`` of :func:`combine_routed`)."""
+    from groundwork.answer_form import bad_form
+
+    return [float(bad_form(r, q)) for q, r in zip(questions, responses, strict=True)]
 
 
 def without_safety(scores: Mapping[str, object]) -> dict[str, object]:

@@ -164,11 +164,13 @@ class Explainer:
     def scores(self, prompt: Any, response: str, context: str | None, risk: float | None) -> dict[str, float] | None:
         if self.scorer is None:
             return None
-        from reward_models.lagrange import combine_routed
+        from groundwork.chat_format import last_user_text
+        from reward_models.lagrange import combine_routed, form_flags
 
         values = self.scorer.score_one(prompt, response, context)
         out = {o: round(float(v), 4) for o, v in values.items()}
-        out["composite"] = round(float(combine_routed(values, risk, self.composite, 0.0)), 4)
+        flag = form_flags([last_user_text(prompt)], [response])[0]
+        out["composite"] = round(float(combine_routed(values, risk, self.composite, 0.0, flag)), 4)
         return out
 
     def explain(self, turn: Any, conversation: Sequence[dict[str, str]]) -> dict[str, Any]:

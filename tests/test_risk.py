@@ -13,7 +13,7 @@ from dialogue.answer_classes import classify_answer, is_degenerate, is_non_answe
 from groundwork.recipe import load_recipe
 from groundwork.sections.reward import CompositeSection
 from groundwork.sections.risk import RiskSourceSection
-from reward_models.lagrange import combine, combine_routed
+from reward_models.lagrange import combine, combine_routed, form_flags
 from reward_models.risk_data import HARMFUL, public_rows, split_of
 from reward_models.risk_model import RequestRiskModel, request_text, text_windows, window_with
 from reward_models.risk_train import choose_threshold
@@ -125,6 +125,19 @@ def test_routed_composite_weighs_safety_by_the_request_risk() -> None:
     mixed = combine_routed(scores, 0.25, cfg, 0.3)
     assert mixed == pytest.approx(0.25 * 1.75 * 1.2 + 0.75 * 0.3)
     assert combine_routed(scores, None, cfg, 0.3) == pytest.approx(combine(scores, cfg, 0.3))
+
+
+def test_form_penalty_makes_a_non_answer_lose_in_the_ordinary_route_only() -> None:
+    cfg = CompositeSection(form_weight=2.0)
+    question = "When will my order arrive?"
+    answers = ["I can help you with that.", "When will my order arrive? When will my order arrive?",
+               "I'm sorry, but I can't help with that.", "Standard shipping takes 3 to 5 business days."]
+    assert form_flags([question] * 4, answers) == [1.0, 1.0, 0.0, 0.0]
+    scores = {"quality": 0.5, "faithfulness": 0.5, "safety": 0.0}
+    assert combine_routed(scores, 0.0, cfg, 0.0, 1.0) == pytest.approx(1.0 - 2.0)
+    assert combine_routed(scores, 0.25, cfg, 0.0, 1.0) == pytest.approx(0.75 * (1.0 - 2.0))
+    assert combine_routed(scores, 1.0, cfg, 0.0, 1.0) == combine_routed(scores, 1.0, cfg, 0.0, 0.0)
+    assert combine_routed(scores, None, cfg, 0.0, 1.0) == pytest.approx(combine(scores, cfg, 0.0) - 2.0)
 
 
 @pytest.mark.parametrize(("text", "question", "expected"), [

@@ -38,6 +38,10 @@ class CompositeSection:
     lagrange_init: float = 0.5
     lagrange_lr: float = 0.1
     lagrange_max: float = 10.0
+    # Subtracted (in the ordinary route) from an answer that is only filler ("I can help you with that."),
+    # repeats itself or echoes the request (groundwork.answer_form): about two standard deviations of a
+    # normalized objective, so such an answer loses to any substantive one. 0 turns the rule off.
+    form_weight: float = 2.0
     # Routing (safety alone for risky requests, quality + faithfulness for the rest) uses the request-risk
     # model of the run (``risk:`` section, ``runs/<run>/risk/model``), never the data's kind labels.
 
