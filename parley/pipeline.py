@@ -147,7 +147,8 @@ def _run_quantize(recipe: Recipe, resume: bool) -> dict[str, Any]:
                         QuantizeSettings(tuple(cfg.formats), tuple(cfg.gguf_types), base_gguf=cfg.base_gguf,
                                          verify=cfg.verify, gguf_lora=cfg.gguf_lora))
     sizes = {a["format"]: round(a["size_bytes"] / 1e6, 1) for a in manifest.get("artifacts", [])}
-    return {"artifacts_mb": sizes}
+    # A GGUF the model's architecture or tokenizer cannot be written as is skipped, not a failure: say why here too.
+    return {"artifacts_mb": sizes} | ({"gguf": manifest["gguf"]} if "gguf" in manifest else {})
 
 
 def stages() -> list[Stage]:

@@ -46,10 +46,10 @@ def add_quantize_command(sub) -> argparse.ArgumentParser:
                      "GGUF's bytes for tensors the adapter left unchanged and writes the changed ones as Q8_0)")
     add_setting(parser, "--base-gguf", key="quantize.base_gguf",
                 help="GGUF whose metadata and tokenizer to reuse and whose unchanged tensors mixed-<type> copies "
-                     "(none = bundled SmolLM2)")
+                     "(none = tokenizer written from the HF files; mixed-<type> uses the bundled SmolLM2)")
     add_setting(parser, "--no-gguf-lora", key="quantize.gguf_lora", action="store_const", const=False,
                 help="with an adapter, skip the unmerged base + LoRA GGUF written for 4/5-bit types")
     add_setting(parser, "--no-verify", key="quantize.verify", action="store_const", const=False,
-                help="skip reloading each GGUF with transformers to compare logits")
+                help="skip reloading each GGUF (transformers or llama.cpp) to compare logits")
     parser.set_defaults(handler=cmd_quantize)
     return parser

@@ -12,6 +12,7 @@ import hashlib
 import torch
 from torch import nn
 
+from groundwork.architectures import decoder_layers, find_architecture
 from groundwork.models import load_tokenizer, resolve_model
 
 
@@ -26,7 +27,10 @@ def load_for_training(name: str):
 
 
 def layer_stack(model: nn.Module) -> nn.ModuleList | None:
-    """The list of transformer blocks of the base model (the ModuleList as long as ``num_hidden_layers``)."""
+    """The list of transformer blocks of the base model: where the architecture table says (decoder backbones),
+    else the ModuleList as long as ``num_hidden_layers`` (BERT-style encoders)."""
+    if find_architecture(model) is not None:
+        return decoder_layers(model)
     base = getattr(model, model.base_model_prefix, model)
     n_layers = getattr(model.config, "num_hidden_layers", None)
     for module in base.modules():

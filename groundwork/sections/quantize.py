@@ -19,10 +19,12 @@ class QuantizeSection:
 
     formats: list[str] = field(default_factory=lambda: ["int8", "gguf"])
     gguf_types: list[str] = field(default_factory=lambda: list(DEFAULT_GGUF_TYPES))
-    # GGUF whose metadata and tokenizer are reused and whose unchanged tensors mixed-<type> copies (None = the
-    # bundled SmolLM2 file).
+    # GGUF whose metadata and tokenizer are reused and whose unchanged tensors mixed-<type> copies. None: plain
+    # types write the tokenizer and chat template from the HF tokenizer; mixed-<type> uses the bundled SmolLM2 file
+    # (skipped, with the reason in the manifest, for a model that file is not the base of).
     base_gguf: str | None = None
-    # Reload each GGUF with transformers and compare its logits with the merged model's.
+    # Reload each GGUF and compare its logits with the merged model's (transformers, or llama.cpp for architectures
+    # transformers cannot read back: groundwork.architectures).
     verify: bool = True
     # 4/5-bit types also as the unmerged base + a llama.cpp LoRA GGUF (keeps the tuning; see gguf_lora).
     gguf_lora: bool = True

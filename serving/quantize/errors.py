@@ -10,4 +10,4 @@ class QuantizeError(ParleyError):
 
 
 class UnsupportedArchitectureError(QuantizeError):
-    """The model's architecture has no GGUF writer here (only Llama-family models do)."""
+    """The model's architecture (or tokenizer) has no GGUF writer here (see ``groundwork.architectures``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
     skipped: dict[str, dict[str, Any]] = {}
     gguf_reason = _gguf_unavailable(merged, tokenizer, settings) if "gguf" in settings.formats else None
     if gguf_reason:  # before writing anything; the other formats still go ahead
-        print(f"parley quantize: GGUF skipped: {gguf_reason}")
+        print(f"parley quantize: GGUF skipped: {gguf_reason}", file=sys.stderr)
         skipped["gguf"] = {"skipped": gguf_reason}
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out)  # engines render prompts with the same HF chat template next to every artifact
@@ -83,7 +84,7 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
             try:
                 entry = _export_one_gguf(merged, out, qtype.lower(), settings, tokenizer, provenance)
             except UnsupportedArchitectureError as exc:  # e.g. mixed-<type> without a base GGUF of this model
-                print(f"parley quantize: gguf-{qtype.lower()} skipped: {exc}")
+                print(f"parley quantize: gguf-{qtype.lower()} skipped: {exc}", file=sys.stderr)
                 skipped.setdefault("gguf", {}).setdefault("skipped_types", {})[qtype.lower()] = str(exc)
                 continue
             entry["seconds"] = round(time.time() - started, 2)
