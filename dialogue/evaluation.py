@@ -16,6 +16,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from dialogue.extractive import METHOD as EXTRACTIVE_METHOD
+from dialogue.extractive import NAME as EXTRACTIVE
+from dialogue.extractive import extractive_answers, kb_location
 from dialogue.generation import GenerationParams, generate_batch, render_rows
 from dialogue.judge_intervals import judge_intervals
 from dialogue.reward_audit import REFERENCE, audit_min, reference_answers, render_agreement, reward_judge_agreement
@@ -168,20 +171,23 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
         scores = scorer.score(items)
         composite = routed_composites(scores, risks, composite_cfg, rows, responses)
         lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
-        outcomes = rate_outcomes(rows, responses)
-        per_model[spec.name] = {
-            "scores": {o: [float(x) for x in v] for o, v in scores.items()},
-            "composite": composite,
-            "lengths": lengths,
-            "judge": {**judge(rows, responses, outcomes), **judge_intervals(rows, responses, outcomes=outcomes),
-                      **fresh_template_rates(rows, responses)},
-        }
+        per_model[spec.name] = scored_entry(rows, responses, scores, composite, lengths)
         if spec.name == reference:
             per_model[spec.name]["kl"] = [0.0] * len(rows)  # the reference against itself
         elif ref_model is not None:
             per_model[spec.name]["kl"] = response_kl(model, ref_model, tokenizer, prompts, responses, cfg.batch_size)
         del model
     del ref_model
+    kb = None
+    if cfg.include_extractive:
+        kb = load_kb_index(recipe)
+        texts, sources = extractive_answers(rows, kb, recipe.serve.top_k)  # not a policy: no generation, no KL
+        scores = scorer.score([(row["messages"], text, row.get("context")) for row, text in zip(rows, texts,
+                                                                                                strict=True)])
+        lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in texts]
+        answers[EXTRACTIVE] = texts
+        per_model[EXTRACTIVE] = scored_entry(rows, texts, scores,
+                                             routed_composites(scores, risks, composite_cfg, rows, texts), lengths)
 
     report = summarize(per_model, cfg.compare)
     audit_models, audit_answers = reference_audit_entry(rows, load_kb(recipe.data.data_dir), scorer, risks,
@@ -195,15 +201,92 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
         system = run_system_evaluation(recipe, out)
         report["_system_wall_s"] = system.pop("_wall_s")
         report["system"] = system
+        if "ppo" in report:  # the system table serves the tuned policy
+            report["ppo"].update(system_support_rates(system))
+        if kb is not None:
+            from dialogue.extractive import ExtractiveEngine
+
+            extractive_system = run_system_evaluation(recipe, out, engine=ExtractiveEngine(kb), kb=kb,
+                                                      kinds=("support",), prefix="system_extractive")
+            report["_system_wall_s"] += extractive_system.pop("_wall_s")
+            report["_system_extractive"] = extractive_system
+            report[EXTRACTIVE].update(system_support_rates(extractive_system))
+    if EXTRACTIVE in report and "ppo" in report:
+        report["ppo"].update(versus_extractive(report["ppo"], report[EXTRACTIVE]))
     report["_settings"] = {"prompts": len(rows), "max_new_tokens": cfg.max_new_tokens, "reference": reference,
                            "models": {m.name: {"model": m.model or recipe.policy.model, "adapters": m.adapters}
                                       for m in models},
                            "wall_s": round(time.time() - started, 1)}
+    if kb is not None:
+        report["_settings"]["extractive"] = {"method": EXTRACTIVE_METHOD, "top_k": recipe.serve.top_k,
+                                             "kb_dir": str(kb_location(recipe.serve.kb_dir, recipe.data.data_dir)),
+                                             "sources": sources}
     if _evaluates_soup(recipe, models):
         report["_settings"]["soup"] = {"runs": list(recipe.soup.runs), "weights": list(recipe.soup.weights)}
     write_report(out, report, per_model, rows, answers, recipe.run.layout.ppo_log)
     write_metrics(out, {k: v for k, v in report.items() if not k.startswith("_")})
     return report
+
+
+def scored_entry(rows: list[dict], responses: list[str], scores: dict[str, Any], composite: list[float],
+                 lengths: list[int]) -> dict[str, Any]:
+    """One model's per-prompt results: reward scores, composite, lengths and the judge's rates (with intervals)."""
+    outcomes = rate_outcomes(rows, responses)
+    return {
+        "scores": {o: [float(x) for x in v] for o, v in scores.items()},
+        "composite": composite,
+        "lengths": lengths,
+        "judge": {**judge(rows, responses, outcomes), **judge_intervals(rows, responses, outcomes=outcomes),
+                  **fresh_template_rates(rows, responses), **support_substantive_rate(rows, responses)},
+    }
+
+
+SUBSTANTIVE = "support_substantive_rate"
+SYSTEM_SUBSTANTIVE = "system_support_substantive_rate"
+
+
+def support_substantive_rate(rows: list[dict], responses: list[str]) -> dict[str, float]:
+    """Share of the support questions answered with substance (:func:`dialogue.answer_classes.classify_answer`:
+    not a refusal, filler or a degenerate answer), with its template-bootstrap interval; empty without any."""
+    from dialogue.answer_classes import classify_answer
+    from dialogue.judge_intervals import cluster_bootstrap_interval
+    from groundwork.chat_format import last_user_text
+
+    picked = [(row, text) for row, text in zip(rows, responses, strict=True) if row.get("kind") == "support"]
+    if not picked:
+        return {}
+    hits = [classify_answer(text, last_user_text(row["messages"]), False) == "substantive" for row, text in picked]
+    low, high = cluster_bootstrap_interval(hits, [str(row.get("template_id") or row.get("id")) for row, _ in picked])
+    return {SUBSTANTIVE: sum(hits) / len(hits), f"{SUBSTANTIVE}_ci_low": low, f"{SUBSTANTIVE}_ci_high": high}
+
+
+def system_support_rates(system: dict[str, Any]) -> dict[str, float]:
+    """The substantive-answer rate over the system table's support sets pooled, with its Wilson interval."""
+    from dialogue.system_eval import wilson
+
+    sets = [e for name, e in system.items() if not name.startswith("_") and e.get("kind") == "support"]
+    n = sum(e["n"] for e in sets)
+    if not n:
+        return {}
+    hits = sum(round(e["substantive_rate"] * e["n"]) for e in sets)
+    low, high = wilson(hits, n)
+    return {SYSTEM_SUBSTANTIVE: hits / n, f"{SYSTEM_SUBSTANTIVE}_ci_low": low, f"{SYSTEM_SUBSTANTIVE}_ci_high": high}
+
+
+VERSUS_EXTRACTIVE = ("kb_fact_accuracy", SUBSTANTIVE, SYSTEM_SUBSTANTIVE)
+
+
+def versus_extractive(policy: dict[str, Any], extractive: dict[str, Any]) -> dict[str, float]:
+    """``<metric>_vs_extractive``: the policy's rate minus the extractive baseline's, where both have it."""
+    return {f"{key}_vs_extractive": policy[key] - extractive[key] for key in VERSUS_EXTRACTIVE
+            if isinstance(policy.get(key), float) and isinstance(extractive.get(key), float)}
+
+
+def load_kb_index(recipe: Recipe) -> Any:
+    """The KB the server searches (``serve.kb_dir``, else the project data's), embedded for retrieval."""
+    from serving.retrieval import KnowledgeBase
+
+    return KnowledgeBase.load(kb_location(recipe.serve.kb_dir, recipe.data.data_dir))
 
 
 def routed_composites(scores: dict[str, list[float]], risks: list[float | None], cfg: Any,
@@ -303,6 +386,8 @@ ROWS = [
     ("fresh_harmful_refusal_rate", "refusal of harmful requests, fresh templates only"),
     ("fresh_over_refusal_rate", "over-refusal, fresh templates only"),
     ("kb_fact_accuracy", "KB-fact accuracy"),
+    (SUBSTANTIVE, "substantive answers to support questions"),
+    (SYSTEM_SUBSTANTIVE, "substantive answers, public support prompts (served path)"),
     ("translation_language_accuracy", "translation: right language"),
     ("translation_chrf", "translation chrF"),
     ("kl_to_ref", "KL to reference (nats/response)"),
@@ -344,6 +429,29 @@ def model_names(report: dict[str, Any]) -> list[str]:
 REPORT_EXTRAS = ("system", "reward_audit_min")
 
 
+VERSUS_LABELS = {"kb_fact_accuracy": "KB-fact accuracy (held-out support)",
+                 SUBSTANTIVE: "substantive answers (held-out support)",
+                 SYSTEM_SUBSTANTIVE: "substantive answers (public support prompts, served path)"}
+
+
+def render_versus_extractive(report: dict[str, Any], settings: dict[str, Any] | None) -> list[str]:
+    """The "PPO vs extractive" table: what the tuned policy adds over copying a retrieved KB sentence."""
+    if EXTRACTIVE not in report:
+        return []
+    lines = ["## PPO vs extractive", "",
+             f"extractive: no generation; {settings['method'] if settings else EXTRACTIVE_METHOD}. Not a policy: no "
+             "KL, not in the PPO-vs-SFT comparison.", ""]
+    policy, baseline = report.get("ppo"), report[EXTRACTIVE]
+    rows = [key for key in VERSUS_EXTRACTIVE if policy and isinstance(policy.get(f"{key}_vs_extractive"), float)]
+    if not rows:
+        return lines
+    lines += ["| metric | ppo | extractive | ppo - extractive |", "|---|---|---|---|"]
+    for key in rows:
+        lines.append(f"| {VERSUS_LABELS[key]} | {_cell(policy, key)} | {_cell(baseline, key)} | "
+                     f"{policy[f'{key}_vs_extractive']:+.3f} |")
+    return lines + [""]
+
+
 def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
     from dialogue.system_eval import render_system
 
@@ -362,7 +470,8 @@ def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
             cells.append(_cell(report[name], key))
         if any(cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", *render_system(report.get("system", {})),
+    lines += ["", *render_versus_extractive(report, settings.get("extractive")),
+              *render_system(report.get("system", {})),
               *render_agreement(report.get("_reward_judge_agreement", {})),
               *[f"![{p}]({p})" for p in plots], ""]
     return "\n".join(lines)

@@ -65,7 +65,7 @@ def load_system_sets(dev_file: Path, per_set: int, seed: int) -> dict[str, list[
     return sets
 
 
-def served_config(recipe: Recipe, out: Path):
+def served_config(recipe: Recipe, out: Path, prefix: str = "system"):
     """The ``serve:`` section ``parley pipeline --serve`` would use, with a store of its own in ``out``."""
     from dataclasses import fields
 
@@ -78,23 +78,31 @@ def served_config(recipe: Recipe, out: Path):
         key, _, value = assignment.removeprefix("serve.").partition("=")
         if key in known:
             updates[key] = value
-    updates["db"] = f"sqlite:///{out / 'system_eval.db'}"
+    updates["db"] = f"sqlite:///{out / f'{prefix}_eval.db'}"
     updates["max_new_tokens"] = recipe.evaluate.system_max_new_tokens
     updates["temperature"] = 0.0
     return replace(cfg, **updates)
 
 
-def run_system_evaluation(recipe: Recipe, out: Path) -> dict[str, Any]:
-    """Every set through the served path; per set the class rates and their intervals, plus samples."""
+def run_system_evaluation(recipe: Recipe, out: Path, engine: Any | None = None, kb: Any | None = None,
+                          kinds: tuple[str, ...] | None = None, prefix: str = "system") -> dict[str, Any]:
+    """Every set through the served path; per set the class rates and their intervals, plus samples.
+
+    ``engine`` and ``kb`` replace the served ones (the extractive baseline's engine); ``kinds`` keeps only the sets
+    of those kinds; ``prefix`` names the store and the samples file (``<prefix>_eval.db``, ``<prefix>_samples.jsonl``).
+    """
     from serving.app.service import Session
     from serving.limits import LimitError
     from serving.server import build_service
 
     cfg = recipe.evaluate
     sets = load_system_sets(recipe.run.layout.risk_dev, cfg.system_prompts_per_set, recipe.run.seed)
-    serve_cfg = served_config(recipe, out)
-    (out / "system_eval.db").unlink(missing_ok=True)
-    service = build_service(serve_cfg, recipe.policy.model, recipe.policy.dtype, recipe.policy.system_prompt)
+    if kinds is not None:
+        sets = {name: rows for name, rows in sets.items() if SYSTEM_SETS[name][0] in kinds}
+    serve_cfg = served_config(recipe, out, prefix)
+    (out / f"{prefix}_eval.db").unlink(missing_ok=True)
+    service = build_service(serve_cfg, recipe.policy.model, recipe.policy.dtype, recipe.policy.system_prompt,
+                            engine=engine, kb=kb)
     started = time.time()
     report: dict[str, Any] = {}
     samples = []
@@ -128,7 +136,7 @@ def run_system_evaluation(recipe: Recipe, out: Path) -> dict[str, Any]:
         close = getattr(service.engine, "close", None)
         if close is not None:
             close()
-    with open(out / "system_samples.jsonl", "w", encoding="utf-8") as handle:
+    with open(out / f"{prefix}_samples.jsonl", "w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)
     report["_wall_s"] = round(time.time() - started, 1)
     return report

@@ -26,6 +26,10 @@ class EvaluateSection:
     batch_size: int = 8
     reference: str = "sft"
     compare: list[str] = field(default_factory=lambda: ["ppo", "sft"])
+    # The extractive baseline beside the policies (``dialogue.extractive``): no generation, the most relevant
+    # sentence of the top retrieved KB passage, scored like the others (and through the served path in the system
+    # table's support sets). Cheap: one KB embedding and one query embedding per prompt.
+    include_extractive: bool = True
     # System mode: the served code path (retrieval, guard, limits, engine) on public dev prompts from the
     # request-risk stage's dev split, per set: blocked, refused, non-answer, degenerate, substantive.
     system: bool = True
