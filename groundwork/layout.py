@@ -16,6 +16,16 @@ ADAPTER = "adapter"
 POLICY_ADAPTER = "policy_adapter"
 
 
+def seed_run_name(name: str, seed: int) -> str:
+    """The run of one seed of a multi-seed recipe (``pipeline.seeds``): ``<run.name>-s<seed>``."""
+    return f"{name}-s{seed}"
+
+
+def seeds_run_name(name: str) -> str:
+    """Where a multi-seed recipe's aggregate goes: ``<run.name>-seeds`` (its ``evaluate/report.json``)."""
+    return f"{name}-seeds"
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """Paths inside one run folder; nothing is created until a stage asks for its folder with ``stage_dir``."""

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from groundwork.errors import ParleyError
 from groundwork.recipe import Recipe
+from groundwork.sections.pipeline import parse_seeds
 from parley.feedback_commands import add_feedback_commands
 from parley.flags import add_recipe_args, add_setting, flag_overrides, recipe_from_args
 from parley.pipeline import STAGE_NAMES
@@ -43,10 +44,19 @@ def cmd_ppo(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from dialogue.evaluation import run_evaluation, run_system_only
 
+    recipe = _recipe(args)
     if args.system_only:
-        _print_json(run_system_only(_recipe(args), out_dir=args.out))
+        _print_json(run_system_only(recipe, out_dir=args.out))
         return 0
-    report = run_evaluation(_recipe(args), out_dir=args.out)
+    if recipe.pipeline.seeds:
+        from parley.seeds import seeds_evaluate
+
+        if args.out:
+            raise ParleyError("--out with --seeds: each seed's report goes to its run, the aggregate to "
+                              "runs/<run.name>-seeds/evaluate")
+        _print_json(seeds_evaluate(recipe))
+        return 0
+    report = run_evaluation(recipe, out_dir=args.out)
     _print_json({k: v for k, v in report.items() if not k.startswith("_")})
     return 0
 
@@ -54,8 +64,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from parley.pipeline import pipeline_main
 
-    return pipeline_main(_recipe(args), args.only, args.force, serve=args.serve, config=args.config,
+    recipe = _recipe(args)
+    if recipe.pipeline.seeds:
+        from parley.seeds import seeds_pipeline_main
+
+        return seeds_pipeline_main(recipe, args.only, args.force, serve=args.serve)
+    return pipeline_main(recipe, args.only, args.force, serve=args.serve, config=args.config,
                          overrides=[*args.overrides, *flag_overrides(args)])
+
+
+def _seeds(text: str) -> list[int]:
+    """``--seeds 42,43,44``: a malformed list is a usage error naming what is wrong."""
+    try:
+        return parse_seeds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_seeds(parser: argparse.ArgumentParser, what: str) -> None:
+    add_setting(parser, "--seeds", key="pipeline.seeds", type=_seeds, metavar="S1,S2,...",
+                help=f"{what} once per seed (runs <run.name>-s<seed>), then aggregate the reports in "
+                     "runs/<run.name>-seeds/evaluate (median and range over seeds)")
 
 
 def _generator(recipe: Recipe):
@@ -131,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--force", nargs="+", metavar="STAGE", default=[], choices=STAGE_NAMES,
                           help="re-run these stages")
     pipeline.add_argument("--serve", action="store_true", help="then serve the tuned model (UI at / and /v1)")
+    _add_seeds(pipeline, "run the pipeline")
     pipeline.set_defaults(handler=cmd_pipeline)
 
     ppo = sub.add_parser("ppo", help="PPO against the composite reward (LoRA policy, resumable)")
@@ -143,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", help="report folder (default runs/<run>/evaluate)")
     evaluate.add_argument("--system-only", action="store_true",
                           help="only the system table: the served path on public dev prompts (system.json/.md)")
+    _add_seeds(evaluate, "evaluate each seed's run")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     generate = sub.add_parser("generate", help="answer every row of a JSONL file")
