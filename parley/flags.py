@@ -48,7 +48,8 @@ def add_setting(parser: argparse.ArgumentParser, *names: str, key: str, help: st
     if keys is None:
         raise ValueError("call add_recipe_args(parser) before add_setting")
     default = key_default(key)
-    shown = "none" if default is None else ",".join(map(str, default)) if isinstance(default, list) else default
+    shown = ("none" if default is None or default == [] else ",".join(map(str, default)) if isinstance(default, list)
+             else default)
     text = f"{help} (recipe key {key}; default: {shown})".replace("%", "%%")
     action = parser.add_argument(*names, default=None, help=text, **kwargs)
     keys[action.dest] = key

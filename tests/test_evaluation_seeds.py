@@ -116,6 +116,21 @@ def test_a_second_run_skips_every_seeds_stages_and_rewrites_the_aggregate(seeded
     assert json.loads(report.read_text())["seeds"] == list(SEEDS)
 
 
+def test_evaluate_with_seeds_re_evaluates_each_seed_run_and_aggregates(seeded: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    base = ["evaluate", "-c", SMOKE, "--set", f"run.output_dir={seeded}", "--set", f"data.data_dir={ROOT / 'data'}",
+            "--seeds", ",".join(map(str, SEEDS)), "--set", "evaluate.system=false",
+            "--set", "evaluate.include_base=false"]
+    assert main([*base, "--out", str(seeded / "elsewhere")]) == 2
+    assert "--out with --seeds" in capsys.readouterr().err
+    assert main(base) == 0
+    aggregate = json.loads((seeded / "smoke-seeds" / "evaluate" / "report.json").read_text())
+    reports = _reports(seeded)
+    assert "base" not in aggregate and "system" not in aggregate
+    values = [reports[s]["ppo"]["composite_mean"] for s in SEEDS]
+    assert aggregate["ppo"]["composite_mean_median"] == pytest.approx(statistics.median(values))
+
+
 @pytest.mark.parametrize("seeds", ["42,x", "42,,43", "42,42", "-1", ""])
 def test_a_malformed_seed_list_is_one_usage_error(seeds: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_info:
