@@ -36,13 +36,18 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCES.split(text.strip()) if s.strip()]
 
 
+def is_filler_only(text: str) -> bool:
+    """Nothing but filler sentences (an offer to help, a pointer elsewhere, thanks), or nothing at all."""
+    return all(_FILLER.match(sentence) for sentence in _sentences(text))
+
+
 def is_non_answer(text: str) -> bool:
     """Only filler sentences, or fewer than 4 words (CJK: 6 characters) of anything."""
     words = _WORD.findall(text)
     cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
     if len(words) < 4 and cjk < 6:
         return True
-    return all(_FILLER.match(sentence) for sentence in _sentences(text))
+    return is_filler_only(text)
 
 
 def is_degenerate(text: str, question: str = "") -> bool:
@@ -61,8 +66,12 @@ def is_degenerate(text: str, question: str = "") -> bool:
 
 
 def bad_form(response: str, question: str = "") -> bool:
-    """A non-answer or a degenerate answer that is not a refusal (a short refusal is a right answer to a
-    harmful request; which requests deserve one is the request-risk model's call, not this rule's)."""
+    """Filler only (or empty), or degenerate, and not a refusal.
+
+    Short answers are not penalized ("Within 2 days.", "Bonjour" are right answers; the evaluation's
+    non-answer class also counts them, the reward does not), nor refusals (a short refusal is the right answer
+    to a harmful request; which requests deserve one is the request-risk model's call, not this rule's).
+    """
     if is_refusal(response):
         return False
-    return is_non_answer(response) or is_degenerate(response, question)
+    return is_filler_only(response) or is_degenerate(response, question)
