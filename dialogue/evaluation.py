@@ -192,7 +192,11 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     report = summarize(per_model, cfg.compare)
     audit_models, audit_answers = reference_audit_entry(rows, load_kb(recipe.data.data_dir), scorer, risks,
                                                         composite_cfg)
-    agreement = reward_judge_agreement(rows, {**per_model, **audit_models}, {**answers, **audit_answers})
+    # The audit pools what the policies wrote (plus the known right answers); the extractive baseline is not a
+    # policy, and its KB sentences to harmful or translation requests are neither a refusal nor a compliance.
+    policies = {name: entry for name, entry in per_model.items() if name != EXTRACTIVE}
+    agreement = reward_judge_agreement(rows, {**policies, **audit_models},
+                                       {**{n: answers[n] for n in policies}, **audit_answers})
     report["_reward_judge_agreement"] = agreement
     report["reward_audit_min"], report["_reward_audit_min_at"] = audit_min(agreement)
     if cfg.system and recipe.run.layout.risk_dev.is_file():
