@@ -170,8 +170,7 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
         items = [(row["messages"], response, row.get("context")) for row, response in zip(rows, responses, strict=True)]
         scores = scorer.score(items)
         composite = routed_composites(scores, risks, composite_cfg, rows, responses)
-        lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
-        per_model[spec.name] = scored_entry(rows, responses, scores, composite, lengths)
+        per_model[spec.name] = scored_entry(rows, responses, scores, composite, token_lengths(tokenizer, responses))
         if spec.name == reference:
             per_model[spec.name]["kl"] = [0.0] * len(rows)  # the reference against itself
         elif ref_model is not None:
@@ -184,10 +183,10 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
         texts, sources = extractive_answers(rows, kb, recipe.serve.top_k)  # not a policy: no generation, no KL
         scores = scorer.score([(row["messages"], text, row.get("context")) for row, text in zip(rows, texts,
                                                                                                 strict=True)])
-        lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in texts]
         answers[EXTRACTIVE] = texts
         per_model[EXTRACTIVE] = scored_entry(rows, texts, scores,
-                                             routed_composites(scores, risks, composite_cfg, rows, texts), lengths)
+                                             routed_composites(scores, risks, composite_cfg, rows, texts),
+                                             token_lengths(tokenizer, texts))
 
     report = summarize(per_model, cfg.compare)
     audit_models, audit_answers = reference_audit_entry(rows, load_kb(recipe.data.data_dir), scorer, risks,
@@ -230,6 +229,11 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     write_report(out, report, per_model, rows, answers, recipe.run.layout.ppo_log)
     write_metrics(out, {k: v for k, v in report.items() if not k.startswith("_")})
     return report
+
+
+def token_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
+    """Each answer's length in policy tokens (the report's mean response tokens)."""
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
 
 
 def scored_entry(rows: list[dict], responses: list[str], scores: dict[str, Any], composite: list[float],
@@ -414,7 +418,7 @@ def _soup_line(soup: dict[str, Any]) -> str:
     return f"ppo: a rewarded soup, SFT + {own} x this run's PPO delta + {others} (`soup` recipe section)."
 
 
-def _cell(result: dict[str, Any], key: str) -> str:
+def metric_cell(result: dict[str, Any], key: str) -> str:
     """One table cell: the value, and its template-bootstrap interval where the report has one."""
     value = result.get(key)
     if value is None:
@@ -451,7 +455,7 @@ def render_versus_extractive(report: dict[str, Any], settings: dict[str, Any] | 
         return lines
     lines += ["| metric | ppo | extractive | ppo - extractive |", "|---|---|---|---|"]
     for key in rows:
-        lines.append(f"| {VERSUS_LABELS[key]} | {_cell(policy, key)} | {_cell(baseline, key)} | "
+        lines.append(f"| {VERSUS_LABELS[key]} | {metric_cell(policy, key)} | {metric_cell(baseline, key)} | "
                      f"{policy[f'{key}_vs_extractive']:+.3f} |")
     return lines + [""]
 
@@ -471,7 +475,7 @@ def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
     for key, label in ROWS:
         cells = []
         for name in names:
-            cells.append(_cell(report[name], key))
+            cells.append(metric_cell(report[name], key))
         if any(cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", *render_versus_extractive(report, settings.get("extractive")),

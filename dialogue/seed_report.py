@@ -22,7 +22,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from dialogue.evaluation import ROWS, SUBSTANTIVE, SYSTEM_SUBSTANTIVE, VERSUS_EXTRACTIVE, _cell
+from dialogue.evaluation import ROWS, VERSUS_EXTRACTIVE, metric_cell
 from dialogue.extractive import NAME as EXTRACTIVE
 from groundwork.errors import ParleyError
 from groundwork.layout import RunLayout, seed_run_name, seeds_run_name
@@ -30,8 +30,7 @@ from groundwork.layout import RunLayout, seed_run_name, seeds_run_name
 NOT_MODELS = ("system", "comparisons", "seeds", "runs")
 CI_SUFFIXES = ("_ci_low", "_ci_high")
 SYSTEM_RATES = ("blocked_rate", "refusal_rate", "non_answer_rate", "degenerate_rate", "substantive_rate")
-LABELS = dict(ROWS) | {SUBSTANTIVE: "substantive answers to support questions",
-                       SYSTEM_SUBSTANTIVE: "substantive answers, public support prompts (served path)"}
+LABELS = dict(ROWS)
 
 
 def _number(value: Any) -> bool:
@@ -185,7 +184,7 @@ def render_seed_markdown(aggregate: dict[str, Any], reports: dict[int, dict[str,
               "| metric | model | " + " | ".join(f"s{s}" for s in seeds) + " |", "|---|---|" + "---|" * len(seeds)]
     for key in keys:
         for name in names:
-            cells = [_cell(reports[s][name], key) if name in reports[s] else "" for s in seeds]
+            cells = [metric_cell(reports[s][name], key) if name in reports[s] else "" for s in seeds]
             if any(cells):
                 lines.append(f"| {LABELS.get(key, key)} | {name} | " + " | ".join(cells) + " |")
     lines.append("")
