@@ -61,11 +61,12 @@ def build_service(cfg: ServeSection, default_model: str, dtype: str = "float32",
         if cfg.engine == "torch":
             opts.setdefault("dtype", dtype)
             opts.setdefault("compile", cfg.compile)
+            opts.setdefault("prefix_cache", cfg.prefix_cache)
         opts.setdefault("system_prompt", system_prompt)
         engine = load_engine(cfg.engine, model if cfg.engine != "llamacpp" or not cfg.artifact else None,
                              adapter=cfg.adapter, artifact=cfg.artifact, **opts)
-        if getattr(engine, "decoder", None) is not None:
-            engine.warm_up()  # compile before the first customer waits for it
+        if hasattr(engine, "warm_up"):
+            engine.warm_up()  # prefill the prompt framing / compile before the first customer waits for it
     name, adapter_hash = model_identity(model, cfg.adapter, cfg.artifact)
     _ensure_sqlite_folder(cfg.db)
     limits = Limits(cfg.max_message_chars, cfg.max_turns, cfg.max_new_tokens, cfg.request_timeout_s)

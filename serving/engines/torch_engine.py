@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
 from typing import Any
 
 from serving.engines.base import CancelToken, Engine, GenerationStats, SamplingParams
 from serving.engines.errors import EngineError
+from serving.engines.prefix_cache import PrefixKVCache, common_prefix_length
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    """A rendered prompt and its opening (the text before the last user message), which the prefix cache keeps."""
+
+    text: str
+    opening: str = ""
 
 
 def _streamer_class():
@@ -51,7 +61,7 @@ class TorchEngine(Engine):
     kind = "torch"
 
     def __init__(self, model, tokenizer, threads: int | None = None, system_prompt: str | None = None,
-                 description: str = "", compile: bool = False) -> None:
+                 description: str = "", compile: bool = False, prefix_cache: bool = True) -> None:
         super().__init__(tokenizer, system_prompt)
         import torch
 
@@ -65,6 +75,8 @@ class TorchEngine(Engine):
 
             self.decoder = CompiledDecoder(model)
         self._generate_lock = threading.Lock()
+        self.use_prefix_cache = prefix_cache and not compile  # the compiled step owns a static cache
+        self.prefix_cache = None  # built on the first request (prefills the prompt framing once)
         eos = {tokenizer.eos_token_id}
         config_eos = getattr(model.generation_config, "eos_token_id", None)
         eos.update(config_eos if isinstance(config_eos, list) else [config_eos])
@@ -73,12 +85,14 @@ class TorchEngine(Engine):
     @classmethod
     def from_pretrained(cls, model: str | None = None, adapter: str | None = None, artifact: str | None = None,
                         dtype: str = "float32", threads: int | None = None, system_prompt: str | None = None,
-                        merge: bool = True, fuse_int8: bool = True, compile: bool = False) -> TorchEngine:
+                        merge: bool = True, fuse_int8: bool = True, compile: bool = False,
+                        prefix_cache: bool = True) -> TorchEngine:
         """``artifact`` is an int8 folder (or a ``parley quantize`` output holding ``int8/``); else base + adapter.
 
         ``fuse_int8=False`` keeps one int8 GEMM per original projection (for comparison; same outputs).
         ``compile`` decodes with a static cache and a compiled step (:mod:`.compiled_decoding`); the first
-        request (or :meth:`warm_up`) pays the compilation.
+        request (or :meth:`warm_up`) pays the compilation. ``prefix_cache`` (eager decoding) prefills the prompt
+        framing shared by every request once (:mod:`.prefix_cache`).
         """
         from groundwork.models import load_causal_lm, load_tokenizer
         from serving.quantize import int8_ops
@@ -94,7 +108,8 @@ class TorchEngine(Engine):
             tokenizer = load_tokenizer(str(folder))
             int8_ops.load_native_kernels()  # C++ kernels for the int8 GEMMs when a compiler is here (built once)
             return cls(load_int8(folder, fuse=fuse_int8), tokenizer, threads, system_prompt,
-                       description=f"int8{'' if fuse_int8 else ' (unfused)'}:{folder}", compile=compile)
+                       description=f"int8{'' if fuse_int8 else ' (unfused)'}:{folder}", compile=compile,
+                       prefix_cache=prefix_cache)
         if not model:
             raise EngineError("the torch engine needs a model (or an int8 artifact)")
         tokenizer = load_tokenizer(model)
@@ -103,15 +118,70 @@ class TorchEngine(Engine):
             lm = lm.merge_and_unload()  # no per-token LoRA overhead while serving
         lm.eval()
         return cls(lm, tokenizer, threads, system_prompt, description=f"{dtype}:{model}+{adapter or 'no adapter'}",
-                   compile=compile)
+                   compile=compile, prefix_cache=prefix_cache)
 
     def warm_up(self) -> None:
-        """Compile ahead of the first request (nothing to do without ``compile``). Two prompt lengths in
-        different cache buckets, so a shape the compiled step has not seen cannot surprise a customer."""
+        """Prepare before the first request: prefill the prompt framing (prefix cache) and, with ``compile``,
+        compile for two prompt lengths in different cache buckets, so a shape the compiled step has not seen
+        cannot surprise a customer."""
+        if self.use_prefix_cache:
+            with self._generate_lock:
+                self._prefix_cache()
         if self.decoder is None:
             return
         for words in (1, 200):
             self.generate([{"role": "user", "content": " ".join(["hello"] * words)}], max_tokens=3)
+
+    def clear_prefix_cache(self) -> None:
+        """Drop the cached openings: needed after the model's weights change under the engine."""
+        with self._generate_lock:
+            self.prefix_cache = None
+
+    def framing_openings(self) -> list[list[int]]:
+        """Token ids every prompt of this engine opens with: with KB passages and without (a translation).
+
+        Found by rendering two requests that differ in everything a customer or retrieval supplies and keeping
+        the ids they share, so the opening follows the system prompt and chat template actually in use.
+        """
+        openings = []
+        for contexts in ((None, None), (["alpha"], ["omega"])):
+            a, b = (self.tokenizer(self.render([{"role": "user", "content": text}], context=context),
+                                   add_special_tokens=False)["input_ids"]
+                    for text, context in zip(("first question", "zzz other"), contexts, strict=True))
+            openings.append(a[:common_prefix_length(a, b)])
+        return openings
+
+    def _prefix_cache(self) -> PrefixKVCache:
+        if self.prefix_cache is None:
+            self.prefix_cache = PrefixKVCache(self.model)
+            for opening in self.framing_openings():
+                self.prefix_cache.add(opening)
+        return self.prefix_cache
+
+    def prepare(self, messages: Any, context: str | Sequence[str] | None = None) -> PreparedPrompt:
+        """The rendered prompt, and (with the prefix cache) the text before its last user message."""
+        text = self.render(messages, context)
+        last_user = next((m["content"] for m in reversed(self.messages(messages, context)) if m["role"] == "user"),
+                         "")
+        cut = text.rfind(last_user) if self.use_prefix_cache and last_user else -1
+        return PreparedPrompt(text, text[:cut] if cut > 0 else "")
+
+    def _cache_kwargs(self, input_ids, opening: str) -> tuple[dict[str, Any], int]:
+        """(the ``cache`` for ``generate``, how many leading ids of this request to keep afterwards).
+
+        The cache handed over is a copy of the longest held opening of ``input_ids`` or a fresh one; either way
+        ``generate`` fills it with this prompt, so its opening can be kept afterwards at no extra cost.
+        """
+        if not self.use_prefix_cache:
+            return {}, 0
+        from transformers import DynamicCache
+
+        ids = input_ids[0].tolist()
+        hit = self._prefix_cache().lookup(ids)
+        cache = hit[0] if hit else DynamicCache(config=self.model.config)
+        keep = common_prefix_length(ids, self.tokenizer(opening, add_special_tokens=False)["input_ids"]) \
+            if opening else 0
+        return {"cache": cache}, keep
 
     def _generate_kwargs(self, params: SamplingParams) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens, "eos_token_id": self.eos_token_ids,
@@ -124,12 +194,14 @@ class TorchEngine(Engine):
             kwargs["min_new_tokens"] = params.max_tokens  # masks every EOS id until max_tokens
         return kwargs
 
-    def _token_stream(self, prompt: str, params: SamplingParams, cancel: CancelToken,
+    def _token_stream(self, prompt: PreparedPrompt | str, params: SamplingParams, cancel: CancelToken,
                       stats: GenerationStats) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteriaList
 
-        encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        if isinstance(prompt, str):
+            prompt = PreparedPrompt(prompt)
+        encoded = self.tokenizer(prompt.text, return_tensors="pt", add_special_tokens=False)
         if self.decoder is not None:
             yield from self._compiled_stream(encoded["input_ids"], params, cancel, stats)
             return
@@ -143,9 +215,13 @@ class TorchEngine(Engine):
                 with self._generate_lock, torch.inference_mode():
                     if params.seed is not None:
                         torch.manual_seed(params.seed)
-                    output.append(self.model.generate(**encoded, **kwargs, streamer=streamer,
+                    cache_kwargs, keep = self._cache_kwargs(encoded["input_ids"], prompt.opening)
+                    output.append(self.model.generate(**encoded, **kwargs, **cache_kwargs, streamer=streamer,
                                                       stopping_criteria=StoppingCriteriaList(
                                                           [_cancel_criterion(cancel)])))
+                    if keep:
+                        self.prefix_cache.put(encoded["input_ids"][0, :keep].tolist(),
+                                              cache_kwargs["cache"])
             except BaseException as exc:  # surfaced in the consumer thread
                 errors.append(exc)
                 streamer.end()

@@ -1,0 +1,114 @@
+"""Time to first token of the served default, with and without the prefix cache (framing and KB openings).
+
+Builds the server's chat service exactly as ``parley pipeline --serve`` / ``parley serve`` would for a finished
+run (its int8 artifact, reward models, guard, KB retrieval, the recipe's system prompt) and sends held-out
+support questions through ``ChatService.turn`` as API requests. The two arms (``serve.prefix_cache`` on and
+off) share one loaded engine and alternate prompt by prompt; each arm's median over ``--prompts`` questions is
+reported, with the parts of the first-token path outside the engine (input guard, retrieval). Prints one
+JSON line and appends it to ``benchmarks/results/served_ttft.jsonl``.
+
+    python benchmarks/served_ttft.py --config configs/cpu-demo.yaml --run-dir runs [--prompts 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from timing import report  # noqa: E402 - this folder is on sys.path when run as a script
+
+
+def support_questions(n: int) -> list[str]:
+    """The first user message of the first ``n`` held-out support conversations (never trained on)."""
+    rows = [json.loads(line) for line in (ROOT / "data" / "support" / "heldout.jsonl").read_text().splitlines()]
+    return [row["messages"][0]["content"] for row in rows[:n]]
+
+
+def first_text_ms(service, question: str) -> float:
+    from serving.app.service import Session
+
+    started = time.perf_counter()
+    _, deltas = service.turn(Session("api"), question)
+    for delta in deltas:
+        if delta.strip():
+            break
+    elapsed = time.perf_counter() - started
+    for _ in deltas:  # finish the turn (stores it) outside the timed part
+        pass
+    return 1000 * elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/cpu-demo.yaml")
+    parser.add_argument("--run-dir", default="runs", help="run.output_dir holding the finished run")
+    parser.add_argument("--prompts", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-append", action="store_true")
+    args = parser.parse_args()
+
+    import torch
+
+    from groundwork.recipe import load_recipe
+    from groundwork.runs import served_run_overrides
+    from serving.server import build_service
+
+    torch.set_num_threads(args.threads)
+    recipe = load_recipe(args.config, [f"run.output_dir={args.run_dir}"])
+    tmp = Path(tempfile.mkdtemp(prefix="parley-ttft-bench-"))
+    served = load_recipe(args.config, [f"run.output_dir={args.run_dir}", *served_run_overrides(recipe),
+                                       f"serve.db=sqlite:///{tmp / 'bench.db'}", "serve.max_new_tokens=8"])
+    service = build_service(served.serve, served.policy.model, served.policy.dtype, served.policy.system_prompt)
+    engine = service.engine
+    questions = support_questions(args.prompts)
+    for question in questions[:3]:  # warm-up: kernels, the prefix cache, KB embeddings
+        first_text_ms(service, question)
+    arms: dict[str, list[float]] = {"prefix_cache": [], "no_prefix_cache": []}
+    store = engine.prefix_cache
+    hits_before, reused_before = (store.hits, store.reused_tokens) if store else (0, 0)
+    guard_ms, retrieval_ms, prompt_tokens = [], [], []
+    for index, question in enumerate(questions):
+        for arm in (("prefix_cache", "no_prefix_cache") if index % 2 == 0 else ("no_prefix_cache", "prefix_cache")):
+            engine.use_prefix_cache = arm == "prefix_cache"
+            arms[arm].append(first_text_ms(service, question))
+        prompt_tokens.append(engine.last_stats.prompt_tokens)
+        started = time.perf_counter()
+        service.guard.check_input([{"role": "user", "content": question}])
+        guard_ms.append(1000 * (time.perf_counter() - started))
+        started = time.perf_counter()
+        service.retrieve(question)
+        retrieval_ms.append(1000 * (time.perf_counter() - started))
+    engine.use_prefix_cache = served.serve.prefix_cache
+    medians = {arm: round(statistics.median(values), 1) for arm, values in arms.items()}
+    record = {
+        "benchmark": "served_ttft", "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "served_default_ttft_ms": medians["prefix_cache" if served.serve.prefix_cache else "no_prefix_cache"],
+        "ttft_ms": medians,
+        "speedup": round(medians["no_prefix_cache"] / medians["prefix_cache"], 2),
+        "input_guard_ms": round(statistics.median(guard_ms), 1),
+        "retrieval_ms": round(statistics.median(retrieval_ms), 1),
+        "prompt_tokens_median": statistics.median(prompt_tokens),
+        "framing_tokens": sorted(len(o) for o in engine.framing_openings()),
+        "reused_tokens_per_cached_request": round((store.reused_tokens - reused_before) / len(questions), 1)
+        if store else None,
+        "cache_hits": store.hits - hits_before if store else None,
+        "settings": {"config": args.config, "run": str(recipe.run.layout.root), "engine": engine.description,
+                     "guard": service.guard.enabled, "prompts": len(questions), "threads": args.threads,
+                     "prompt_source": "data/support/heldout.jsonl", "loadavg_after": list(os.getloadavg())},
+    }
+    report(record, ROOT / "benchmarks" / "results" / "served_ttft.jsonl", append=not args.no_append)
+    service.store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

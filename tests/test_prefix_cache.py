@@ -1,0 +1,82 @@
+"""Prefix caching in the torch engine: the prompt framing is prefilled once, answers stay the same."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from serving.engines import load_engine
+from serving.engines.prefix_cache import MIN_PREFIX_TOKENS, PrefixKVCache, common_prefix_length
+from serving.engines.torch_engine import TorchEngine
+
+TINY = "tiny-random-llama"
+REQUESTS = [
+    ("Where is my order? It was due on Monday.", "Orders ship within 2 business days."),
+    ("Can I return a damaged kettle?", "Damaged items: report them within 7 days with a photo."),
+    ("Translate to French: thank you for waiting", None),
+]
+
+
+@pytest.fixture(scope="module")
+def engines():
+    cached = load_engine("torch", TINY, threads=2, system_prompt="You are the support assistant of a shop.")
+    plain = TorchEngine(cached.model, cached.tokenizer, threads=2, system_prompt=cached.system_prompt,
+                        prefix_cache=False)
+    yield cached, plain
+    cached.close()
+
+
+@pytest.mark.parametrize("sampling", [{"temperature": 0.0}, {"temperature": 1.0, "seed": 5}])
+def test_answers_with_the_cached_framing_equal_answers_without(engines, sampling):
+    cached, plain = engines
+    for question, kb in REQUESTS:
+        with_cache = cached.generate(question, context=kb, max_tokens=12, **sampling)
+        assert cached.last_stats.prompt_tokens > MIN_PREFIX_TOKENS
+        assert with_cache == plain.generate(question, context=kb, max_tokens=12, **sampling)
+    assert plain.prefix_cache is None
+
+
+def test_every_request_hits_one_of_the_two_framings(engines):
+    cached, _ = engines
+    openings = cached.framing_openings()
+    assert len(openings) == 2 and all(len(o) >= MIN_PREFIX_TOKENS for o in openings)
+    with_kb = cached.tokenizer(cached.render(REQUESTS[0][0], context=REQUESTS[0][1]),
+                               add_special_tokens=False)["input_ids"]
+    assert max(len(o) for o in openings) == common_prefix_length(openings[1], with_kb)  # KB framing: the longer
+    hits = cached.prefix_cache.hits if cached.prefix_cache else 0
+    for question, kb in REQUESTS:
+        cached.generate(question, context=kb, max_tokens=2)
+    assert cached.prefix_cache.hits == hits + len(REQUESTS)
+    assert cached.prefix_cache.misses == 0
+
+
+def test_a_lookup_hands_out_a_copy_and_only_true_prefixes_match(engines):
+    cached, _ = engines
+    store = PrefixKVCache(cached.model)
+    ids = list(range(5, 45))
+    store.add(ids[:8])  # too short to be worth caching
+    assert len(store) == 0
+    store.add(ids[:30])
+    copy_, length = store.lookup(ids)
+    assert length == 30 and copy_.get_seq_length() == 30
+    cached.model(input_ids=torch.tensor([ids[30:]]), cache=copy_, use_cache=True)
+    assert copy_.get_seq_length() == 40
+    assert store.lookup(ids)[0].get_seq_length() == 30  # the held entry did not grow
+    assert store.lookup(ids[:30]) is None  # nothing left to prefill: generate needs one id
+    assert store.lookup([4] + ids) is None
+    assert (store.hits, store.misses) == (2, 2)
+
+
+def test_a_repeated_opening_is_reused_whole_and_the_answer_is_unchanged(engines):
+    cached, plain = engines
+    kb = "Refunds: we refund within 5 business days of receiving the return, to the original payment method."
+    cached.generate("When do I get my refund?", context=kb, max_tokens=4)
+    store = cached.prefix_cache
+    prompt = cached.prepare("Is the refund paid to my card?", context=kb)
+    assert prompt.text.startswith(prompt.opening) and "refund paid" not in prompt.opening
+    ids = cached.tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
+    _, held = store.lookup(ids)  # the first question's opening (framing + this passage), not just the framing
+    assert held > max(len(o) for o in cached.framing_openings())
+    assert len(ids) - held < 20  # only the new question is left to prefill
+    answer = cached.generate("Is the refund paid to my card?", context=kb, max_tokens=12, temperature=0.0)
+    assert answer == plain.generate("Is the refund paid to my card?", context=kb, max_tokens=12, temperature=0.0)
