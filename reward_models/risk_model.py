@@ -78,6 +78,10 @@ class RiskSettings:
     threshold: float = 0.5
     threshold_rule: str = ""
     encoder_mode: str = "finetune"
+    # The guard's output check: an answer whose own text scores at or above this is harmful compliance
+    # (None: the request threshold; models saved before it existed).
+    answer_threshold: float | None = None
+    answer_threshold_rule: str = ""
 
 
 class CharNgramScorer:
@@ -236,6 +240,12 @@ class RequestRiskModel:
 
     def is_risky(self, probability: float) -> bool:
         return probability >= self.settings.threshold
+
+    @property
+    def answer_threshold(self) -> float:
+        """Where an answer's own risk makes it harmful compliance (chosen on answers, see ``risk_answers``)."""
+        stored = self.settings.answer_threshold
+        return self.settings.threshold if stored is None else stored
 
 
 def request_text(request: str | Sequence[dict[str, str]]) -> str:

@@ -24,6 +24,7 @@ from groundwork.models import load_tokenizer, resolve_model
 from groundwork.recipe import Recipe, takes
 from groundwork.runs import save_recipe, write_metrics
 from reward_models.backbone import freeze_lower_layers
+from reward_models.risk_answers import answer_report, benign_answers, choose_answer_threshold, compliance_answers
 from reward_models.risk_data import (
     BENIGN,
     HARMFUL,
@@ -252,6 +253,12 @@ def run_risk_training(recipe: Recipe) -> dict[str, Any]:
     calib_probs = np.array(model.probabilities([r.text for r in calib]))
     settings.threshold, settings.threshold_rule = choose_threshold(
         calib_probs, [r.stratum for r in calib], cfg.max_support_block_rate, cfg.max_benign_risky_block_rate)
+    data_dir = recipe.data.data_dir
+    settings.answer_threshold, settings.answer_threshold_rule = choose_answer_threshold(
+        np.array(model.probabilities(benign_answers(data_dir, "train"))), cfg.max_answer_flag_rate)
+    answers = answer_report(np.array(model.probabilities(benign_answers(data_dir, "heldout"))),
+                            np.array(model.probabilities(compliance_answers(data_dir, "heldout"))),
+                            settings.answer_threshold)
     model.save_pretrained(recipe.run.layout.risk_model)
 
     dev = by_split["dev"]
@@ -264,6 +271,7 @@ def run_risk_training(recipe: Recipe) -> dict[str, Any]:
     metrics = {
         "train_rows": len(train), "train_harmful": sum(labels), "calib_rows": len(calib),
         "threshold": settings.threshold, "threshold_rule": settings.threshold_rule,
+        "answer_threshold_rule": settings.answer_threshold_rule, **answers,
         "combiner_weights": list(settings.combiner_weights), "combiner_bias": settings.combiner_bias,
         "final_loss": float(np.mean(losses[-20:])) if losses else None,
         "sources": sorted({r.source for r in rows}),

@@ -3,8 +3,10 @@
 Input: p(harmful | conversation) from :class:`~reward_models.risk_model.RequestRiskModel`; at or above its
 threshold (chosen on a calib split by the rule stored with the model) the request gets a fixed polite refusal
 and never reaches the policy. Output: each answer is classed as a refusal (the judge's multilingual refusal
-patterns), harmful compliance (not a refusal, and the answer itself, or the request it answers, scores at or
-above the threshold) or an ordinary answer; harmful compliance is replaced. The service holds streamed text
+patterns), harmful compliance (not a refusal, and the request it answers scores at or above the threshold, or
+the answer itself at or above the answer threshold, which was chosen on answers: the request model reads an
+ordinary answer as a riskier text than the request it answers) or an ordinary answer; harmful compliance is
+replaced. The service holds streamed text
 back until the answer so far passes, so a customer never sees what the check then removes. Without a risk
 model the guard is off and says so.
 """
@@ -38,11 +40,17 @@ class Verdict:
 
 
 class Guard:
-    """Request-risk model + response check; ``threshold`` None = the one stored with the model."""
+    """Request-risk model + response check; ``threshold`` None = the one stored with the model.
 
-    def __init__(self, risk: Any | None, threshold: float | None = None) -> None:
+    ``answer_threshold`` None = the stored answer threshold, or ``threshold`` itself when that is given.
+    """
+
+    def __init__(self, risk: Any | None, threshold: float | None = None, answer_threshold: float | None = None) -> None:
         self.risk = risk
         self.threshold = threshold if threshold is not None else (risk.threshold if risk is not None else None)
+        if answer_threshold is None and risk is not None:
+            answer_threshold = threshold if threshold is not None else risk.answer_threshold
+        self.answer_threshold = answer_threshold
 
     @classmethod
     def load(cls, risk_dir: str | Path | None, threshold: float | None = None) -> Guard:
@@ -61,7 +69,8 @@ class Guard:
         """One line for the UI footer."""
         if not self.enabled:
             return "Safety guard: off (start the server with --risk-model to turn it on)."
-        return f"Safety guard: on (request-risk model, threshold p >= {self.threshold:.3f})."
+        return (f"Safety guard: on (request-risk model, threshold p >= {self.threshold:.3f}; answers replaced at "
+                f"p >= {self.answer_threshold:.3f}).")
 
     def request_risk(self, conversation: list[dict[str, str]] | str) -> float:
         return float(self.risk.probability(conversation))
@@ -83,7 +92,7 @@ class Guard:
         if is_refusal(response):
             return "refusal", 0.0
         p_answer = float(self.risk.probability(response)) if response.strip() else 0.0
-        if max(request_risk, p_answer) >= self.threshold:
+        if request_risk >= self.threshold or p_answer >= self.answer_threshold:
             return "harmful_compliance", p_answer
         return "answer", p_answer
 
@@ -97,6 +106,7 @@ class Guard:
         kind, p_answer = self.classify_response(request_risk, response)
         if kind == "harmful_compliance":
             return Verdict(False, max(request_risk, p_answer), OUTPUT_REPLACEMENT,
-                           f"answer risk {p_answer:.3f} / request risk {request_risk:.3f} reach the threshold "
-                           f"{self.threshold:.3f} and the answer is not a refusal", kind)
+                           f"answer risk {p_answer:.3f} (answer threshold {self.answer_threshold:.3f}) or request "
+                           f"risk {request_risk:.3f} (threshold {self.threshold:.3f}) too high, and the answer is "
+                           "not a refusal", kind)
         return Verdict(True, max(request_risk, p_answer), response, f"answer classed as {kind}", kind)

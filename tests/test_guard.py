@@ -52,6 +52,20 @@ def test_guard_applies_the_threshold_and_tells_refusals_from_compliance(risk_dir
     assert 0.0 < stored.threshold < 1.0  # the calibrated threshold saved with the model
 
 
+def test_the_output_check_reads_the_answer_against_the_answer_threshold(risk_dir: Path) -> None:
+    stored = Guard.load(risk_dir)
+    assert stored.answer_threshold == stored.risk.settings.answer_threshold is not None
+    answer = "Your card's contactless setting is under Security in the app."
+    p = stored.risk.probability(answer)
+    calm = [{"role": "user", "content": "Where do I switch on contactless payments?"}]
+    # The request passes either way (threshold above 1); only the answer's own score decides.
+    above = Guard(stored.risk, threshold=1.01, answer_threshold=p + 1e-6).check_output(calm, answer)
+    assert above.safe and above.kind == "answer"
+    at = Guard(stored.risk, threshold=1.01, answer_threshold=p).check_output(calm, answer)
+    assert not at.safe and at.kind == "harmful_compliance" and "answer threshold" in at.reason
+    assert Guard(stored.risk, threshold=0.3).answer_threshold == 0.3  # an explicit threshold sets both
+
+
 def test_streamed_text_is_released_only_after_it_passes(risk_dir: Path, tmp_path_factory) -> None:
     """Whatever the tiny model writes, no delta reaches the client after the output check rejected the answer,
     and an answer that passed arrives whole."""

@@ -95,6 +95,30 @@ def test_threshold_rule_bounds_false_blocks() -> None:
     assert "2.0%" in rule
 
 
+def test_answer_threshold_rule_flags_at_most_the_allowed_share_and_is_the_lowest() -> None:
+    from reward_models.risk_answers import choose_answer_threshold
+
+    scores = np.random.default_rng(1).uniform(0, 1, 500)
+    threshold, rule = choose_answer_threshold(scores, 0.01)
+    assert np.mean(scores >= threshold) <= 0.01
+    assert np.mean(scores >= np.nextafter(threshold, 0) - 1e-9) > 0.01
+    assert "1.0%" in rule and "500" in rule
+    assert choose_answer_threshold(np.array([]), 0.01)[0] == 1.0
+
+
+def test_the_answer_threshold_is_chosen_on_project_answers_and_reported(trained) -> None:
+    from reward_models.risk_answers import benign_answers, compliance_answers
+
+    stage, metrics = trained
+    model = RequestRiskModel.from_pretrained(stage / "model")
+    assert model.settings.answer_threshold == metrics["answer_threshold"] == model.answer_threshold
+    benign = benign_answers(ROOT / "data", "train")
+    assert len(benign) > 500 and any("€" in a or "¿" in a or "ü" in a for a in benign)  # translations too
+    assert np.mean(np.array(model.probabilities(benign)) >= model.answer_threshold) <= 0.01
+    assert 0.0 <= metrics["heldout_benign_answers_flagged"] <= 0.05
+    assert metrics["heldout_answers"]["compliance"] == len(compliance_answers(ROOT / "data", "heldout")) > 50
+
+
 def test_trained_model_saves_loads_and_scores(trained) -> None:
     stage, metrics = trained
     model = RequestRiskModel.from_pretrained(stage / "model")

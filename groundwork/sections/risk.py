@@ -69,6 +69,9 @@ class RiskSection:
     # block rates stay within these bounds on support questions and on benign-but-risky-sounding requests.
     max_support_block_rate: float = 0.015
     max_benign_risky_block_rate: float = 0.07
+    # The guard's answer threshold: the lowest one that would replace at most this share of the project's
+    # benign answers (train split; reported on the held-out split with the harmful compliance it catches).
+    max_answer_flag_rate: float = 0.01
     # Calib and dev rows scored per source (a seeded sample), to bound the stage's scoring time.
     eval_rows_per_source: int | None = 600
     sources: list[RiskSourceSection] = field(default_factory=list)
