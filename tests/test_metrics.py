@@ -78,7 +78,7 @@ def test_requests_latency_feedback_and_tickets_are_counted(live) -> None:
     assert ("parley_queue_depth", (("queue", "ui"),)) in after
     assert _value(after, "parley_generation_slots") == live.cfg.concurrency
     assert _value(after, "parley_model_info", model=MODEL, guard="off") == 1
-    for private in ("4111", "zebra-kumquat", "Where is my order", "session-", OPERATOR[1]):
+    for private in ("4111 1111", "zebra-kumquat", "Where is my order", "session-", OPERATOR[1]):
         assert private not in text
 
     closed = httpx.post(f"{live.api}/operator/tickets/{ticket}/close", timeout=30, json={"note": "done"},
