@@ -6,7 +6,7 @@ Baseline: the same LoRA policy, batch, response length and PPO epochs, with one 
 Each arm runs in its own child process so peak RSS is per arm. Prints one JSON line and appends it to
 ``benchmarks/results/ppo_throughput.jsonl``.
 
-    python benchmarks/ppo_throughput.py --config configs/cpu-demo.yaml --steps 4
+    python benchmarks/ppo_throughput.py --config configs/cpu-demo.yaml --steps 10
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ def main() -> None:
         "baseline_eps_per_s": round(baseline["eps_per_s"], 4),
         "parley_eps_per_s": round(parley["eps_per_s"], 4),
         "ratio": round(parley["eps_per_s"] / baseline["eps_per_s"], 3),
+        "updates_per_arm": args.steps,
         "baseline_peak_rss_mb": round(baseline["peak_rss_mb"], 1),
         "parley_peak_rss_mb": round(parley["peak_rss_mb"], 1),
         "baseline_reward_params_m": round(baseline["reward_params_m"], 1),
