@@ -13,7 +13,6 @@ JSON line and appends it to ``benchmarks/results/served_ttft.jsonl``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -24,27 +23,20 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from timing import report  # noqa: E402 - this folder is on sys.path when run as a script
+from guard_latency import first_text_seconds  # noqa: E402 - this folder is on sys.path when run as a script
+from timing import report  # noqa: E402
 
 
 def support_questions(n: int) -> list[str]:
-    """The first user message of the first ``n`` held-out support conversations (never trained on)."""
-    rows = [json.loads(line) for line in (ROOT / "data" / "support" / "heldout.jsonl").read_text().splitlines()]
-    return [row["messages"][0]["content"] for row in rows[:n]]
+    """The customer's question of the first ``n`` held-out support conversations (never trained on)."""
+    from groundwork.chat_format import last_user_text
+    from groundwork.data_loading import load_support
+
+    return [last_user_text(row["messages"]) for row in load_support(ROOT / "data", "heldout")[:n]]
 
 
 def first_text_ms(service, question: str) -> float:
-    from serving.app.service import Session
-
-    started = time.perf_counter()
-    _, deltas = service.turn(Session("api"), question)
-    for delta in deltas:
-        if delta.strip():
-            break
-    elapsed = time.perf_counter() - started
-    for _ in deltas:  # finish the turn (stores it) outside the timed part
-        pass
-    return 1000 * elapsed
+    return 1000 * first_text_seconds(service, question)
 
 
 def main() -> int:

@@ -23,7 +23,7 @@ from groundwork.recipe import Recipe
 from groundwork.runs import recipe_yaml
 
 # Balanced by measured cpu-demo stage times on one thread each: SFT and the three reward models (~480 s) beside
-# the request-risk model (~600 s with its 3 epochs).
+# the request-risk model (~670 s with its 3 epochs).
 LANES: tuple[tuple[str, ...], ...] = (("sft", "reward-safety", "reward-faithfulness", "reward-quality"), ("risk",))
 
 

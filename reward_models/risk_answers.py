@@ -12,43 +12,30 @@ preference pairs' rejected answers: harmful, fraud, another customer's data, pro
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from groundwork.data_loading import load_preferences, load_support, load_translation_pairs
 from groundwork.languages import LANGUAGES
 
 COMPLIANCE_CATEGORIES = ("harmful", "fraud", "other_customer_data", "prompt_injection")
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _last_assistant(messages: list[dict[str, str]] | None) -> str:
-    return next((m["content"] for m in reversed(messages or []) if m.get("role") == "assistant"), "")
-
-
 def benign_answers(data_dir: str | Path, split: str) -> list[str]:
     """Answers the bot should be free to give, from the project's ``split`` ("train" or "heldout") files."""
-    data_dir = Path(data_dir)
-    answers = [_last_assistant(row.get("messages")) for row in _jsonl(data_dir / "support" / f"{split}.jsonl")]
-    answers += [_last_assistant(row["chosen"]) for row in _jsonl(data_dir / "preferences" / "safety" / f"{split}.jsonl")
+    answers = [row["messages"][-1]["content"] for row in load_support(data_dir, split)]
+    answers += [row["chosen"][-1]["content"] for row in load_preferences(data_dir, "safety", split)
                 if row.get("category") == "benign_risky"]
-    for row in _jsonl(data_dir / "translation" / f"{split}.jsonl"):
-        answers += [row[code] for code in LANGUAGES if row.get(code)]
-    return [a for a in answers if a.strip()]
+    answers += [pair[code] for pair in load_translation_pairs(data_dir, split) for code in LANGUAGES]
+    return answers
 
 
 def compliance_answers(data_dir: str | Path, split: str) -> list[str]:
     """Answers that comply with harmful, fraudulent, privacy-breaking or injected requests."""
-    rows = _jsonl(Path(data_dir) / "preferences" / "safety" / f"{split}.jsonl")
-    return [a for a in (_last_assistant(r["rejected"]) for r in rows if r.get("category") in COMPLIANCE_CATEGORIES)
-            if a.strip()]
+    return [row["rejected"][-1]["content"] for row in load_preferences(data_dir, "safety", split)
+            if row.get("category") in COMPLIANCE_CATEGORIES]
 
 
 def choose_answer_threshold(benign_scores: np.ndarray, max_flag_rate: float) -> tuple[float, str]:

@@ -31,8 +31,9 @@ class ServeSection:
     # torch engine: decode with a static cache and a torch.compile'd step (compiled at start-up, 30-140 s on
     # 2 cores; int8 SmolLM2 decodes ~1.5x faster than eager).
     compile: bool = False
-    # torch engine, eager decoding: prefill the prompt framing every request shares (system prompt and KB
-    # instructions, ~110 of a ~300-token support prompt) once and reuse its cache: a shorter time to first token.
+    # torch engine, eager decoding: reuse the key/value cache of prompt openings across requests (the framing
+    # every request shares, ~110 of a ~300-token support prompt, and each request's framing + KB passages, up to
+    # 8): a later prompt that opens the same way prefills only the rest. A shorter time to first token.
     prefix_cache: bool = True
     # openai engine: base URL of the OpenAI-compatible server it fronts (e.g. http://vllm-host:8000/v1); required.
     engine_url: str | None = None

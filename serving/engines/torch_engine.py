@@ -9,6 +9,7 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+from groundwork.chat_format import last_user_text, render_prompt
 from serving.engines.base import CancelToken, Engine, GenerationStats, SamplingParams
 from serving.engines.errors import EngineError
 from serving.engines.prefix_cache import PrefixKVCache, common_prefix_length
@@ -160,9 +161,9 @@ class TorchEngine(Engine):
 
     def prepare(self, messages: Any, context: str | Sequence[str] | None = None) -> PreparedPrompt:
         """The rendered prompt, and (with the prefix cache) the text before its last user message."""
-        text = self.render(messages, context)
-        last_user = next((m["content"] for m in reversed(self.messages(messages, context)) if m["role"] == "user"),
-                         "")
+        framed = self.messages(messages, context)
+        text = render_prompt(self.tokenizer, framed)
+        last_user = last_user_text(framed)
         cut = text.rfind(last_user) if self.use_prefix_cache and last_user else -1
         return PreparedPrompt(text, text[:cut] if cut > 0 else "")
 
@@ -194,13 +195,11 @@ class TorchEngine(Engine):
             kwargs["min_new_tokens"] = params.max_tokens  # masks every EOS id until max_tokens
         return kwargs
 
-    def _token_stream(self, prompt: PreparedPrompt | str, params: SamplingParams, cancel: CancelToken,
+    def _token_stream(self, prompt: PreparedPrompt, params: SamplingParams, cancel: CancelToken,
                       stats: GenerationStats) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteriaList
 
-        if isinstance(prompt, str):
-            prompt = PreparedPrompt(prompt)
         encoded = self.tokenizer(prompt.text, return_tensors="pt", add_special_tokens=False)
         if self.decoder is not None:
             yield from self._compiled_stream(encoded["input_ids"], params, cancel, stats)
