@@ -127,6 +127,11 @@ class RunLayout:
         return self.quantize / "int8"
 
     @property
+    def auto_plan_gguf(self) -> Path:
+        """The GGUF of ``quantize.plan`` (serving.quantize.export.PLAN_GGUF)."""
+        return self.quantize / "model-auto.gguf"
+
+    @property
     def evaluate(self) -> Path:
         return self.stage("evaluate")
 

@@ -19,11 +19,20 @@ def tuned_policy_adapter(recipe: Recipe) -> Path:
     return recipe.run.layout.policy_adapter("soup" if recipe.soup.runs else "ppo")
 
 
+def _llama_cpp_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
 def served_run_overrides(recipe: Recipe) -> list[str]:
     """``serve.*`` settings that point the server at this run's results: the tuned policy, reward models, guard."""
     layout = recipe.run.layout
     overrides = []
-    if recipe.serve.engine == "torch" and layout.int8_model.is_dir() and layout.quantize_manifest.is_file():
+    if recipe.serve.engine == "torch" and layout.auto_plan_gguf.is_file() and _llama_cpp_installed():
+        # the quantization plan the run chose by measured agreement, reward and speed (quantize.plan)
+        overrides += ["serve.engine=llamacpp", f"serve.artifact={layout.quantize}", "serve.gguf_type=auto"]
+    elif recipe.serve.engine == "torch" and layout.int8_model.is_dir() and layout.quantize_manifest.is_file():
         overrides.append(f"serve.artifact={layout.quantize}")  # int8: ~2x faster decoding than fp32 on CPU
     else:
         for adapter in (tuned_policy_adapter(recipe), layout.sft_adapter):

@@ -137,15 +137,16 @@ def _ppo_runner() -> Callable[[Recipe, bool], dict[str, Any]]:
     return run
 
 
-@takes("run", "policy", "soup", "quantize")
+@takes("run", "policy", "soup", "quantize", "data", "reward")
 def _run_quantize(recipe: Recipe, resume: bool) -> dict[str, Any]:
-    from serving.quantize.export import QuantizeSettings, quantize
+    from parley.quantize_commands import plan_inputs, quantize_settings
+    from serving.quantize.export import quantize
 
-    cfg = recipe.quantize
-    manifest = quantize(recipe.policy.model, str(tuned_policy_adapter(recipe)),
-                        recipe.run.layout.quantize,
-                        QuantizeSettings(tuple(cfg.formats), tuple(cfg.gguf_types), base_gguf=cfg.base_gguf,
-                                         verify=cfg.verify, gguf_lora=cfg.gguf_lora))
+    prompts, scorer = (plan_inputs(recipe, recipe.run.layout.root) if recipe.quantize.plan == "auto"
+                       else (None, None))
+    manifest = quantize(recipe.policy.model, str(tuned_policy_adapter(recipe)), recipe.run.layout.quantize,
+                        quantize_settings(recipe), plan_prompts=prompts, plan_scorer=scorer,
+                        system_prompt=recipe.policy.system_prompt)
     sizes = {a["format"]: round(a["size_bytes"] / 1e6, 1) for a in manifest.get("artifacts", [])}
     # A GGUF the model's architecture or tokenizer cannot be written as is skipped, not a failure: say why here too.
     return {"artifacts_mb": sizes} | ({"gguf": manifest["gguf"]} if "gguf" in manifest else {})

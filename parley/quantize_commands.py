@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from parley.flags import add_recipe_args, add_setting, recipe_from_args
 
@@ -13,14 +14,53 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip().lower() for v in value.split(",") if v.strip())
 
 
+def quantize_settings(recipe):
+    """The recipe's ``quantize:`` section as :class:`QuantizeSettings` (the CLI and the pipeline share it)."""
+    from serving.quantize.export import QuantizeSettings
+    from serving.quantize.plan_search import PlanSearchSettings
+
+    cfg = recipe.quantize
+    search = PlanSearchSettings(min_agreement=cfg.plan_min_agreement, min_reward_delta=cfg.plan_min_reward_delta,
+                                prompts=cfg.plan_prompts)
+    return QuantizeSettings(formats=tuple(cfg.formats), gguf_types=tuple(cfg.gguf_types), base_gguf=cfg.base_gguf,
+                            verify=cfg.verify, gguf_lora=cfg.gguf_lora, plan=cfg.plan, plan_search=search)
+
+
+def plan_inputs(recipe, reward_dir: str | Path | None):
+    """``(measurement prompts, composite scorer or None)`` for ``quantize.plan: auto``.
+
+    The prompts are the support *train* split's conversations with their KB context (the held-out split stays
+    for the serving benchmark); the scorer is the reward models in ``reward_dir`` combined as the composite
+    (lambda 0), None when there are none (the plan is then chosen by agreement and speed only).
+    """
+    from groundwork.data_loading import load_support
+
+    rows = load_support(recipe.data.data_dir, "train")[: recipe.quantize.plan_prompts]
+    prompts = [{"messages": r["messages"][:-1], "context": r.get("context")} for r in rows]
+    if reward_dir is None or not (Path(reward_dir) / "reward-quality").is_dir():
+        return prompts, None
+    from reward_models.lagrange import combine
+    from reward_models.scorer import RewardScorer
+
+    scorer = RewardScorer.from_pretrained(reward_dir)
+    composite = recipe.reward.composite
+
+    def score(rows, answers):
+        scores = scorer.score([(r["messages"], a, r.get("context")) for r, a in zip(rows, answers, strict=True)])
+        return [float(combine({o: v[i] for o, v in scores.items()}, composite, 0.0)) for i in range(len(answers))]
+
+    return prompts, score
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from serving.quantize.export import QuantizeSettings, quantize
+    from serving.quantize.export import quantize
 
     recipe = recipe_from_args(args)
     cfg = recipe.quantize
-    settings = QuantizeSettings(formats=tuple(cfg.formats), gguf_types=tuple(cfg.gguf_types), base_gguf=cfg.base_gguf,
-                                verify=cfg.verify, gguf_lora=cfg.gguf_lora)
-    manifest = quantize(recipe.policy.model, cfg.adapter, args.out, settings)
+    settings = quantize_settings(recipe)
+    prompts, scorer = plan_inputs(recipe, args.reward_dir) if cfg.plan == "auto" else (None, None)
+    manifest = quantize(recipe.policy.model, cfg.adapter, args.out, settings, plan_prompts=prompts,
+                        plan_scorer=scorer, system_prompt=recipe.policy.system_prompt)
     for artifact in manifest["artifacts"]:
         print(f"parley: wrote {args.out}/{artifact['path']} ({artifact['size_bytes'] / 1e6:.1f} MB, "
               f"{artifact['format']})", file=sys.stderr)
@@ -51,5 +91,12 @@ def add_quantize_command(sub) -> argparse.ArgumentParser:
                 help="with an adapter, skip the unmerged base + LoRA GGUF written for 4/5-bit types")
     add_setting(parser, "--no-verify", key="quantize.verify", action="store_const", const=False,
                 help="skip reloading each GGUF (transformers or llama.cpp) to compare logits")
+    add_setting(parser, "--plan", key="quantize.plan",
+                help="auto: search a per-layer-group type plan by measured greedy agreement, composite-reward "
+                     "change and llama.cpp tokens/s, written as model-auto.gguf (parley serve's default); or a plan "
+                     "JSON file")
+    parser.add_argument("--reward-dir", default=None,
+                        help="run folder holding reward-<objective>/ models: the plan search scores answers with "
+                             "their composite (none = agreement and speed only)")
     parser.set_defaults(handler=cmd_quantize)
     return parser

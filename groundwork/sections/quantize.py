@@ -28,3 +28,12 @@ class QuantizeSection:
     verify: bool = True
     # 4/5-bit types also as the unmerged base + a llama.cpp LoRA GGUF (keeps the tuning; see gguf_lora).
     gguf_lora: bool = True
+    # A per-layer-group type plan (serving.quantize.plan_search): "auto" measures candidate plans in llama.cpp on
+    # support *train* prompts (greedy agreement with the fp32 model, composite-reward change, tokens/s) and writes
+    # the fastest that keeps ``plan_min_agreement`` and ``plan_min_reward_delta`` as model-auto.gguf, which
+    # ``parley serve`` then loads by default; a path loads a plan JSON instead (a manifest's "plan" entry);
+    # None = no plan. Needs llama-cpp-python for "auto"; ~5 min for SmolLM2-135M on 2 cores.
+    plan: str | None = None
+    plan_min_agreement: float = 0.6
+    plan_min_reward_delta: float = -0.05
+    plan_prompts: int = 24

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,8 +17,11 @@ from serving.quantize.gguf_mixed import MIXED_PREFIX, export_gguf_mixed, mixed_c
 from serving.quantize.int8 import save_int8
 from serving.quantize.manifest import dir_size, write_manifest
 from serving.quantize.merge import adapter_sha256, load_merged
+from serving.quantize.plan_search import PlanSearchSettings, Scorer
 
 FORMATS = ("int8", "gguf", "merged")
+AUTO = "auto"
+PLAN_GGUF = "model-auto.gguf"
 INT8_DIR = "int8"
 MERGED_DIR = "merged"
 LORA_GGUF = "adapter-lora.gguf"
@@ -41,6 +46,9 @@ class QuantizeSettings:
     # With an adapter, 4/5-bit types also get the unmerged base at that type plus the LoRA as a llama.cpp
     # adapter (see gguf_lora: merging into a base already on the 4-bit grid rounds the tuning away).
     gguf_lora: bool = True
+    # "auto" (search, see plan_search), a plan JSON path, or None; written as model-auto.gguf.
+    plan: str | None = None
+    plan_search: PlanSearchSettings | None = None
 
     def validate(self) -> None:
         unknown = [f for f in self.formats if f not in FORMATS]
@@ -50,11 +58,22 @@ class QuantizeSettings:
         if bad:
             raise QuantizeError(f"unknown GGUF type(s) {bad}; choose from {', '.join(GGUF_TYPES)} or "
                                 f"{MIXED_PREFIX}<type> (e.g. {MIXED_PREFIX}q8_0)")
+        if self.plan is not None and self.plan != AUTO and not Path(self.plan).is_file():
+            raise QuantizeError(f"quantize.plan is 'auto' or a plan JSON file; {self.plan} does not exist")
+        if self.plan is not None and "gguf" not in self.formats:
+            raise QuantizeError("quantize.plan writes a GGUF: add gguf to quantize.formats")
+        if self.plan_search is not None:
+            self.plan_search.validate()
 
 
 def quantize(model: str, adapter: str | None, out_dir: str | Path,
-             settings: QuantizeSettings | None = None) -> dict[str, Any]:
-    """Merge ``adapter`` into ``model`` and export; returns the manifest written to ``out_dir``."""
+             settings: QuantizeSettings | None = None, plan_prompts: list[dict[str, Any]] | None = None,
+             plan_scorer: Scorer | None = None, system_prompt: str | None = None) -> dict[str, Any]:
+    """Merge ``adapter`` into ``model`` and export; returns the manifest written to ``out_dir``.
+
+    ``plan_prompts`` (conversations with KB context, never the final evaluation's) and ``plan_scorer``
+    (composite reward per answer, optional) feed ``settings.plan == "auto"``.
+    """
     settings = settings or QuantizeSettings()
     settings.validate()
     adapter_hash = adapter_sha256(adapter) if adapter else None
@@ -93,6 +112,9 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
 
                 entry["verify_vs_merged_fp32"] = verify_gguf(merged, tokenizer, out / gguf_name(qtype))
             artifacts.append(entry)
+        if settings.plan is not None:
+            artifacts.append(_export_plan(merged, out, settings, tokenizer, provenance, plan_prompts, plan_scorer,
+                                          system_prompt))
         low_bit = [t.lower() for t in settings.gguf_types if t.lower() in LOW_BIT_TYPES]
         if adapter and settings.gguf_lora and low_bit:
             artifacts.extend(_export_base_plus_lora(model, adapter, merged.config, out, low_bit, settings,
@@ -154,6 +176,45 @@ def _export_one_gguf(merged, out: Path, qtype: str, settings: QuantizeSettings, 
             "base_gguf": summary["base_gguf"]} | extra
 
 
+def _export_plan(merged, out: Path, settings: QuantizeSettings, tokenizer, provenance: dict[str, str],
+                 prompts: list[dict[str, Any]] | None, scorer: Scorer | None, system_prompt: str | None
+                 ) -> dict[str, Any]:
+    """``model-auto.gguf``: the searched plan (``plan: auto``) or a given one, with the search's measurements."""
+    import json
+
+    from serving.quantize.plan import PlanWriter, QuantPlan
+    from serving.quantize.plan_search import search_plan
+
+    started = time.time()
+    writer = PlanWriter(merged, settings.base_gguf, tokenizer)
+    search = None
+    if settings.plan == AUTO:
+        workdir = Path(tempfile.mkdtemp(prefix=".plan-search-", dir=out))  # candidates beside the outputs
+        try:
+            result = search_plan(writer, tokenizer, prompts or [], settings.plan_search, scorer,
+                                 base_gguf_path=writer.base_path, workdir=workdir, system_prompt=system_prompt)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        plan, search = result.plan, result.to_dict()
+    else:
+        data = json.loads(Path(settings.plan).read_text(encoding="utf-8"))
+        plan = QuantPlan.from_dict(data.get("plan", data))
+    summary = writer.write(plan, out / PLAN_GGUF, provenance)
+    entry = {"format": "gguf-auto", "method": ("per-layer-group types chosen by measured greedy agreement, "
+                                               "composite-reward change and llama.cpp tokens/s (plan_search)"
+                                               if search else f"per-layer-group types from {settings.plan}"),
+             "path": PLAN_GGUF, "size_bytes": summary["size_bytes"], "tensor_types": summary["tensor_types"],
+             "base_gguf": summary["base_gguf"], "plan": plan.to_dict(), "plan_summary": plan.summary(),
+             "seconds": round(time.time() - started, 2)}
+    if search is not None:
+        entry["search"] = search
+    if settings.verify:
+        from serving.quantize.verify import verify_gguf
+
+        entry["verify_vs_merged_fp32"] = verify_gguf(merged, tokenizer, out / PLAN_GGUF)
+    return entry
+
+
 def _export_base_plus_lora(model: str, adapter: str, config, out: Path, qtypes: list[str],
                            settings: QuantizeSettings, tokenizer, provenance: dict[str, str]) -> list[dict[str, Any]]:
     """The unmerged base at each low-bit type plus one LoRA GGUF that llama.cpp applies at run time."""
@@ -177,4 +238,4 @@ def _export_base_plus_lora(model: str, adapter: str, config, out: Path, qtypes: 
     return entries
 
 
-__all__ = ["FORMATS", "LORA_GGUF", "QuantizeSettings", "base_gguf_name", "gguf_name", "quantize"]
+__all__ = ["AUTO", "FORMATS", "LORA_GGUF", "PLAN_GGUF", "QuantizeSettings", "base_gguf_name", "gguf_name", "quantize"]
