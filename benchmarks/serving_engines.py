@@ -86,7 +86,12 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(spec["threads"])
     started = time.perf_counter()
-    engine = load_engine(spec["kind"], **spec["engine_args"], threads=spec["threads"])
+    if spec["kind"] == "torchao":  # the merged policy quantized by torchao at load (no artifact on disk)
+        from torch_decode import load_torchao_engine
+
+        engine = load_torchao_engine(**spec["engine_args"], threads=spec["threads"])
+    else:
+        engine = load_engine(spec["kind"], **spec["engine_args"], threads=spec["threads"])
     load_s = time.perf_counter() - started
     rows = spec["prompts"]
     quality_rows = spec.get("quality_prompts") or rows
@@ -145,14 +150,11 @@ def spawn_worker(spec: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- quality
 
 def token_agreement(tokenizer, reference: list[str], candidate: list[str]) -> float:
-    """Greedy agreement: share of the reference's tokens generated identically before the first divergence."""
-    scores = []
-    for ref, cand in zip(reference, candidate, strict=True):
-        a = tokenizer(ref, add_special_tokens=False)["input_ids"]
-        b = tokenizer(cand, add_special_tokens=False)["input_ids"]
-        same = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-        scores.append(same / max(len(a), len(b), 1))
-    return round(statistics.mean(scores), 4)
+    """Greedy agreement: share of the reference's tokens generated identically before the first divergence (the
+    plan search's own measure)."""
+    from serving.quantize.plan_search import token_agreement as agreement
+
+    return round(agreement(tokenizer, reference, candidate), 4)
 
 
 def composite_rewards(reward_dir: str | None, prompts: list[dict], outputs: dict[str, list[str]]):
@@ -185,20 +187,45 @@ def paired_delta(candidate: list[float], reference: list[float]) -> tuple[float,
 
 # ---------------------------------------------------------------- driver
 
-def ensure_export(model: str, adapter: str, out: Path) -> dict[str, Any]:
+def ensure_export(model: str, adapter: str, out: Path, auto_plan: bool = False,
+                  reward_dir: str | None = None) -> dict[str, Any]:
+    """Every artifact the arms load; with ``auto_plan`` also ``parley quantize --plan auto``'s file, searched on
+    the support *train* prompts (the quality pass here uses the held-out ones)."""
     from serving.quantize import QuantizeSettings, adapter_sha256, quantize, read_manifest
     from serving.quantize.manifest import MANIFEST_FILE
 
     wanted = adapter_sha256(adapter)
+    needed = {"int8", "gguf-q8_0", "gguf-q4_0", "gguf-q4_1", "gguf-q4_1+lora", "gguf-mixed-q8_0"}
+    needed |= {"gguf-auto"} if auto_plan else set()
     if (out / MANIFEST_FILE).is_file():
         manifest = read_manifest(out)
         have = {a["format"] for a in manifest["artifacts"]}
-        if manifest.get("adapter_sha256") == wanted and {"int8", "gguf-q8_0", "gguf-q4_0", "gguf-q4_1",
-                                                         "gguf-q4_1+lora", "gguf-mixed-q8_0"} <= have:
+        if manifest.get("adapter_sha256") == wanted and needed <= have:
             return manifest
+    prompts = scorer = None
+    if auto_plan:
+        from groundwork.recipe import load_recipe
+        from parley.quantize_commands import plan_inputs
+
+        prompts, scorer = plan_inputs(load_recipe(None, [f"data.data_dir={ROOT / 'data'}"]), reward_dir)
     return quantize(model, adapter, out, QuantizeSettings(formats=("int8", "gguf"),
                                                           gguf_types=("q8_0", "q4_0", "q4_1", "mixed-q8_0"),
-                                                          verify=False))
+                                                          verify=False, plan="auto" if auto_plan else None),
+                    plan_prompts=prompts, plan_scorer=scorer)
+
+
+def served_default(results: dict[str, dict[str, Any]], manifest: dict[str, Any], export: Path) -> dict[str, Any]:
+    """Which arm ``parley serve`` loads for a run with these artifacts (groundwork.runs.served_run_overrides: the
+    plan file when one was written and llama.cpp is installed, else the int8 model) and its time to first token
+    (median over the speed pass's prompts, each with its own KB context, after the other prompts)."""
+    from groundwork.runs import _llama_cpp_installed
+
+    name = "auto-plan" if (export / "model-auto.gguf").is_file() and _llama_cpp_installed() else "torch-int8"
+    arm = results.get(name, {})
+    plan = {a["format"]: a for a in manifest.get("artifacts", [])}.get("gguf-auto", {})
+    return {"served_default_engine": name, "served_default_ttft_ms": arm.get("ttft_ms"),
+            "auto_plan": {k: plan[k] for k in ("plan_summary", "size_bytes") if k in plan}
+            | ({"search": {k: v for k, v in plan["search"].items() if k != "plan"}} if "search" in plan else {})}
 
 
 def fp32_size(model: str) -> int:
@@ -223,12 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--engines", default="torch-fp32,torch-int8,torch-fp32-compiled,torch-int8-compiled,"
                                               "torch-int8-unfused,llamacpp-q8_0,llamacpp-q4_0,llamacpp-q4_1,llamacpp-q4_1-lora,"
-                                              "llamacpp-mixed-q8_0,base-llamacpp-q4_1")
+                                              "llamacpp-mixed-q8_0,auto-plan,base-llamacpp-q4_1")
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat the speed pass of the --round-engines this many times in alternating order, "
                              "each in a fresh process; tokens/s is the median over rounds and each engine's ratio "
                              "to the base anchor is also taken round by round (machine drift cancels)")
-    parser.add_argument("--round-engines", default="llamacpp-q8_0,llamacpp-q4_0,llamacpp-mixed-q8_0,"
+    parser.add_argument("--round-engines", default="llamacpp-q8_0,llamacpp-q4_0,llamacpp-mixed-q8_0,auto-plan,"
                                                     "base-llamacpp-q4_1",
                         help="engines repeated in rounds 2..N (the cheap ones; torch fp32 takes minutes a pass)")
     parser.add_argument("--quick", action="store_true", help="5 prompts, 32 tokens (development)")
@@ -252,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     adapter = args.adapter or str(make_random_lora(args.model, work / "random-lora", r=16, scale=0.01, seed=0))
     export = Path(args.export_dir) if args.export_dir else RunLayout(work).quantize
     started = time.time()
-    manifest = ensure_export(args.model, adapter, export)
+    engines = [n.strip() for n in args.engines.split(",") if n.strip()]
+    manifest = ensure_export(args.model, adapter, export, auto_plan="auto-plan" in engines, reward_dir=args.reward_dir)
     export_s = round(time.time() - started, 1)
     int8_dir = export / INT8_DIR
     int8_size = (int8_dir / WEIGHTS_FILE).stat().st_size
@@ -270,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
                                           "compile": True}, fp32_size(args.model)),
         "torch-int8-compiled": ("torch", {"artifact": str(int8_dir), "compile": True}, int8_size),
         "torch-int8-unfused": ("torch", {"artifact": str(int8_dir), "fuse_int8": False}, int8_size),
+        # torchao's int8 dynamic-activation/int8-weight linears (parley[torchao]) beside the hand-written int8;
+        # the size is its int8 weights as the int8 artifact stores them (torchao quantizes at load).
+        "torchao-int8": ("torchao", {"model": args.model, "adapter": adapter}, int8_size),
+        "torchao-int8-compiled": ("torchao", {"model": args.model, "adapter": adapter, "compile": True}, int8_size),
         "llamacpp-q8_0": ("llamacpp", {"artifact": str(export), "gguf_type": "q8_0"}, sizes["gguf-q8_0"]),
         "llamacpp-q4_0": ("llamacpp", {"artifact": str(export), "gguf_type": "q4_0"}, sizes["gguf-q4_0"]),
         "llamacpp-q4_1": ("llamacpp", {"artifact": str(export), "gguf_type": "q4_1"}, sizes["gguf-q4_1"]),
@@ -278,11 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         # The base GGUF's own Q4_1 bytes where the adapter changed nothing, Q8_0 for the layers it changed.
         "llamacpp-mixed-q8_0": ("llamacpp", {"artifact": str(export), "gguf_type": "mixed-q8_0"},
                                 sizes["gguf-mixed-q8_0"]),
+        # parley quantize --plan auto: per-layer-group types chosen by measured agreement, reward and speed.
+        "auto-plan": ("llamacpp", {"artifact": str(export), "gguf_type": "auto"}, sizes.get("gguf-auto", 0)),
         "base-llamacpp-q4_1": ("llamacpp", {"artifact": str(smollm2_gguf_path()), "model": args.model},
                                smollm2_gguf_path().stat().st_size),
     }
     results: dict[str, dict[str, Any]] = {}
-    engines = [n.strip() for n in args.engines.split(",") if n.strip()]
     repeated = [n for n in engines if n in {e.strip() for e in args.round_engines.split(",")}]
     rounds: dict[str, list[float]] = {}
     for round_index in range(max(1, args.rounds)):
@@ -310,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
                                                                                          strict=True)]
             results[name]["ratio_vs_base_paired"] = round(statistics.median(results[name]["ratio_vs_base_by_round"]),
                                                           3)
+    base_median = statistics.median(anchor_rounds) if anchor_rounds else None
+    for name, result in results.items():  # paired where rounds were run, else the plain ratio of medians
+        if not name.startswith("base-") and base_median:
+            result["ratio_vs_llamacpp_base"] = result.get("ratio_vs_base_paired") or round(
+                result["tokens_per_s"] / base_median, 3)
 
     tokenizer = load_tokenizer(args.model)
     reference = results.get("torch-fp32", {}).get("outputs")
@@ -353,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             and results.get("torch-fp32-compiled", {}).get("tokens_per_s") else None),
         "size_ratio_vs_fp32": {n: round(r["size_mb"] / fp32["size_mb"], 3) for n, r in results.items()
                                if fp32.get("size_mb") and not n.startswith("base-")},
+        **served_default(results, manifest, export),
         "engines": results,
         "settings": {
             "model": args.model, "adapter": adapter if args.adapter else f"random LoRA r=16 scale=0.01 ({adapter})",

@@ -38,7 +38,8 @@ class ServeSection:
     # openai engine: base URL of the OpenAI-compatible server it fronts (e.g. http://vllm-host:8000/v1); required.
     engine_url: str | None = None
     # llamacpp engine with a ``parley quantize`` folder as ``artifact``: which GGUF to load (None = q8_0; q4_0,
-    # q4_1, mixed-q8_0, ..., or <type>+lora: the low-bit base with the tuned LoRA applied by llama.cpp).
+    # q4_1, mixed-q8_0, ..., auto: the file of ``quantize.plan``, or <type>+lora: the low-bit base with the tuned
+    # LoRA applied by llama.cpp).
     gguf_type: str | None = None
     # Name reported by /v1/models and stored with every conversation (default: derived from the model).
     served_model_name: str | None = None
