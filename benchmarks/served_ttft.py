@@ -95,6 +95,8 @@ def main() -> int:
         "cache_hits": store.hits - hits_before if store else None,
         "settings": {"config": args.config, "run": str(recipe.run.layout.root), "engine": engine.description,
                      "guard": service.guard.enabled, "prompts": len(questions), "threads": args.threads,
+                     "engine_worker_threads": getattr(getattr(engine, "worker", None), "threads", None),
+                     "request_thread_threads": torch.get_num_threads(),
                      "prompt_source": "data/support/heldout.jsonl", "loadavg_after": list(os.getloadavg())},
     }
     report(record, ROOT / "benchmarks" / "results" / "served_ttft.jsonl", append=not args.no_append)

@@ -91,6 +91,8 @@ def run_system_evaluation(recipe: Recipe, out: Path, engine: Any | None = None, 
     ``engine`` and ``kb`` replace the served ones (the extractive baseline's engine); ``kinds`` keeps only the sets
     of those kinds; ``prefix`` names the store and the samples file (``<prefix>_eval.db``, ``<prefix>_samples.jsonl``).
     """
+    import torch
+
     from serving.app.service import Session
     from serving.limits import LimitError
     from serving.server import build_service
@@ -101,6 +103,7 @@ def run_system_evaluation(recipe: Recipe, out: Path, engine: Any | None = None, 
         sets = {name: rows for name, rows in sets.items() if SYSTEM_SETS[name][0] in kinds}
     serve_cfg = served_config(recipe, out, prefix)
     (out / f"{prefix}_eval.db").unlink(missing_ok=True)
+    threads = torch.get_num_threads()  # build_service leaves this thread at one torch thread: restored below
     service = build_service(serve_cfg, recipe.policy.model, recipe.policy.dtype, recipe.policy.system_prompt,
                             engine=engine, kb=kb)
     started = time.time()
@@ -136,6 +139,7 @@ def run_system_evaluation(recipe: Recipe, out: Path, engine: Any | None = None, 
         close = getattr(service.engine, "close", None)
         if close is not None:
             close()
+        torch.set_num_threads(threads)
     with open(out / f"{prefix}_samples.jsonl", "w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)
     report["_wall_s"] = round(time.time() - started, 1)

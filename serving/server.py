@@ -44,7 +44,15 @@ def _ensure_sqlite_folder(url: str) -> None:
 
 def build_service(cfg: ServeSection, default_model: str, dtype: str = "float32", system_prompt: str | None = None,
                   engine: Any | None = None, engine_opts: dict[str, Any] | None = None, kb: Any | None = None):
-    """Load engine, KB, guard and store; ``engine`` and ``kb`` may be passed in (already loaded ones)."""
+    """Load engine, KB, guard and store; ``engine`` and ``kb`` may be passed in (already loaded ones).
+
+    Torch threads: the calling thread, and (torch's default for new threads) the API's and the UI's request
+    threads, run torch on one thread from here on; only the torch engine's worker runs the calling thread's count
+    (:class:`~serving.engines.torch_engine.TorchWorker`). A second multi-threaded OpenMP team (the guard's,
+    retrieval's and the explanations' MiniLM at 2 threads) slowed the first token's prefill by half on 2 cores.
+    """
+    import torch
+
     from serving.app.identity import model_identity
     from serving.app.service import ChatService
     from serving.feedback.store import FeedbackStore
@@ -54,6 +62,8 @@ def build_service(cfg: ServeSection, default_model: str, dtype: str = "float32",
     from serving.retrieval import KnowledgeBase
 
     model = cfg.model or default_model
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     if engine is None:
         from serving.engines import load_engine
 
@@ -62,6 +72,7 @@ def build_service(cfg: ServeSection, default_model: str, dtype: str = "float32",
             opts.setdefault("dtype", dtype)
             opts.setdefault("compile", cfg.compile)
             opts.setdefault("prefix_cache", cfg.prefix_cache)
+            opts.setdefault("threads", threads)
         opts.setdefault("system_prompt", system_prompt)
         engine = load_engine(cfg.engine, model if cfg.engine != "llamacpp" or not cfg.artifact else None,
                              adapter=cfg.adapter, artifact=cfg.artifact, **opts)

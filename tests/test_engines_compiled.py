@@ -141,3 +141,22 @@ def test_a_suspended_decode_leaves_no_inference_mode_behind(compiled):
     assert [next(second) for _ in range(5)]
     assert counters["stats"]["unique_graphs"] == graphs
     first.close(), second.close()
+
+
+def test_compiled_decoding_runs_on_the_worker_that_compiled_it(compiled, monkeypatch):
+    """Warm-up compiled the step on the engine's worker; requests decode there too, whoever calls."""
+    seen = []
+    tokens = compiled.decoder.tokens
+
+    def recorded(*args, **kwargs):
+        seen.append(threading.current_thread().name)
+        yield from tokens(*args, **kwargs)
+
+    monkeypatch.setattr(compiled.decoder, "tokens", recorded)
+    answers = []
+    caller = threading.Thread(target=lambda: answers.append(compiled.generate(ASK, max_tokens=5, **SAMPLED)))
+    caller.start()
+    caller.join(timeout=120)
+    assert answers == [compiled.generate(ASK, max_tokens=5, **SAMPLED)]
+    worker = compiled.worker.call(threading.current_thread)
+    assert seen == [worker.name] * 2 and worker.name.startswith("parley-torch")
