@@ -62,7 +62,7 @@ def _hash_files(root: Path) -> str:
 
 # Keys no stage reads: where a run's files go (a copied run folder stays current) and what only a stand-alone
 # command reads (``parley quantize --adapter``, ``reward score --reward-dir``, ``risk score --model``, ...).
-_UNHASHED_KEYS = {"run": ("name", "output_dir"), "quantize": ("adapter",), "reward": ("score_dir",),
+_UNHASHED_KEYS = {"run": ("name", "output_dir"), "quantize": ("adapter", "reward_dir"), "reward": ("score_dir",),
                   "risk": ("score_model",), "serve": ("export_max_pairs_per_prompt",)}
 
 

@@ -58,7 +58,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)
     cfg = recipe.quantize
     settings = quantize_settings(recipe)
-    prompts, scorer = plan_inputs(recipe, args.reward_dir) if cfg.plan == "auto" else (None, None)
+    prompts, scorer = plan_inputs(recipe, cfg.reward_dir) if cfg.plan == "auto" else (None, None)
     manifest = quantize(recipe.policy.model, cfg.adapter, args.out, settings, plan_prompts=prompts,
                         plan_scorer=scorer, system_prompt=recipe.policy.system_prompt)
     for artifact in manifest["artifacts"]:
@@ -95,8 +95,8 @@ def add_quantize_command(sub) -> argparse.ArgumentParser:
                 help="auto: search a per-layer-group type plan by measured greedy agreement, composite-reward "
                      "change and llama.cpp tokens/s, written as model-auto.gguf (parley serve's default); or a plan "
                      "JSON file")
-    parser.add_argument("--reward-dir", default=None,
-                        help="run folder holding reward-<objective>/ models: the plan search scores answers with "
-                             "their composite (none = agreement and speed only)")
+    add_setting(parser, "--reward-dir", key="quantize.reward_dir",
+                help="run folder holding reward-<objective>/ models: the plan search scores answers with their "
+                     "composite (none = agreement and speed only)")
     parser.set_defaults(handler=cmd_quantize)
     return parser

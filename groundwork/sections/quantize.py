@@ -34,6 +34,9 @@ class QuantizeSection:
     # ``parley serve`` then loads by default; a path loads a plan JSON instead (a manifest's "plan" entry);
     # None = no plan. Needs llama-cpp-python for "auto"; ~5 min for SmolLM2-135M on 2 cores.
     plan: str | None = None
+    # ``parley quantize --plan auto``: run folder holding reward-<objective>/ models, whose composite scores the
+    # candidates' answers (None = agreement and speed only). The pipeline uses its own run's models.
+    reward_dir: str | None = None
     plan_min_agreement: float = 0.6
     plan_min_reward_delta: float = -0.05
     plan_prompts: int = 24
