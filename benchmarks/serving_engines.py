@@ -355,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     rewards, reward_note = composite_rewards(args.reward_dir, quality_prompts, tuned)
     for name, result in results.items():
         result["token_agreement"] = token_agreement(tokenizer, reference, result["outputs"]) if reference else None
+        result["greedy_agreement"] = result["token_agreement"]  # the name the plan's goals use (issue 28)
         result["exact_match"] = (round(statistics.mean(a == b for a, b in zip(reference, result["outputs"],
                                                                                strict=True)), 3)
                                  if reference else None)

@@ -95,6 +95,18 @@ def test_token_agreement_counts_the_shared_opening():
     assert 0.0 < half < 1.0
 
 
+def test_plan_auto_without_llama_cpp_is_skipped_with_the_reason(grid, tmp_path, monkeypatch):
+    import serving.quantize.export as export
+
+    _, _, _, adapter = grid
+    monkeypatch.setattr(export, "_llama_cpp_installed", lambda: False)  # as on a machine without parley[llamacpp]
+    manifest = quantize(TINY, str(adapter), tmp_path / "out", QuantizeSettings(
+        formats=("gguf",), gguf_types=("q8_0",), verify=False, gguf_lora=False, plan="auto"), plan_prompts=PROMPTS)
+    assert "parley[llamacpp]" in manifest["plan"]["skipped"]
+    assert [a["format"] for a in manifest["artifacts"]] == ["gguf-q8_0"]
+    assert not (tmp_path / "out" / "model-auto.gguf").exists()
+
+
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (pip install 'parley[llamacpp]')")
 
 

@@ -112,7 +112,11 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
 
                 entry["verify_vs_merged_fp32"] = verify_gguf(merged, tokenizer, out / gguf_name(qtype))
             artifacts.append(entry)
-        if settings.plan is not None:
+        if settings.plan == AUTO and not _llama_cpp_installed():  # it measures plans in llama.cpp
+            reason = "quantize.plan auto measures plans in llama.cpp: pip install 'parley[llamacpp]'"
+            print(f"parley quantize: plan skipped: {reason}", file=sys.stderr)
+            skipped["plan"] = {"skipped": reason}
+        elif settings.plan is not None:
             artifacts.append(_export_plan(merged, out, settings, tokenizer, provenance, plan_prompts, plan_scorer,
                                           system_prompt))
         low_bit = [t.lower() for t in settings.gguf_types if t.lower() in LOW_BIT_TYPES]
@@ -174,6 +178,12 @@ def _export_one_gguf(merged, out: Path, qtype: str, settings: QuantizeSettings, 
     return {"format": f"gguf-{qtype}", "method": method, "path": gguf_name(qtype),
             "size_bytes": summary["size_bytes"], "tensor_types": summary["tensor_types"],
             "base_gguf": summary["base_gguf"]} | extra
+
+
+def _llama_cpp_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
 
 
 def _export_plan(merged, out: Path, settings: QuantizeSettings, tokenizer, provenance: dict[str, str],
