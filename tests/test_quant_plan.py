@@ -96,10 +96,9 @@ def test_token_agreement_counts_the_shared_opening():
 
 
 def test_plan_auto_without_llama_cpp_is_skipped_with_the_reason(grid, tmp_path, monkeypatch):
-    import serving.quantize.export as export
-
     _, _, _, adapter = grid
-    monkeypatch.setattr(export, "_llama_cpp_installed", lambda: False)  # as on a machine without parley[llamacpp]
+    # as on a machine without parley[llamacpp]
+    monkeypatch.setattr("serving.engines.llamacpp_engine.llama_cpp_available", lambda: False)
     manifest = quantize(TINY, str(adapter), tmp_path / "out", QuantizeSettings(
         formats=("gguf",), gguf_types=("q8_0",), verify=False, gguf_lora=False, plan="auto"), plan_prompts=PROMPTS)
     assert "parley[llamacpp]" in manifest["plan"]["skipped"]

@@ -181,9 +181,9 @@ def _export_one_gguf(merged, out: Path, qtype: str, settings: QuantizeSettings, 
 
 
 def _llama_cpp_installed() -> bool:
-    import importlib.util
+    from serving.engines.llamacpp_engine import llama_cpp_available
 
-    return importlib.util.find_spec("llama_cpp") is not None
+    return llama_cpp_available()
 
 
 def _export_plan(merged, out: Path, settings: QuantizeSettings, tokenizer, provenance: dict[str, str],
