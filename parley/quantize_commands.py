@@ -81,9 +81,10 @@ def add_quantize_command(sub) -> argparse.ArgumentParser:
     parser.add_argument("--out", "-o", required=True, help="output directory (manifest.json, int8/, *.gguf)")
     add_setting(parser, "--formats", key="quantize.formats", type=_csv, help=f"comma list from {','.join(FORMATS)}")
     add_setting(parser, "--gguf-types", key="quantize.gguf_types", type=_csv,
-                help=f"comma list from {','.join(GGUF_TYPES)} or mixed-<type> (q4_1 = the bundled base file's grid, "
-                     "which rounds a LoRA away; q4_0 keeps most of it and runs faster; mixed-q8_0 copies the base "
-                     "GGUF's bytes for tensors the adapter left unchanged and writes the changed ones as Q8_0)")
+                help=f"comma list from {','.join(GGUF_TYPES)} or mixed-<type> (a PPO LoRA moves weights by less than a "
+                     "4-bit step, so q4_0/q4_1 answer like the base model; q8_0 keeps most of the tuning; mixed-q8_0 "
+                     "copies the base GGUF's bytes for tensors the adapter left unchanged and writes the changed "
+                     "ones as Q8_0)")
     add_setting(parser, "--base-gguf", key="quantize.base_gguf",
                 help="GGUF whose metadata and tokenizer to reuse and whose unchanged tensors mixed-<type> copies "
                      "(none = tokenizer written from the HF files; mixed-<type> uses the bundled SmolLM2)")
