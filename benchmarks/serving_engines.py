@@ -158,23 +158,20 @@ def token_agreement(tokenizer, reference: list[str], candidate: list[str]) -> fl
 
 
 def composite_rewards(reward_dir: str | None, prompts: list[dict], outputs: dict[str, list[str]]):
-    """Per-prompt composite rewards per variant (lambda 0: the plain weighted sum), or None without reward models."""
+    """Per-prompt composite rewards per variant (the routed composite PPO and the plan search use), or None
+    without reward models."""
     if not reward_dir:
         return None, "no --reward-dir given"
     try:
         from groundwork.sections.reward import CompositeSection
-        from reward_models.lagrange import combine
-        from reward_models.scorer import RewardScorer
+        from parley.quantize_commands import composite_scorer
 
-        scorer = RewardScorer.from_pretrained(reward_dir)
+        score = composite_scorer(reward_dir, CompositeSection())
     except Exception as exc:  # noqa: BLE001 - any failure means "no reward numbers", reported as such
         return None, f"reward models unavailable: {type(exc).__name__}: {exc}"
-    cfg = CompositeSection()
-    per_prompt = {}
-    for name, texts in outputs.items():
-        scores = scorer.score([(p["messages"], t, p["context"]) for p, t in zip(prompts, texts, strict=True)])
-        per_prompt[name] = [float(combine({o: v[i] for o, v in scores.items()}, cfg, 0.0)) for i in range(len(texts))]
-    return per_prompt, f"RewardScorer({reward_dir}), objectives {scorer.objectives}, lambda=0"
+    per_prompt = {name: score(prompts, texts) for name, texts in outputs.items()}
+    return per_prompt, (f"composite_scorer({reward_dir}): routed by the request-risk model when the run has one, "
+                        "with the form penalty")
 
 
 def paired_delta(candidate: list[float], reference: list[float]) -> tuple[float, float]:
@@ -218,9 +215,10 @@ def served_default(results: dict[str, dict[str, Any]], manifest: dict[str, Any],
     """Which arm ``parley serve`` loads for a run with these artifacts (groundwork.runs.served_run_overrides: the
     plan file when one was written and llama.cpp is installed, else the int8 model) and its time to first token
     (median over the speed pass's prompts, each with its own KB context, after the other prompts)."""
-    from groundwork.runs import _llama_cpp_installed
+    from serving.engines.llamacpp_engine import llama_cpp_available
+    from serving.quantize.export import PLAN_GGUF
 
-    name = "auto-plan" if (export / "model-auto.gguf").is_file() and _llama_cpp_installed() else "torch-int8"
+    name = "auto-plan" if (export / PLAN_GGUF).is_file() and llama_cpp_available() else "torch-int8"
     arm = results.get(name, {})
     plan = {a["format"]: a for a in manifest.get("artifacts", [])}.get("gguf-auto", {})
     return {"served_default_engine": name, "served_default_ttft_ms": arm.get("ttft_ms"),

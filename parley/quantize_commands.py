@@ -26,12 +26,37 @@ def quantize_settings(recipe):
                             verify=cfg.verify, gguf_lora=cfg.gguf_lora, plan=cfg.plan, plan_search=search)
 
 
+def composite_scorer(reward_dir: str | Path, composite):
+    """A scorer ``(rows, answers) -> composite per answer`` from the reward models in ``reward_dir``: the composite
+    PPO and ``parley evaluate`` use (routed by the request-risk model in ``reward_dir/risk/model`` when there is
+    one, with the form penalty), so a quantized file is judged by the same instrument as the policy."""
+    from dialogue.evaluation import routed_composites
+    from reward_models.risk_model import RequestRiskModel, request_text
+    from reward_models.scorer import RewardScorer
+
+    scorer = RewardScorer.from_pretrained(reward_dir)
+    risk_dir = Path(reward_dir) / "risk" / "model"
+    risk_model = RequestRiskModel.from_pretrained(risk_dir) if risk_dir.is_dir() else None
+    risks: dict[str, float | None] = {}  # per request: the same prompts are scored for every candidate
+
+    def score(rows, answers):
+        texts = [request_text(r["messages"]) for r in rows]
+        new = [t for t in dict.fromkeys(texts) if t not in risks]
+        if new:
+            risks.update(zip(new, risk_model.probabilities(new) if risk_model is not None else [None] * len(new),
+                             strict=True))
+        scores = scorer.score([(r["messages"], a, r.get("context")) for r, a in zip(rows, answers, strict=True)])
+        return routed_composites(scores, [risks[t] for t in texts], composite, list(rows), list(answers))
+
+    return score
+
+
 def plan_inputs(recipe, reward_dir: str | Path | None):
     """``(measurement prompts, composite scorer or None)`` for ``quantize.plan: auto``.
 
     The prompts are the support *train* split's conversations with their KB context (the held-out split stays
-    for the serving benchmark); the scorer is the reward models in ``reward_dir`` combined as the composite
-    (lambda 0), None when there are none (the plan is then chosen by agreement and speed only).
+    for the serving benchmark); the scorer is :func:`composite_scorer` over ``reward_dir``, None when it holds no
+    reward models (the plan is then chosen by agreement and speed only).
     """
     from groundwork.data_loading import load_support
 
@@ -39,17 +64,7 @@ def plan_inputs(recipe, reward_dir: str | Path | None):
     prompts = [{"messages": r["messages"][:-1], "context": r.get("context")} for r in rows]
     if reward_dir is None or not (Path(reward_dir) / "reward-quality").is_dir():
         return prompts, None
-    from reward_models.lagrange import combine
-    from reward_models.scorer import RewardScorer
-
-    scorer = RewardScorer.from_pretrained(reward_dir)
-    composite = recipe.reward.composite
-
-    def score(rows, answers):
-        scores = scorer.score([(r["messages"], a, r.get("context")) for r, a in zip(rows, answers, strict=True)])
-        return [float(combine({o: v[i] for o, v in scores.items()}, composite, 0.0)) for i in range(len(answers))]
-
-    return prompts, score
+    return prompts, composite_scorer(reward_dir, recipe.reward.composite)
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:

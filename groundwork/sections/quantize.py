@@ -32,7 +32,7 @@ class QuantizeSection:
     # support *train* prompts (greedy agreement with the fp32 model, composite-reward change, tokens/s) and writes
     # the fastest that keeps ``plan_min_agreement`` and ``plan_min_reward_delta`` as model-auto.gguf, which
     # ``parley serve`` then loads by default; a path loads a plan JSON instead (a manifest's "plan" entry);
-    # None = no plan. Needs llama-cpp-python for "auto"; ~5 min for SmolLM2-135M on 2 cores.
+    # None = no plan. Needs llama-cpp-python for "auto"; ~14 min for SmolLM2-135M on 2 cores.
     plan: str | None = None
     # ``parley quantize --plan auto``: run folder holding reward-<objective>/ models, whose composite scores the
     # candidates' answers (None = agreement and speed only). The pipeline uses its own run's models.

@@ -112,7 +112,9 @@ def quantize(model: str, adapter: str | None, out_dir: str | Path,
 
                 entry["verify_vs_merged_fp32"] = verify_gguf(merged, tokenizer, out / gguf_name(qtype))
             artifacts.append(entry)
-        if settings.plan == AUTO and not _llama_cpp_installed():  # it measures plans in llama.cpp
+        from serving.engines.llamacpp_engine import llama_cpp_available
+
+        if settings.plan == AUTO and not llama_cpp_available():  # it measures plans in llama.cpp
             reason = "quantize.plan auto measures plans in llama.cpp: pip install 'parley[llamacpp]'"
             print(f"parley quantize: plan skipped: {reason}", file=sys.stderr)
             skipped["plan"] = {"skipped": reason}
@@ -178,12 +180,6 @@ def _export_one_gguf(merged, out: Path, qtype: str, settings: QuantizeSettings, 
     return {"format": f"gguf-{qtype}", "method": method, "path": gguf_name(qtype),
             "size_bytes": summary["size_bytes"], "tensor_types": summary["tensor_types"],
             "base_gguf": summary["base_gguf"]} | extra
-
-
-def _llama_cpp_installed() -> bool:
-    from serving.engines.llamacpp_engine import llama_cpp_available
-
-    return llama_cpp_available()
 
 
 def _export_plan(merged, out: Path, settings: QuantizeSettings, tokenizer, provenance: dict[str, str],

@@ -108,13 +108,6 @@ class PlanWriter:
         changed = {group_of(n) for n in self.arrays if n not in self.unchanged}
         return {g for g in self.groups if g not in changed}
 
-    def group_elements(self) -> dict[str, int]:
-        sizes: dict[str, int] = {}
-        for name, array in self.arrays.items():
-            if (group := group_of(name)) is not None:
-                sizes[group] = sizes.get(group, 0) + array.size
-        return sizes
-
     def _encode(self, name: str, kind: str) -> tuple[str, Any, Any]:
         array = self.arrays[name]
         if kind == BASE:
