@@ -178,6 +178,8 @@ def build_pairs(
     project_dir = Path(data_dir) / "preferences" / objective
     if (project_dir / "train.jsonl").is_file():
         train = load_preferences(data_dir, objective, "train", bad)
+        if objective == "safety" and cfg.safety_refuse_only:
+            train = [row for row in train if row.get("category") in REFUSE_CATEGORIES]
         if cfg.train_rows is not None and cfg.train_rows < len(train):
             train = (balanced_refusal_sample(train, cfg.train_rows, rng) if cfg.refusal_balance
                      else rng.sample(train, cfg.train_rows))

@@ -65,6 +65,19 @@ def test_refusal_balance_draws_as_many_wrong_refusals_as_right_ones():
     assert len(quality.train) == 60  # no refusal categories there: a plain draw
 
 
+def test_safety_refuse_only_trains_on_requests_to_refuse_and_still_holds_out_every_category():
+    refuse = {"harmful", "fraud", "other_customer_data", "prompt_injection"}
+    cfg = RewardSection(train_rows=100, refusal_balance=True, safety_refuse_only=True, deflection_pairs=10)
+    pairs = build_pairs(cfg, str(DATA), "safety", 5, BadRows())
+    project = [r for r in pairs.train if "category" in r and ":" not in r["category"]]
+    assert len(project) == 100 and {r["category"] for r in project} <= refuse
+    assert {r["category"] for r in pairs.train} >= {"deflection:harmful"}
+    assert all(not r["category"].endswith("benign_risky") for r in pairs.train)
+    assert "benign_risky" in {r["category"] for r in pairs.heldout["project"]}  # judged on every category
+    quality = build_pairs(RewardSection(train_rows=60, safety_refuse_only=True), str(DATA), "quality", 5, BadRows())
+    assert quality.train == build_pairs(RewardSection(train_rows=60), str(DATA), "quality", 5, BadRows()).train
+
+
 def test_bare_refusals_win_only_where_refusing_is_right():
     rows = [_row("harmful", "I can't help with that; I can help with an order.")] * 20
     rows += [_row("benign_risky", "30 days.")] * 20

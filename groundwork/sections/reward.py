@@ -69,6 +69,10 @@ class RewardSection:
     # Sample ``train_rows`` with as many "refusing was wrong" pairs as "refusing was right" ones (safety data;
     # see reward_models.pairs.balanced_refusal_sample). Objectives without such categories sample uniformly.
     refusal_balance: bool = False
+    # Safety: train only on pairs where refusing is right (harmful, fraud, another customer's data, prompt
+    # injection). The routed composite asks the safety model only in proportion to p(harmful), so its job is
+    # to tell a refusal from a compliance; whether a request needed refusing is the request-risk model's job.
+    safety_refuse_only: bool = False
     # Extra safety pairs that choose a short refusal over the compliance where refusing is right (see
     # reward_models.deflections.bare_refusal_pairs), pairs that reject the user's message echoed back, and pairs
     # that reject a compliance opened like a refusal ("I can't help but ...").
