@@ -1,11 +1,13 @@
-"""Time to first token of the served default, with and without the prefix cache (framing and KB openings).
+"""Time to first token of the served default, with and without the prefix cache (framing and KB openings), and
+with another number of KB passages per prompt (``--compare-top-k``).
 
 Builds the server's chat service exactly as ``parley pipeline --serve`` / ``parley serve`` would for a finished
 run (its int8 artifact, reward models, guard, KB retrieval, the recipe's system prompt) and sends held-out
-support questions through ``ChatService.turn`` as API requests. The two arms (``serve.prefix_cache`` on and
-off) share one loaded engine and alternate prompt by prompt; each arm's median over ``--prompts`` questions is
-reported, with the parts of the first-token path outside the engine (input guard, retrieval). Prints one
-JSON line and appends it to ``benchmarks/results/served_ttft.jsonl``.
+support questions through ``ChatService.turn`` as API requests. The arms (the served default,
+``serve.prefix_cache`` off, and ``serve.top_k`` = ``--compare-top-k``) share one loaded engine and take turns
+prompt by prompt in rotating order; each arm's median over ``--prompts`` questions is reported, with the parts
+of the first-token path outside the engine (input guard, retrieval, each timed alone). Prints one JSON line and
+appends it to ``benchmarks/results/served_ttft.jsonl``.
 
     python benchmarks/served_ttft.py --config configs/cpu-demo.yaml --run-dir runs [--prompts 20]
 """
@@ -45,6 +47,8 @@ def main() -> int:
     parser.add_argument("--run-dir", default="runs", help="run.output_dir holding the finished run")
     parser.add_argument("--prompts", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compare-top-k", type=int, default=3, help="KB passages per prompt in the third arm "
+                        "(0: no such arm)")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
 
@@ -64,15 +68,23 @@ def main() -> int:
     questions = support_questions(args.prompts)
     for question in questions[:3]:  # warm-up: kernels, the prefix cache, KB embeddings
         first_text_ms(service, question)
-    arms: dict[str, list[float]] = {"prefix_cache": [], "no_prefix_cache": []}
+    top_k = served.serve.top_k
+    settings = {"prefix_cache": (True, top_k), "no_prefix_cache": (False, top_k)}  # arm: (prefix cache, top_k)
+    if args.compare_top_k and args.compare_top_k != top_k:
+        settings[f"prefix_cache_top_k_{args.compare_top_k}"] = (True, args.compare_top_k)
+    arms: dict[str, list[float]] = {arm: [] for arm in settings}
     store = engine.prefix_cache
     hits_before, reused_before = (store.hits, store.reused_tokens) if store else (0, 0)
     guard_ms, retrieval_ms, prompt_tokens = [], [], []
+    order = list(settings)
     for index, question in enumerate(questions):
-        for arm in (("prefix_cache", "no_prefix_cache") if index % 2 == 0 else ("no_prefix_cache", "prefix_cache")):
-            engine.use_prefix_cache = arm == "prefix_cache"
+        for arm in order[index % len(order):] + order[:index % len(order)]:
+            engine.use_prefix_cache, service.top_k = settings[arm]
             arms[arm].append(first_text_ms(service, question))
-        prompt_tokens.append(engine.last_stats.prompt_tokens)
+            if arm == "prefix_cache":
+                prompt_tokens.append(engine.last_stats.prompt_tokens)
+    service.top_k = top_k
+    for question in questions:  # the parts outside the engine, each alone
         started = time.perf_counter()
         service.guard.check_input([{"role": "user", "content": question}])
         guard_ms.append(1000 * (time.perf_counter() - started))
@@ -86,6 +98,7 @@ def main() -> int:
         "served_default_ttft_ms": medians["prefix_cache" if served.serve.prefix_cache else "no_prefix_cache"],
         "ttft_ms": medians,
         "speedup": round(medians["no_prefix_cache"] / medians["prefix_cache"], 2),
+        "top_k": top_k,
         "input_guard_ms": round(statistics.median(guard_ms), 1),
         "retrieval_ms": round(statistics.median(retrieval_ms), 1),
         "prompt_tokens_median": statistics.median(prompt_tokens),

@@ -14,6 +14,7 @@ model the guard is off and says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,12 @@ OUTPUT_REPLACEMENT = (
 )
 
 ResponseKind = Literal["refusal", "harmful_compliance", "answer"]
+
+# Streamed answers are checked from their first word on, and first words repeat ("You", "Yes", "Your order"):
+# answer texts up to this many characters keep their risk score, so the check before the first token is shown
+# costs a lookup instead of a model call once a word has been seen. The verdict is the same either way.
+SHORT_ANSWER_CHARS = 24
+SHORT_ANSWER_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class Guard:
         if answer_threshold is None and risk is not None:
             answer_threshold = threshold if threshold is not None else risk.answer_threshold
         self.answer_threshold = answer_threshold
+        self._short_answer_risk = lru_cache(maxsize=SHORT_ANSWER_CACHE)(self._score_answer)
 
     @classmethod
     def load(cls, risk_dir: str | Path | None, threshold: float | None = None) -> Guard:
@@ -91,10 +99,18 @@ class Guard:
 
         if is_refusal(response):
             return "refusal", 0.0
-        p_answer = float(self.risk.probability(response)) if response.strip() else 0.0
+        if not response.strip():
+            p_answer = 0.0
+        elif len(response) <= SHORT_ANSWER_CHARS:
+            p_answer = self._short_answer_risk(response)
+        else:
+            p_answer = self._score_answer(response)
         if request_risk >= self.threshold or p_answer >= self.answer_threshold:
             return "harmful_compliance", p_answer
         return "answer", p_answer
+
+    def _score_answer(self, response: str) -> float:
+        return float(self.risk.probability(response))
 
     def check_output(self, conversation: list[dict[str, str]], response: str, context: str | None = None,
                      request_risk: float | None = None) -> Verdict:

@@ -66,6 +66,28 @@ def test_the_output_check_reads_the_answer_against_the_answer_threshold(risk_dir
     assert Guard(stored.risk, threshold=0.3).answer_threshold == 0.3  # an explicit threshold sets both
 
 
+def test_short_answers_are_scored_once_with_the_same_verdict(risk_dir: Path) -> None:
+    stored = Guard.load(risk_dir)
+    calls: list[str] = []
+    score = stored.risk.probability
+
+    def counted(text):
+        calls.append(text)
+        return score(text)
+
+    stored.risk.probability = counted
+    calm = [{"role": "user", "content": "Where is my parcel?"}]
+    first = [stored.check_output(calm, "Your", request_risk=0.0) for _ in range(3)]
+    assert calls == ["Your"] and len({(v.safe, v.score, v.kind) for v in first}) == 1
+    assert first[0].score == pytest.approx(float(score("Your")))
+    long_answer = "Your parcel left our warehouse yesterday and arrives within 3 business days."
+    stored.check_output(calm, long_answer, request_risk=0.0)
+    stored.check_output(calm, long_answer, request_risk=0.0)
+    assert calls.count(long_answer) == 2  # whole answers are always scored afresh
+    tight = Guard(stored.risk, threshold=1.01, answer_threshold=0.0)  # every answer is too risky
+    assert not tight.check_output(calm, "Your", request_risk=0.0).safe
+
+
 def test_streamed_text_is_released_only_after_it_passes(risk_dir: Path, tmp_path_factory) -> None:
     """Whatever the tiny model writes, no delta reaches the client after the output check rejected the answer,
     and an answer that passed arrives whole."""

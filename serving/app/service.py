@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -118,7 +119,7 @@ class ChatService:
     """Engine + KB + guard + feedback store + limits, shared by every front end."""
 
     def __init__(self, engine: Any, kb: KnowledgeBase | None, guard: Guard, store: Any, limits: Limits, gate: Gate,
-                 model_name: str, adapter_hash: str | None, top_k: int = 3, temperature: float = 0.0,
+                 model_name: str, adapter_hash: str | None, top_k: int = 2, temperature: float = 0.0,
                  top_p: float = 1.0, metrics: Metrics | None = None, explainer: Any | None = None) -> None:
         self.engine = engine
         self.kb = kb
@@ -132,6 +133,9 @@ class ChatService:
         self.default_sampling = Sampling(limits.max_new_tokens, temperature, top_p)
         self.metrics = metrics or Metrics()
         self.explainer = explainer or Explainer()  # without reward models it says "reward models not loaded"
+        # KB retrieval runs beside the input guard (both are short encoder passes, one torch thread each), so a
+        # request waits for the longer of the two before prefill, not for their sum.
+        self._lookups = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parley-retrieval")
 
     # --- building blocks -------------------------------------------------------------------------------
 
@@ -268,6 +272,7 @@ class ChatService:
             yield turn.text
             return
 
+        lookup = self._lookups.submit(self.retrieve, turn.user_text) if use_kb and self.kb is not None else None
         verdict = self.guard.check_input(session.history)
         turn.request_risk, turn.input_reason = verdict.score, verdict.reason
         if not verdict.safe:
@@ -278,7 +283,7 @@ class ChatService:
             yield turn.text
             return
 
-        turn.citations = self.retrieve(turn.user_text) if use_kb else []
+        turn.citations = lookup.result() if lookup is not None else []
         context = self.context_of(turn.citations)
         turn.request_risk = verdict.score
         pieces: list[str] = []
