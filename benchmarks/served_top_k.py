@@ -33,6 +33,9 @@ def main() -> int:
     parser.add_argument("--top-k", type=int, action="append", help="passages per prompt (repeat; first = baseline)")
     parser.add_argument("--prompts", type=int, default=62, help="held-out support prompts (62 in the project data)")
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="recipe override applied after the run's served defaults, e.g. serve.adapter=DIR "
+                             "serve.artifact=null to serve another adapter (repeatable)")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     values = args.top_k or [3, 2]
@@ -51,7 +54,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="parley-top-k-bench-"))
     served = load_recipe(args.config, [f"run.output_dir={args.run_dir}", *served_run_overrides(recipe),
                                        f"serve.db=sqlite:///{tmp / 'bench.db'}",
-                                       f"serve.max_new_tokens={args.max_new_tokens}"])
+                                       f"serve.max_new_tokens={args.max_new_tokens}", *args.overrides])
     service = build_service(served.serve, served.policy.model, served.policy.dtype, served.policy.system_prompt)
     rows = [row for row in load_ppo_prompts(str(ROOT / "data"), "heldout", BadRows("raise"))
             if row.get("kind") == "support" and (row.get("expected") or {}).get("answer_patterns")][:args.prompts]
@@ -81,7 +84,7 @@ def main() -> int:
               for k in values[1:]}
     record = {"benchmark": "served_top_k", "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "prompts": len(rows),
               "baseline_top_k": base, "results": results, "paired_vs_baseline": paired,
-              "settings": {"config": args.config, "run": str(recipe.run.layout.root),
+              "settings": {"config": args.config, "run": str(recipe.run.layout.root), "overrides": args.overrides,
                            "engine": service.engine.description, "guard": service.guard.enabled,
                            "max_new_tokens": args.max_new_tokens, "seconds": round(time.time() - started, 1)}}
     report(record, ROOT / "benchmarks" / "results" / "served_top_k.jsonl", append=not args.no_append)

@@ -67,7 +67,9 @@ class ExtractiveEngine:
     name = NAME
 
     def __init__(self, kb: Any | None = None) -> None:
-        self._texts = {f"{p.title}: {p.text}": p.text for p in (kb.passages if kb is not None else [])}
+        from serving.retrieval import prompt_passage
+
+        self._texts = {prompt_passage(p.title, p.text): p.text for p in (kb.passages if kb is not None else [])}
 
     def stream(self, messages: Sequence[dict[str, str]], context: Sequence[str] | None = None, cancel: Any = None,
                **_sampling: Any) -> Iterator[str]:

@@ -53,24 +53,51 @@ def _sample_safety(rows: list[dict], cfg: SFTSection, rng: random.Random) -> lis
     return _sample(benign, wanted, rng) + _sample(risky, cfg.safety_rows - wanted, rng)
 
 
+def with_retrieved_context(rows: list[dict], kb: Any, passages: int) -> list[dict]:
+    """Support rows whose context is what the server would retrieve for their question (see
+    ``SFTSection.retrieved_passages``); rows without a KB article or a context are left as they are."""
+    from groundwork.chat_format import last_user_text
+    from serving.retrieval import prompt_passage
+
+    articles = {passage.id: passage for passage in kb.passages}
+    out = []
+    for row in rows:
+        own = [articles[i] for i in row.get("kb_ids") or [] if i in articles]
+        if not own or not row.get("context"):
+            out.append(row)
+            continue
+        hits = kb.search(last_user_text(row["messages"]), passages)
+        if not any(hit.id == own[0].id for hit in hits):
+            hits = [*hits[: passages - 1], own[0]]
+        out.append({**row, "context": [prompt_passage(hit.title, hit.text) for hit in hits]})
+    return out
+
+
 def build_sft_datasets(recipe: Recipe) -> tuple[list[dict], list[dict], BadRows]:
     """Train and held-out rows in prompt/completion form, deterministically sampled by the run seed."""
     cfg, data = recipe.sft, recipe.data
     bad = BadRows(data.on_bad_row)
     rng = random.Random(recipe.run.seed)
-    train = _sample(load_support(data.data_dir, "train", bad), cfg.support_rows, rng)
-    train += _sample(load_translation(data.data_dir, "train", bad), cfg.translation_rows, rng)
+    support = _sample(load_support(data.data_dir, "train", bad), cfg.support_rows, rng)
+    others = _sample(load_translation(data.data_dir, "train", bad), cfg.translation_rows, rng)
     if cfg.safety_rows != 0:
         # The chosen side of safety pairs: refusals of harmful requests and help with benign-but-risky ones.
         safety = load_preferences(data.data_dir, "safety", "train", bad)
-        train += [preference_to_conversation(r) for r in _sample_safety(safety, cfg, rng)]
+        others += [preference_to_conversation(r) for r in _sample_safety(safety, cfg, rng)]
     for source in data.sft_sources:
         extra = load_source(source.kind, source.path, source.split, source.max_rows, bad)
-        train += [row for row in extra if "messages" in row and row["messages"][-1]["role"] == "assistant"]
-    heldout_support = load_support(data.data_dir, "heldout", bad)
-    heldout_translation = load_translation(data.data_dir, "heldout", bad)
+        others += [row for row in extra if "messages" in row and row["messages"][-1]["role"] == "assistant"]
     half = cfg.eval_rows // 2
-    heldout = _sample(heldout_support, half, rng) + _sample(heldout_translation, cfg.eval_rows - half, rng)
+    heldout_support = _sample(load_support(data.data_dir, "heldout", bad), half, rng)
+    heldout_translation = _sample(load_translation(data.data_dir, "heldout", bad), cfg.eval_rows - half, rng)
+    if cfg.retrieved_passages:
+        from serving.retrieval import KnowledgeBase
+
+        kb = KnowledgeBase.load(Path(data.data_dir) / "kb")
+        support = with_retrieved_context(support, kb, cfg.retrieved_passages)
+        heldout_support = with_retrieved_context(heldout_support, kb, cfg.retrieved_passages)
+    train = support + others
+    heldout = heldout_support + heldout_translation
     rng.shuffle(train)
     system = recipe.policy.system_prompt
     return ([to_prompt_completion(r, system) for r in train], [to_prompt_completion(r, system) for r in heldout], bad)

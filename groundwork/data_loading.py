@@ -125,7 +125,13 @@ def conversation_row(obj: dict) -> Row:
         raise ValueError("the last message must be the assistant's")
     if any(not m["content"].strip() for m in messages):
         raise ValueError("empty message content")
-    return {"messages": messages, "context": _optional_context(obj)}
+    row: Row = {"messages": messages, "context": _optional_context(obj)}
+    kb_ids = obj.get("kb_ids")
+    if kb_ids is not None:  # the KB articles the context came from (SFT can rebuild it by retrieval)
+        if not isinstance(kb_ids, list) or not all(isinstance(i, str) for i in kb_ids):
+            raise ValueError("'kb_ids' must be a list of article ids")
+        row["kb_ids"] = list(kb_ids)
+    return row
 
 
 def prompt_row(obj: dict) -> Row:

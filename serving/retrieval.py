@@ -28,6 +28,11 @@ class Passage:
         return {"id": self.id, "title": self.title, "score": round(self.score, 4), "text": self.text}
 
 
+def prompt_passage(title: str, text: str) -> str:
+    """A passage as the policy reads it in its prompt: served (the chat's KB context) and in SFT alike."""
+    return f"{title}: {text}"
+
+
 def load_articles(kb_dir: str | Path) -> list[Passage]:
     """Every article of every ``*.jsonl`` file under ``kb_dir`` (sorted by file name, then line)."""
     kb_dir = Path(kb_dir)

@@ -29,6 +29,32 @@ def test_sft_datasets_are_prompt_completion_with_system_and_kb(smoke_config: str
     assert again == train
 
 
+def test_sft_support_rows_can_read_retrieved_passages_like_the_server(smoke_config: str) -> None:
+    from dialogue.sft import with_retrieved_context
+    from serving.retrieval import KnowledgeBase, prompt_passage
+
+    plain = load_recipe(smoke_config, [f"data.data_dir={ROOT / 'data'}"])
+    recipe = load_recipe(smoke_config, [f"data.data_dir={ROOT / 'data'}", "sft.retrieved_passages=2"])
+    before, _, _ = build_sft_datasets(plain)
+    train, heldout, _ = build_sft_datasets(recipe)
+    assert [r["completion"] for r in train] == [r["completion"] for r in before]  # same rows, same order
+    support = [r for r in train + heldout if "[2] " in r["prompt"][0]["content"]]
+    assert support  # two numbered passages where the row's own article was one block
+    assert not any("[2] " in r["prompt"][0]["content"] for r in before)
+
+    kb = KnowledgeBase.load(ROOT / "data" / "kb")
+    titles = {p.id: prompt_passage(p.title, p.text) for p in kb.passages}
+    row = {"messages": [{"role": "user", "content": "Can I return a book with notes written in it?"},
+                        {"role": "assistant", "content": "No."}], "context": "x", "kb_ids": ["gift-cards-validity"]}
+    [changed] = with_retrieved_context([row], kb, 2)
+    assert len(changed["context"]) == 2 and changed["context"][-1] == titles["gift-cards-validity"]  # put in
+    found = with_retrieved_context([{**row, "kb_ids": [kb.search("Can I return a book with notes written in it?",
+                                                                 1)[0].id]}], kb, 2)[0]
+    assert found["context"] == [prompt_passage(p.title, p.text)
+                                for p in kb.search("Can I return a book with notes written in it?", 2)]
+    assert with_retrieved_context([{**row, "context": None}], kb, 2)[0]["context"] is None
+
+
 def test_sft_trains_adapter_writes_metrics_plot_and_tensorboard(smoke_config: str, smoke_overrides) -> None:
     recipe = load_recipe(smoke_config, [*smoke_overrides, f"data.data_dir={ROOT / 'data'}"])
     metrics = run_sft(recipe)

@@ -17,6 +17,11 @@ class SFTSection:
     # Share of the safety rows that are benign-but-risky requests answered helpfully (the rest are refusals).
     # None samples the data as it is, one benign-but-risky pair in five, which teaches "scary word -> refuse".
     benign_risky_share: float | None = None
+    # Support rows: 0 = each row's own KB article as its context (as written); N = the N passages the server's
+    # retriever returns for the row's question, the row's article put in place of the last one when retrieval
+    # misses it, in the server's passage format. The served policy reads retrieved passages with its article
+    # among others; trained on its own article alone, it answers from whichever passage comes first.
+    retrieved_passages: int = 0
     eval_rows: int = 64
     epochs: float = 1.0
     max_steps: int = -1
@@ -34,6 +39,8 @@ class SFTSection:
         share = self.benign_risky_share
         if share is not None and not 0.0 <= share <= 1.0:
             raise ValueError(f"benign_risky_share must be in [0, 1], got {share}")
+        if self.retrieved_passages < 0:
+            raise ValueError(f"retrieved_passages must be >= 0, got {self.retrieved_passages}")
         if share is not None and not self.safety_rows:
             raise ValueError("benign_risky_share needs a number of safety_rows to split")
 

@@ -23,7 +23,7 @@ from serving.guard import Guard
 from serving.handoff import DislikeStreak, notice, wants_human
 from serving.limits import BusyError, Gate, LimitError, Limits, with_deadline
 from serving.metrics import Metrics
-from serving.retrieval import KnowledgeBase
+from serving.retrieval import KnowledgeBase, prompt_passage
 
 log = logging.getLogger("parley.serve")
 
@@ -153,7 +153,7 @@ class ChatService:
 
     @staticmethod
     def context_of(citations: list[dict[str, Any]]) -> list[str] | None:
-        return [f"{c['title']}: {c['text']}" for c in citations] or None
+        return [prompt_passage(c["title"], c["text"]) for c in citations] or None
 
     def _generate(self, messages: list[dict[str, str]], context: list[str] | None, sampling: Sampling,
                   turn: Turn) -> Iterator[str]:
