@@ -45,7 +45,7 @@ def pool_prompts(rows: list[dict], first: int, count: int) -> list[dict]:
     return chosen
 
 
-def build_pool(run_dir: Path, rows: list[dict], samples: int, temperature: float, max_new_tokens: int,
+def build_pool(recipe, run_dir: Path, rows: list[dict], samples: int, temperature: float, max_new_tokens: int,
                seed: int) -> dict[str, list[str]]:
     """Answers per source name ("sft-greedy", "ppo-sample1", ...), each aligned with ``rows``."""
     import torch
@@ -53,10 +53,7 @@ def build_pool(run_dir: Path, rows: list[dict], samples: int, temperature: float
     from dialogue.evaluation import load_policy_stack
     from dialogue.generation import GenerationParams, generate_batch, render_rows
     from groundwork.models import load_tokenizer
-    from groundwork.recipe import load_recipe
 
-    recipe = load_recipe(str(run_dir / "evaluate" / "recipe.yaml") if (run_dir / "evaluate" / "recipe.yaml")
-                         .is_file() else None, [f"data.data_dir={ROOT / 'data'}"])
     tokenizer = load_tokenizer(recipe.policy.model, padding_side="left")
     prompts = render_rows(tokenizer, rows, recipe.policy.system_prompt)
     policies = {"sft": [run_dir / "sft" / "adapter"], "ppo": [run_dir / "ppo" / "policy_adapter"]}
@@ -78,9 +75,9 @@ def build_pool(run_dir: Path, rows: list[dict], samples: int, temperature: float
 
 
 def score_pool(reward_dir: str, risk_dir: Path | None, rows: list[dict], answers: dict[str, list[str | None]],
-               composite_cfg) -> tuple[dict[str, dict], dict[str, list[str | None]]]:
+               composite_cfg) -> dict[str, dict]:
     """``per_model`` entries (scores + routed composite) for :func:`reward_judge_agreement`."""
-    from dialogue.evaluation import routed_composites
+    from dialogue.evaluation import scored_answers
     from reward_models.risk_model import RequestRiskModel, request_text
     from reward_models.scorer import RewardScorer
 
@@ -88,20 +85,7 @@ def score_pool(reward_dir: str, risk_dir: Path | None, rows: list[dict], answers
     risk_model = RequestRiskModel.from_pretrained(risk_dir) if risk_dir and risk_dir.is_dir() else None
     risks = (risk_model.probabilities([request_text(row["messages"]) for row in rows]) if risk_model
              else [None] * len(rows))
-    per_model = {}
-    for name, texts in answers.items():
-        present = [i for i, text in enumerate(texts) if text]
-        scored = scorer.score([(rows[i]["messages"], texts[i], rows[i].get("context")) for i in present])
-        composite = routed_composites(scored, [risks[i] for i in present], composite_cfg,
-                                      [rows[i] for i in present], [texts[i] for i in present])
-        scores = {o: [0.0] * len(rows) for o in scored}
-        composites = [0.0] * len(rows)
-        for k, i in enumerate(present):
-            composites[i] = composite[k]
-            for objective, values in scored.items():
-                scores[objective][i] = float(values[k])
-        per_model[name] = {"scores": scores, "composite": composites}
-    return per_model, answers
+    return {name: scored_answers(rows, texts, scorer, risks, composite_cfg) for name, texts in answers.items()}
 
 
 def audit_with_interval(rows: list[dict], per_model: dict, answers: dict, resamples: int, seed: int) -> dict:
@@ -156,6 +140,8 @@ def main() -> int:
     from groundwork.recipe import load_recipe
 
     run_dir = Path(args.run)
+    saved = run_dir / "evaluate" / "recipe.yaml"  # the run's policy, system prompt and composite weights
+    recipe = load_recipe(str(saved) if saved.is_file() else None, [f"data.data_dir={ROOT / 'data'}"])
     rows = pool_prompts(load_ppo_prompts(str(ROOT / "data"), "heldout", BadRows("raise")), args.first, args.count)
     pool_path = Path(args.pool) if args.pool else None
     if pool_path and pool_path.is_file():
@@ -164,18 +150,17 @@ def main() -> int:
             raise SystemExit(f"{pool_path} was built for other prompts; delete it or change --first/--count")
         answers = cached["answers"]
     else:
-        answers = build_pool(run_dir, rows, args.samples, args.temperature, args.max_new_tokens, args.seed)
+        answers = build_pool(recipe, run_dir, rows, args.samples, args.temperature, args.max_new_tokens, args.seed)
         if pool_path:
             pool_path.write_text(json.dumps({"ids": [row.get("id") for row in rows], "answers": answers}),
                                  encoding="utf-8")
     answers = {**answers, "reference": reference_answers(rows, load_kb(str(ROOT / "data")))}
-    saved = run_dir / "evaluate" / "recipe.yaml"
-    composite_cfg = load_recipe(str(saved) if saved.is_file() else None, []).reward.composite
+    composite_cfg = recipe.reward.composite
     risk_dir = Path(args.risk_dir) if args.risk_dir else run_dir / "risk" / "model"
     results = {}
     for reward_dir in args.reward_dir:
-        per_model, scored_answers = score_pool(reward_dir, risk_dir, rows, answers, composite_cfg)
-        results[reward_dir] = audit_with_interval(rows, per_model, scored_answers, args.resamples, args.seed)
+        per_model = score_pool(reward_dir, risk_dir, rows, answers, composite_cfg)
+        results[reward_dir] = audit_with_interval(rows, per_model, answers, args.resamples, args.seed)
         entry = results[reward_dir]
         print(f"\n{reward_dir}: min {entry['min']:.3f} at {entry['min_at']}")
         for kind, values in entry["table"].items():

@@ -308,24 +308,31 @@ def routed_composites(scores: dict[str, list[float]], risks: list[float | None],
             for i, risk in enumerate(risks)]
 
 
-def reference_audit_entry(rows: list[dict], kb: list[dict], scorer: Any, risks: list[float | None],
-                          composite_cfg: Any) -> tuple[dict[str, dict[str, Any]], dict[str, list[str | None]]]:
-    """The rows' known right answers (:func:`reward_audit.reference_answers`), scored like a model's, for the
-    reward audit's pool only (they are not a model of the report); rows without one get None."""
-    refs = reference_answers(rows, kb)
-    present = [i for i, text in enumerate(refs) if text]
-    if not present:
-        return {}, {}
-    scored = scorer.score([(rows[i]["messages"], refs[i], rows[i].get("context")) for i in present])
+def scored_answers(rows: list[dict], texts: list[str | None], scorer: Any, risks: list[float | None],
+                   composite_cfg: Any) -> dict[str, Any]:
+    """``{"scores", "composite"}`` of answers aligned with ``rows`` for the reward audit; a None answer (a row
+    without one) is not scored and gets 0 (:func:`reward_audit.reward_judge_agreement` skips it)."""
+    present = [i for i, text in enumerate(texts) if text]
+    scored = scorer.score([(rows[i]["messages"], texts[i], rows[i].get("context")) for i in present])
     composite = routed_composites(scored, [risks[i] for i in present], composite_cfg, [rows[i] for i in present],
-                                  [refs[i] for i in present])
+                                  [texts[i] for i in present])
     scores = {o: [0.0] * len(rows) for o in scored}
     composites = [0.0] * len(rows)
     for k, i in enumerate(present):
         composites[i] = composite[k]
         for o, values in scored.items():
             scores[o][i] = float(values[k])
-    return {REFERENCE: {"scores": scores, "composite": composites}}, {REFERENCE: refs}
+    return {"scores": scores, "composite": composites}
+
+
+def reference_audit_entry(rows: list[dict], kb: list[dict], scorer: Any, risks: list[float | None],
+                          composite_cfg: Any) -> tuple[dict[str, dict[str, Any]], dict[str, list[str | None]]]:
+    """The rows' known right answers (:func:`reward_audit.reference_answers`), scored like a model's, for the
+    reward audit's pool only (they are not a model of the report); rows without one get None."""
+    refs = reference_answers(rows, kb)
+    if not any(refs):
+        return {}, {}
+    return {REFERENCE: scored_answers(rows, refs, scorer, risks, composite_cfg)}, {REFERENCE: refs}
 
 
 @takes("run", "policy", "evaluate", "soup", "serve")

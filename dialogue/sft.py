@@ -62,13 +62,13 @@ def with_retrieved_context(rows: list[dict], kb: Any, passages: int) -> list[dic
     articles = {passage.id: passage for passage in kb.passages}
     out = []
     for row in rows:
-        own = [articles[i] for i in row.get("kb_ids") or [] if i in articles]
-        if not own or not row.get("context"):
+        own = next((articles[i] for i in row.get("kb_ids") or [] if i in articles), None)
+        if own is None or not row.get("context"):
             out.append(row)
             continue
         hits = kb.search(last_user_text(row["messages"]), passages)
-        if not any(hit.id == own[0].id for hit in hits):
-            hits = [*hits[: passages - 1], own[0]]
+        if own.id not in {hit.id for hit in hits}:
+            hits = [*hits[: passages - 1], own]
         out.append({**row, "context": [prompt_passage(hit.title, hit.text) for hit in hits]})
     return out
 
