@@ -1,10 +1,11 @@
-"""Time to first token of the served default, with and without the prefix cache (framing and KB openings), and
-with another number of KB passages per prompt (``--compare-top-k``).
+"""Time to first token of the served default, with and without the prefix cache (the framing, each KB article
+as the first passage, earlier requests' openings), with the framing alone cached, and with another number of KB
+passages per prompt (``--compare-top-k``).
 
 Builds the server's chat service exactly as ``parley pipeline --serve`` / ``parley serve`` would for a finished
 run (its int8 artifact, reward models, guard, KB retrieval, the recipe's system prompt) and sends held-out
-support questions through ``ChatService.turn`` as API requests. The arms (the served default,
-``serve.prefix_cache`` off, and ``serve.top_k`` = ``--compare-top-k``) share one loaded engine and take turns
+support questions through ``ChatService.turn`` as API requests. The arms (the served default, the framing-only
+cache, ``serve.prefix_cache`` off, and ``serve.top_k`` = ``--compare-top-k``) share one loaded engine and take turns
 prompt by prompt in rotating order; each arm's median over ``--prompts`` questions is reported, with the parts
 of the first-token path outside the engine (input guard, retrieval, each timed alone). Prints one JSON line and
 appends it to ``benchmarks/results/served_ttft.jsonl``.
@@ -56,6 +57,7 @@ def main() -> int:
 
     from groundwork.recipe import load_recipe
     from groundwork.runs import served_run_overrides
+    from serving.engines.prefix_cache import PrefixKVCache
     from serving.server import build_service
 
     torch.set_num_threads(args.threads)
@@ -63,27 +65,34 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="parley-ttft-bench-"))
     served = load_recipe(args.config, [f"run.output_dir={args.run_dir}", *served_run_overrides(recipe),
                                        f"serve.db=sqlite:///{tmp / 'bench.db'}", "serve.max_new_tokens=8"])
+    started = time.perf_counter()
     service = build_service(served.serve, served.policy.model, served.policy.dtype, served.policy.system_prompt)
+    start_s = time.perf_counter() - started  # loading and warm-up (framing and KB passage openings prefilled)
     engine = service.engine
     questions = support_questions(args.prompts)
     for question in questions[:3]:  # warm-up: kernels, the prefix cache, KB embeddings
         first_text_ms(service, question)
     top_k = served.serve.top_k
-    settings = {"prefix_cache": (True, top_k), "no_prefix_cache": (False, top_k)}  # arm: (prefix cache, top_k)
-    if args.compare_top_k and args.compare_top_k != top_k:
-        settings[f"prefix_cache_top_k_{args.compare_top_k}"] = (True, args.compare_top_k)
-    arms: dict[str, list[float]] = {arm: [] for arm in settings}
     store = engine.prefix_cache
+    framing_only = PrefixKVCache(engine.model)  # the prefix cache without the KB passage openings
+    for opening in engine.framing_openings():
+        framing_only.add(opening)
+    # arm: (prefix cache, top_k, the engine's prefix store)
+    settings = {"prefix_cache": (True, top_k, store), "framing_cache_only": (True, top_k, framing_only),
+                "no_prefix_cache": (False, top_k, store)}
+    if args.compare_top_k and args.compare_top_k != top_k:
+        settings[f"prefix_cache_top_k_{args.compare_top_k}"] = (True, args.compare_top_k, store)
+    arms: dict[str, list[float]] = {arm: [] for arm in settings}
     hits_before, reused_before = (store.hits, store.reused_tokens) if store else (0, 0)
     guard_ms, retrieval_ms, prompt_tokens = [], [], []
     order = list(settings)
     for index, question in enumerate(questions):
         for arm in order[index % len(order):] + order[:index % len(order)]:
-            engine.use_prefix_cache, service.top_k = settings[arm]
+            engine.use_prefix_cache, service.top_k, engine.prefix_cache = settings[arm]
             arms[arm].append(first_text_ms(service, question))
             if arm == "prefix_cache":
                 prompt_tokens.append(engine.last_stats.prompt_tokens)
-    service.top_k = top_k
+    service.top_k, engine.prefix_cache = top_k, store
     for question in questions:  # the parts outside the engine, each alone
         started = time.perf_counter()
         service.guard.check_input([{"role": "user", "content": question}])
@@ -106,6 +115,9 @@ def main() -> int:
         "reused_tokens_per_cached_request": round((store.reused_tokens - reused_before) / len(questions), 1)
         if store else None,
         "cache_hits": store.hits - hits_before if store else None,
+        "passage_cache_mb": round(store.pinned_bytes / 2**20, 1) if store else None,
+        "service_start_s": round(start_s, 1),
+        "cached_openings": len(store) if store else None,
         "settings": {"config": args.config, "run": str(recipe.run.layout.root), "engine": engine.description,
                      "guard": service.guard.enabled, "prompts": len(questions), "threads": args.threads,
                      "engine_worker_threads": getattr(getattr(engine, "worker", None), "threads", None),

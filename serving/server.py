@@ -59,12 +59,13 @@ def build_service(cfg: ServeSection, default_model: str, dtype: str = "float32",
     from serving.guard import Guard
     from serving.limits import Gate, Limits
     from serving.metrics import Metrics
-    from serving.retrieval import KnowledgeBase
+    from serving.retrieval import KnowledgeBase, prompt_passage
 
     model = cfg.model or default_model
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    if engine is None:
+    engine_built = engine is None
+    if engine_built:
         from serving.engines import load_engine
 
         opts = {**cfg.engine_opts(), **(engine_opts or {})}  # serve.engine_url, serve.gguf_type
@@ -76,14 +77,17 @@ def build_service(cfg: ServeSection, default_model: str, dtype: str = "float32",
         opts.setdefault("system_prompt", system_prompt)
         engine = load_engine(cfg.engine, model if cfg.engine != "llamacpp" or not cfg.artifact else None,
                              adapter=cfg.adapter, artifact=cfg.artifact, **opts)
+    if kb is None and cfg.kb_dir:
+        kb = KnowledgeBase.load(cfg.kb_dir)
+    if engine_built:
+        if kb is not None and cfg.top_k and hasattr(engine, "cache_passages"):
+            engine.cache_passages([prompt_passage(p.title, p.text) for p in kb.passages], cfg.passage_cache_mb)
         if hasattr(engine, "warm_up"):
-            engine.warm_up()  # prefill the prompt framing / compile before the first customer waits for it
+            engine.warm_up()  # prefill the prompt framing and KB passages / compile before the first customer
     name, adapter_hash = model_identity(model, cfg.adapter, cfg.artifact)
     _ensure_sqlite_folder(cfg.db)
     limits = Limits(cfg.max_message_chars, cfg.max_turns, cfg.max_new_tokens, cfg.request_timeout_s)
     gate = Gate(cfg.concurrency, cfg.queue_size, wait_timeout_s=cfg.request_timeout_s)
-    if kb is None and cfg.kb_dir:
-        kb = KnowledgeBase.load(cfg.kb_dir)
     from groundwork.language_id import detect_language
 
     detect_language("warm up")  # load langid now, not on the first customer's message

@@ -36,6 +36,18 @@ def test_chat_completion_without_streaming(client: openai.OpenAI) -> None:
     assert citations and citations[0]["id"].startswith("accounts-password")
 
 
+def test_the_server_prefills_every_kb_article_as_a_first_passage_at_start(live, client: openai.OpenAI) -> None:
+    engine, kb = live.service.engine, live.service.kb
+    store = engine.prefix_cache
+    assert len(kb.passages) > 20 and store.pinned_entries == 2 + len(kb.passages)  # both framings, then each
+    held = {len(engine.passage_opening(live.service.context_of([p.citation()])[0])) for p in kb.passages}
+    hits, reused = store.hits, store.reused_tokens
+    reply = client.chat.completions.create(model=MODEL, max_tokens=2,
+                                           messages=[{"role": "user", "content": "Can I change my delivery address?"}])
+    assert reply.model_extra["parley"]["citations"]
+    assert store.hits == hits + 1 and store.reused_tokens - reused in held  # the first citation's opening
+
+
 def test_chat_completion_streams_chunks(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(model=MODEL, stream=True, max_tokens=10,
                                             messages=[{"role": "system", "content": "Be brief."},

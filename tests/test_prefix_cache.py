@@ -80,3 +80,82 @@ def test_a_repeated_opening_is_reused_whole_and_the_answer_is_unchanged(engines)
     assert len(ids) - held < 20  # only the new question is left to prefill
     answer = cached.generate("Is the refund paid to my card?", context=kb, max_tokens=12, temperature=0.0)
     assert answer == plain.generate("Is the refund paid to my card?", context=kb, max_tokens=12, temperature=0.0)
+
+
+PASSAGES = [
+    "Refunds: we refund within 5 business days of receiving the return, to the original payment method.",
+    "Damaged items: report them within 7 days with a photo and we send a replacement or a refund.",
+    "Shipping: orders leave the warehouse within 2 business days; tracking arrives by e-mail.",
+]
+
+
+@pytest.fixture()
+def with_passages(engines):
+    cached, plain = engines
+    engine = TorchEngine(cached.model, cached.tokenizer, threads=2, system_prompt=cached.system_prompt)
+    engine.cache_passages(PASSAGES, budget_mb=64)
+    engine.warm_up()
+    yield engine, plain
+    engine.close()
+
+
+def _held_length(engine: TorchEngine, question: str, context: list[str]) -> int:
+    ids = engine.tokenizer(engine.render(question, context=context), add_special_tokens=False)["input_ids"]
+    hit = engine.prefix_cache.lookup(ids)
+    return hit[1] if hit else 0
+
+
+@pytest.mark.parametrize("sampling", [{"temperature": 0.0}, {"temperature": 1.0, "seed": 3}])
+def test_each_kb_article_as_first_passage_is_prefilled_at_start_and_answers_stay_the_same(with_passages,
+                                                                                          sampling):
+    engine, plain = with_passages
+    framing = max(len(o) for o in engine.framing_openings())
+    assert len(engine.prefix_cache) == 2 + len(PASSAGES)  # both framings, then one opening per article
+    for first in PASSAGES:
+        context = [first, "Opening hours: the support desk answers from 8:00 to 20:00 on weekdays."]
+        opening = engine.passage_opening(first)
+        assert len(opening) > framing
+        assert _held_length(engine, "Where is my parcel?", context) == len(opening)  # before any request
+        answer = engine.generate("Where is my parcel?", context=context, max_tokens=12, **sampling)
+        assert answer == plain.generate("Where is my parcel?", context=context, max_tokens=12, **sampling)
+
+
+def test_a_passage_opening_holds_only_its_own_positions_and_the_budget_caps_them(engines):
+    cached, _ = engines
+    engine = TorchEngine(cached.model, cached.tokenizer, threads=2, system_prompt=cached.system_prompt)
+    engine.warm_up()
+    framing_bytes = engine.prefix_cache.pinned_bytes
+    framing = max(len(o) for o in engine.framing_openings())
+    engine.cache_passages(PASSAGES[:1], budget_mb=64)  # the store exists already: added now
+    one = engine.prefix_cache.pinned_bytes - framing_bytes
+    per_token = engine.prefix_cache.bytes_per_token
+    assert one == per_token * (len(engine.passage_opening(PASSAGES[0])) - framing)
+    engine.clear_prefix_cache()
+    engine.cache_passages(PASSAGES, budget_mb=2.5 * one / 2**20)  # room for two of the three
+    engine.generate("Hello?", max_tokens=1)  # the store is rebuilt on the first request after a clear
+    assert len(engine.prefix_cache) == 2 + 2
+    assert engine.prefix_cache.pinned_bytes - framing_bytes <= 2.5 * one
+    assert _held_length(engine, "Where is my parcel?", [PASSAGES[2], PASSAGES[0]]) == framing
+    engine.cache_passages(PASSAGES, budget_mb=0)
+    engine.clear_prefix_cache()
+    engine.generate("Hello?", max_tokens=1)
+    assert len(engine.prefix_cache) == 2
+    engine.close()
+
+
+def test_request_openings_are_dropped_oldest_first_and_the_pinned_ones_stay(with_passages):
+    engine, plain = with_passages
+    store = engine.prefix_cache
+    store.max_entries = 2
+    questions = ["Where is my parcel?", "Can I get a refund?", "Is my kettle covered?"]
+    for question, second in zip(questions, ["Opening hours: 8:00 to 20:00.", "Gift cards: never expire.",
+                                            "Warranty: two years on electric appliances."], strict=True):
+        engine.generate(question, context=[PASSAGES[1], second], max_tokens=2)
+    assert len(store) == 2 + len(PASSAGES) + 2  # the first request's opening was dropped
+    context = [PASSAGES[1], "Warranty: two years on electric appliances."]
+    held = _held_length(engine, "Does it cover the lid?", context)
+    assert held > len(engine.passage_opening(PASSAGES[1]))  # the latest request's opening, joined to its parent
+    answer = engine.generate("Does it cover the lid?", context=context, max_tokens=12, temperature=0.0)
+    assert answer == plain.generate("Does it cover the lid?", context=context, max_tokens=12, temperature=0.0)
+    assert _held_length(engine, "Where is my parcel?", [PASSAGES[1], "Opening hours: 8:00 to 20:00."]) \
+        == len(engine.passage_opening(PASSAGES[1]))

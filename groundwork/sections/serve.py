@@ -35,6 +35,10 @@ class ServeSection:
     # every request shares, ~110 of a ~300-token support prompt, and each request's framing + KB passages, up to
     # 8): a later prompt that opens the same way prefills only the rest. A shorter time to first token.
     prefix_cache: bool = True
+    # With ``prefix_cache``: memory (MB) for prefilling, at start-up, the framing followed by each KB article as
+    # the first passage (in the KB's order, until full), so a request prefills only its other passages and the
+    # question. About 3 MB per 60-token article for SmolLM2-135M; 0 = off.
+    passage_cache_mb: float = 256.0
     # openai engine: base URL of the OpenAI-compatible server it fronts (e.g. http://vllm-host:8000/v1); required.
     engine_url: str | None = None
     # llamacpp engine with a ``parley quantize`` folder as ``artifact``: which GGUF to load (None = q8_0; q4_0,

@@ -1,18 +1,24 @@
 """Reuse the key/value cache of a prompt's opening across requests (prefix caching).
 
 Every support prompt opens with the same ~110 tokens (the system prompt and the knowledge-base instructions)
-before the retrieved passages and the customer's question: a third or more of a typical ~300-token prompt.
-Those are prefilled once. Each request's own opening (everything before its last user message: framing and
-retrieved passages) is kept too, cut from the cache its generation filled anyway, so the next question that
-retrieves the same passages prefills only itself. An entry is used only when its token ids are exactly the
-request's first ids, so a prompt that tokenizes differently simply gets no hit (and is computed in full).
+before the retrieved passages and the customer's question. Those are prefilled once. So are, within a memory
+budget, the framing followed by each KB article as the first passage: whatever a question retrieves first is
+then already prefilled, and the request prefills only the rest (the other passages and the question). Each
+request's own opening (everything before its last user message) is kept too, cut from the cache its generation
+filled anyway, so a follow-up that retrieves the same passages prefills only itself.
+
+Entries are stored as segments: an entry holds the key/value positions past the longest *pinned* entry it
+extends (its parent), so a hundred passage openings do not each hold another copy of the framing. Pinned
+entries (framings, passage openings) stay; the rest are dropped least recently used first. An entry is used
+only when its token ids are exactly the request's first ids, so a prompt that tokenizes differently simply gets
+no hit (and is computed in full).
 """
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 # Openings shorter than this are not worth a cache copy.
@@ -29,13 +35,24 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+@dataclass
+class _Segment:
+    parent: tuple[int, ...] | None  # the pinned entry these positions follow (None: they start the prompt)
+    layers: list[tuple[Any, Any]]  # per layer (keys, values) of this entry's own positions
+    pinned: bool
+
+    @property
+    def nbytes(self) -> int:
+        return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self.layers)
+
+
 class PrefixKVCache:
-    """A few prefilled openings (token ids -> their model cache), least recently used dropped first."""
+    """Prefilled openings (token ids -> their model cache); unpinned ones are dropped least recently used first."""
 
     def __init__(self, model: Any, max_entries: int = 8) -> None:
         self.model = model
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self.max_entries = max_entries  # unpinned entries (request openings) kept
+        self._entries: OrderedDict[tuple[int, ...], _Segment] = OrderedDict()
         self.hits = 0
         self.misses = 0
         self.reused_tokens = 0  # summed over hits: prompt positions not prefilled again
@@ -43,51 +60,109 @@ class PrefixKVCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add(self, ids: Sequence[int]) -> None:
-        """Prefill ``ids`` once and keep their cache (no-op when too short or already held)."""
+    @property
+    def pinned_entries(self) -> int:
+        return sum(s.pinned for s in self._entries.values())
+
+    @property
+    def pinned_bytes(self) -> int:
+        """Memory held by the pinned entries' key/value tensors."""
+        return sum(s.nbytes for s in self._entries.values() if s.pinned)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for s in self._entries.values())
+
+    @property
+    def bytes_per_token(self) -> float:
+        """Key/value memory per prompt position (0 while nothing is held)."""
+        for segment in self._entries.values():
+            positions = segment.layers[0][0].shape[-2] if segment.layers else 0
+            if positions:
+                return segment.nbytes / positions
+        return 0.0
+
+    def add(self, ids: Sequence[int]) -> int:
+        """Prefill ``ids`` once and pin their cache; returns the bytes it added (0: too short or already held).
+
+        Only the positions past the longest pinned opening of ``ids`` are computed and stored.
+        """
         import torch
-        from transformers import DynamicCache
 
         key = tuple(int(i) for i in ids)
         if len(key) < MIN_PREFIX_TOKENS or key in self._entries:
-            return
+            return 0
+        parent = self._longest(key, pinned_only=True)
+        cache = self._assemble(parent)
+        start = len(parent) if parent else 0
         with torch.inference_mode():
-            cache = DynamicCache(config=self.model.config)
-            self.model(input_ids=torch.tensor([key]), cache=cache, use_cache=True, logits_to_keep=1)
-        self._entries[key] = cache
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+            self.model(input_ids=torch.tensor([key[start:]]), cache=cache, use_cache=True, logits_to_keep=1)
+        self._entries[key] = _Segment(parent, self._own_positions(cache, start, len(key)), pinned=True)
+        return self._entries[key].nbytes
 
     def put(self, ids: Sequence[int], cache: Any) -> None:
-        """Keep ``cache`` (a generation's, no longer needed by it) cut to its first ``len(ids)`` positions."""
+        """Keep ``cache``'s first ``len(ids)`` positions (a generation's cache, no longer needed by it)."""
         key = tuple(int(i) for i in ids)
         if len(key) < MIN_PREFIX_TOKENS or cache.get_seq_length() < len(key):
             return
         if key in self._entries:
             self._entries.move_to_end(key)
             return
-        extra = cache.get_seq_length() - len(key)
-        if extra:
-            cache.crop(-extra)
-        self._entries[key] = cache
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        parent = self._longest(key, pinned_only=True)
+        start = len(parent) if parent else 0
+        self._entries[key] = _Segment(parent, self._own_positions(cache, start, len(key)), pinned=False)
+        unpinned = [k for k, s in self._entries.items() if not s.pinned]
+        for old in unpinned[:max(0, len(unpinned) - self.max_entries)]:
+            del self._entries[old]
 
     def lookup(self, ids: Sequence[int]) -> tuple[Any, int] | None:
-        """(a private copy of the longest held cache whose ids open ``ids``, its length), or None.
+        """(a fresh cache of the longest held opening of ``ids``, its length), or None.
 
-        The copy leaves at least one id of ``ids`` to prefill, as ``generate`` needs; the caller's generation
-        extends the copy, never the held entry.
+        The opening leaves at least one id of ``ids`` to prefill, as ``generate`` needs; the caller's generation
+        extends its own cache, never a held entry.
         """
-        ids = [int(i) for i in ids]
-        best = None
-        for key in self._entries:
-            if len(key) < len(ids) and (best is None or len(key) > len(best)) and ids[:len(key)] == list(key):
-                best = key
+        key = tuple(int(i) for i in ids)
+        best = self._longest(key, pinned_only=False)
         if best is None:
             self.misses += 1
             return None
         self.hits += 1
         self.reused_tokens += len(best)
         self._entries.move_to_end(best)
-        return copy.deepcopy(self._entries[best]), len(best)
+        return self._assemble(best), len(best)
+
+    def _longest(self, ids: tuple[int, ...], pinned_only: bool) -> tuple[int, ...] | None:
+        """The longest held entry that is a strict prefix of ``ids``."""
+        best = None
+        for key, segment in self._entries.items():
+            if pinned_only and not segment.pinned:
+                continue
+            if len(key) < len(ids) and (best is None or len(key) > len(best)) and ids[:len(key)] == key:
+                best = key
+        return best
+
+    def _assemble(self, key: tuple[int, ...] | None) -> Any:
+        """A new model cache holding ``key``'s positions (its segments joined), or an empty one."""
+        import torch
+        from transformers import DynamicCache
+
+        if key is None:
+            return DynamicCache(config=self.model.config)
+        chain = []
+        while key is not None:
+            chain.append(self._entries[key])
+            key = self._entries[key].parent
+        chain.reverse()
+        cache = DynamicCache(config=self.model.config)
+        for i, layer in enumerate(cache.layers):
+            keys = torch.cat([s.layers[i][0] for s in chain], dim=-2)
+            values = torch.cat([s.layers[i][1] for s in chain], dim=-2)
+            layer.lazy_initialization(keys, values)
+            layer.keys, layer.values = keys, values  # the joined copies themselves (an update would copy again)
+        return cache
+
+    @staticmethod
+    def _own_positions(cache: Any, start: int, end: int) -> list[tuple[Any, Any]]:
+        """Copies of positions ``start:end`` of every layer (copies: the source's storage can then be freed)."""
+        return [(layer.keys[..., start:end, :].clone(), layer.values[..., start:end, :].clone())
+                for layer in cache.layers]

@@ -3,6 +3,7 @@ worker thread (:class:`TorchWorker`) that runs all of the engine's torch work.""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -15,6 +16,8 @@ from groundwork.chat_format import last_user_text, render_prompt
 from serving.engines.base import CancelToken, Engine, GenerationStats, SamplingParams
 from serving.engines.errors import EngineError
 from serving.engines.prefix_cache import PrefixKVCache, common_prefix_length
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,8 @@ class TorchEngine(Engine):
         self._generate_lock = threading.Lock()
         self.use_prefix_cache = prefix_cache and not compile  # the compiled step owns a static cache
         self.prefix_cache = None  # built on the first request (prefills the prompt framing once)
+        self.cached_passages: tuple[str, ...] = ()  # KB passages whose opening is prefilled (cache_passages)
+        self.passage_cache_bytes = 0  # the memory they may take
         eos = {tokenizer.eos_token_id}
         config_eos = getattr(model.generation_config, "eos_token_id", None)
         eos.update(config_eos if isinstance(config_eos, list) else [config_eos])
@@ -187,6 +192,16 @@ class TorchEngine(Engine):
         with self._generate_lock:
             self.prefix_cache = None
 
+    def cache_passages(self, passages: Sequence[str], budget_mb: float) -> None:
+        """Prefill the framing followed by each of ``passages`` as the first KB passage (at :meth:`warm_up`),
+        in order, until their key/value tensors would take more than ``budget_mb``; a request whose first
+        retrieved passage is one of them prefills only its other passages and the question."""
+        self.cached_passages = tuple(passages)
+        self.passage_cache_bytes = int(budget_mb * 2**20)
+        if self.prefix_cache is not None:
+            with self._generate_lock:
+                self._add_passage_openings(self.prefix_cache)
+
     def framing_openings(self) -> list[list[int]]:
         """Token ids every prompt of this engine opens with: with KB passages and without (a translation).
 
@@ -201,11 +216,35 @@ class TorchEngine(Engine):
             openings.append(a[:common_prefix_length(a, b)])
         return openings
 
+    def passage_opening(self, passage: str) -> list[int]:
+        """Token ids every prompt whose first KB passage is ``passage`` opens with (the same two-render trick as
+        :meth:`framing_openings`, so the cut falls where the next passage or the question begins)."""
+        a, b = (self.tokenizer(self.render([{"role": "user", "content": text}], context=[passage, other]),
+                               add_special_tokens=False)["input_ids"]
+                for text, other in (("first question", "alpha"), ("zzz other", "omega")))
+        return a[:common_prefix_length(a, b)]
+
+    def _add_passage_openings(self, store: PrefixKVCache) -> None:
+        """Pin the passage openings in order while the next still fits the budget (each holds only the positions
+        past the framing)."""
+        framing = max(len(o) for o in self.framing_openings())
+        used = added = 0
+        for passage in self.cached_passages:
+            opening = self.passage_opening(passage)
+            if used + store.bytes_per_token * (len(opening) - framing) > self.passage_cache_bytes:
+                log.info("KB passage cache full (%.0f MB) after %d of %d passages", used / 2**20, added,
+                         len(self.cached_passages))
+                break
+            grown = store.add(opening)
+            used += grown
+            added += grown > 0
+
     def _prefix_cache(self) -> PrefixKVCache:
         if self.prefix_cache is None:
             self.prefix_cache = PrefixKVCache(self.model)
             for opening in self.framing_openings():
                 self.prefix_cache.add(opening)
+            self._add_passage_openings(self.prefix_cache)
         return self.prefix_cache
 
     def prepare(self, messages: Any, context: str | Sequence[str] | None = None) -> PreparedPrompt:
