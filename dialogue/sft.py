@@ -26,6 +26,7 @@ from groundwork.data_loading import (
 )
 from groundwork.distributed import distributed_state, trainable_digest, write_rank_report
 from groundwork.errors import ConfigError
+from groundwork.lane_threads import lane_threads_callback
 from groundwork.models import load_causal_lm, load_tokenizer
 from groundwork.plots import plot_log_history
 from groundwork.recipe import Recipe, SFTSection, takes
@@ -176,7 +177,8 @@ def run_sft(recipe: Recipe) -> dict[str, Any]:
         eval_dataset=Dataset.from_list(eval_rows),
         processing_class=tokenizer,
         peft_config=lora,
-        callbacks=[TensorBoardCallback(tb_writer=writer)] if writer is not None else [],
+        callbacks=[lane_threads_callback(),
+                   *([TensorBoardCallback(tb_writer=writer)] if writer is not None else [])],
     )
     started = time.time()
     # With several processes, evaluate() before train() marks the model as prepared and train() then skips the

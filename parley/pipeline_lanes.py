@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from groundwork.errors import ParleyError
+from groundwork.lane_threads import ENV as LANE_THREADS_ENV
+from groundwork.lane_threads import write_lane_threads
 from groundwork.layout import RunLayout
 from groundwork.recipe import Recipe
 from groundwork.runs import recipe_yaml
@@ -54,35 +56,48 @@ def run_lanes(recipe: Recipe, lanes: list[list[str]], force: Sequence[str], writ
     root.mkdir(parents=True, exist_ok=True)
     recipe_file = recipe.run.layout.pipeline_recipe
     recipe_file.write_text(recipe_yaml(recipe), encoding="utf-8")
-    threads = max(1, (os.cpu_count() or 1) // len(lanes))
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // len(lanes))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TOKENIZERS_PARALLELISM": "false"}
     started = time.time()
     children = []
+    shares: dict[int, Path] = {}  # child index -> the file holding its thread share
     for number, lane in enumerate(lanes, start=1):
         log = recipe.run.layout.lane_log(number)
         forced = [name for name in lane if name in force]
         command = [sys.executable, "-m", "parley.cli", "pipeline", "--config", str(recipe_file), "--only", *lane]
         if forced:
             command += ["--force", *forced]
+        share = log.with_suffix(".threads")
+        write_lane_threads(share, threads)
+        shares[len(children)] = share
         handle = open(log, "w", encoding="utf-8")  # noqa: SIM115 - closed when the child exits
         children.append((lane, log, handle, subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
-                                                             env=env)))
+                                                             env={**env, LANE_THREADS_ENV: str(share)})))
         write(f"lane {number}: {' -> '.join(lane)} ({threads} thread(s), log: {log})")
     reported: set[str] = set()
+    running = len(children)
     while True:
+        alive = [i for i, (*_, child) in enumerate(children) if child.poll() is None]
+        if alive and len(alive) < running:  # a lane ended: the others share its cores from their next step
+            running = len(alive)
+            for i in alive:
+                write_lane_threads(shares[i], max(1, cores // running))
+            write(f"lanes running: {running}, now {max(1, cores // running)} thread(s) each")
         for lane, _log, _handle, _child in children:
             for name in lane:
                 if name not in reported and _stage_done(root, name, started):
                     reported.add(name)
                     seconds = json.loads(recipe.run.layout.marker(name).read_text(encoding="utf-8"))["seconds"]
                     write(f"{name}: done in {seconds:.0f} s (total {time.time() - started:.0f} s)")
-        if all(child.poll() is not None for *_, child in children):
+        if not alive:
             break
         time.sleep(poll_s)
     failed = []
-    for lane, log, handle, child in children:
+    for index, (lane, log, handle, child) in enumerate(children):
         handle.close()
+        shares[index].unlink(missing_ok=True)
         if child.returncode != 0:
             failed.append(f"lane {' -> '.join(lane)} exited with {child.returncode}; last lines of {log}:\n"
                           f"{_tail(log)}")

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from groundwork.errors import ModelNotFoundError
+from groundwork.lane_threads import follow_lane_threads
 
 CONFIG_FILE = "risk.json"
 CHAR_FILE = "char_ngram.npz"
@@ -186,6 +187,7 @@ class RequestRiskModel:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
+            follow_lane_threads()
             batch = self.tokenizer([texts[i] for i in index], padding=True, truncation=True,
                                    max_length=self.settings.max_length, return_tensors="pt")
             hidden = self.encoder(**batch).last_hidden_state
@@ -202,6 +204,7 @@ class RequestRiskModel:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
+            follow_lane_threads()
             batch = self.tokenizer([texts[i] for i in index], padding=True, truncation=True,
                                    max_length=self.settings.max_length, return_tensors="pt")
             logits = self.encoder(**batch).logits[:, 0].float().numpy()

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from groundwork.data_loading import BadRows
+from groundwork.lane_threads import follow_lane_threads
 from groundwork.models import load_tokenizer, resolve_model
 from groundwork.recipe import Recipe, takes
 from groundwork.runs import save_recipe, write_metrics
@@ -71,6 +72,7 @@ def _train_encoder(model, tokenizer, texts: list[str], labels: list[int], recipe
         for index in length_grouped_batches(lengths, cfg.batch_size, r):
             if step >= total:
                 break
+            follow_lane_threads()  # a lane beside this one may have finished: use its core too
             batch = tokenizer([texts[i] for i in index], padding=True, truncation=True,
                               max_length=cfg.max_length, return_tensors="pt")
             target = torch.tensor([float(labels[i]) for i in index])

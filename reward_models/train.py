@@ -16,6 +16,7 @@ from typing import Any
 from groundwork.data_loading import OBJECTIVES, BadRows, Row
 from groundwork.distributed import distributed_state, trainable_digest, write_rank_report
 from groundwork.errors import DataError
+from groundwork.lane_threads import lane_threads_callback
 from groundwork.recipe import Recipe, takes
 from groundwork.runs import read_metrics, save_recipe, write_metrics
 from reward_models.backbone import freeze_lower_layers, load_for_training, trunk_fingerprint
@@ -119,7 +120,8 @@ def run_reward_training(recipe: Recipe, objective: str, feedback: FeedbackPaths 
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=tokenizer,
-        callbacks=[TensorBoardCallback(tb_writer=writer)] if writer is not None else [],
+        callbacks=[lane_threads_callback(),
+                   *([TensorBoardCallback(tb_writer=writer)] if writer is not None else [])],
     )
     started = time.time()
     result = trainer.train()
