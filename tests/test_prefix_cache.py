@@ -159,3 +159,25 @@ def test_request_openings_are_dropped_oldest_first_and_the_pinned_ones_stay(with
     assert answer == plain.generate("Does it cover the lid?", context=context, max_tokens=12, temperature=0.0)
     assert _held_length(engine, "Where is my parcel?", [PASSAGES[1], "Opening hours: 8:00 to 20:00."]) \
         == len(engine.passage_opening(PASSAGES[1]))
+
+
+def test_a_model_with_sliding_window_layers_keeps_whole_openings_and_answers_the_same(tmp_path):
+    from arch_fixtures import build_tiny_model
+
+    folder = build_tiny_model("gemma2", tmp_path / "gemma2")
+    cached = load_engine("torch", str(folder), threads=2, system_prompt="You are the support assistant of a shop.")
+    plain = TorchEngine(cached.model, cached.tokenizer, threads=2, system_prompt=cached.system_prompt,
+                        prefix_cache=False)
+    try:
+        cached.cache_passages(PASSAGES, budget_mb=64)
+        cached.warm_up()
+        store = cached.prefix_cache
+        assert not store.segmented and store.pinned_entries == 2 + len(PASSAGES)
+        for question, first in zip(("Where is my parcel?", "Can I get a refund?"), PASSAGES, strict=False):
+            context = [first, PASSAGES[2]]
+            assert _held_length(cached, question, context) == len(cached.passage_opening(first))
+            for _ in range(2):  # the second time the request's own opening is held too
+                answer = cached.generate(question, context=context, max_tokens=8, temperature=0.0)
+                assert answer == plain.generate(question, context=context, max_tokens=8, temperature=0.0)
+    finally:
+        cached.close()

@@ -8,7 +8,8 @@ request's own opening (everything before its last user message) is kept too, cut
 filled anyway, so a follow-up that retrieves the same passages prefills only itself.
 
 Entries are stored as segments: an entry holds the key/value positions past the longest *pinned* entry it
-extends (its parent), so a hundred passage openings do not each hold another copy of the framing. Pinned
+extends (its parent), so a hundred passage openings do not each hold another copy of the framing (models with
+sliding-window layers, which keep only the window, store each opening whole instead). Pinned
 entries (framings, passage openings) stay; the rest are dropped least recently used first. An entry is used
 only when its token ids are exactly the request's first ids, so a prompt that tokenizes differently simply gets
 no hit (and is computed in full).
@@ -16,6 +17,7 @@ no hit (and is computed in full).
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,10 +42,14 @@ class _Segment:
     parent: tuple[int, ...] | None  # the pinned entry these positions follow (None: they start the prompt)
     layers: list[tuple[Any, Any]]  # per layer (keys, values) of this entry's own positions
     pinned: bool
+    positions: int  # prompt positions this entry holds beyond its parent
+    whole: Any = None  # instead of ``layers``: the entry's own model cache (models with sliding-window layers)
 
     @property
     def nbytes(self) -> int:
-        return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self.layers)
+        pairs = self.layers if self.whole is None else [(layer.keys, layer.values) for layer in self.whole.layers
+                                                         if getattr(layer, "is_initialized", False)]
+        return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in pairs)
 
 
 class PrefixKVCache:
@@ -56,6 +62,12 @@ class PrefixKVCache:
         self.hits = 0
         self.misses = 0
         self.reused_tokens = 0  # summed over hits: prompt positions not prefilled again
+        # Segments need every layer to keep every position; a sliding-window layer keeps only its window, so such
+        # models (Gemma 2/3, ...) store each opening as a whole cache, copied on use.
+        from transformers import DynamicCache
+
+        self.segmented = all(type(layer).__name__ == "DynamicLayer"
+                             for layer in DynamicCache(config=model.config).layers)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -77,10 +89,13 @@ class PrefixKVCache:
     def bytes_per_token(self) -> float:
         """Key/value memory per prompt position (0 while nothing is held)."""
         for segment in self._entries.values():
-            positions = segment.layers[0][0].shape[-2] if segment.layers else 0
-            if positions:
-                return segment.nbytes / positions
+            if segment.positions:
+                return segment.nbytes / segment.positions
         return 0.0
+
+    def estimated_bytes(self, length: int, held: int) -> float:
+        """What pinning an opening of ``length`` ids that extends a held one of ``held`` ids would take."""
+        return self.bytes_per_token * (length - held if self.segmented else length)
 
     def add(self, ids: Sequence[int]) -> int:
         """Prefill ``ids`` once and pin their cache; returns the bytes it added (0: too short or already held).
@@ -92,12 +107,12 @@ class PrefixKVCache:
         key = tuple(int(i) for i in ids)
         if len(key) < MIN_PREFIX_TOKENS or key in self._entries:
             return 0
-        parent = self._longest(key, pinned_only=True)
+        parent = self._longest(key, pinned_only=True) if self.segmented else None
         cache = self._assemble(parent)
         start = len(parent) if parent else 0
         with torch.inference_mode():
             self.model(input_ids=torch.tensor([key[start:]]), cache=cache, use_cache=True, logits_to_keep=1)
-        self._entries[key] = _Segment(parent, self._own_positions(cache, start, len(key)), pinned=True)
+        self._entries[key] = self._segment(parent, cache, start, len(key), pinned=True)
         return self._entries[key].nbytes
 
     def put(self, ids: Sequence[int], cache: Any) -> None:
@@ -108,9 +123,9 @@ class PrefixKVCache:
         if key in self._entries:
             self._entries.move_to_end(key)
             return
-        parent = self._longest(key, pinned_only=True)
+        parent = self._longest(key, pinned_only=True) if self.segmented else None
         start = len(parent) if parent else 0
-        self._entries[key] = _Segment(parent, self._own_positions(cache, start, len(key)), pinned=False)
+        self._entries[key] = self._segment(parent, cache, start, len(key), pinned=False)
         unpinned = [k for k, s in self._entries.items() if not s.pinned]
         for old in unpinned[:max(0, len(unpinned) - self.max_entries)]:
             del self._entries[old]
@@ -148,6 +163,8 @@ class PrefixKVCache:
 
         if key is None:
             return DynamicCache(config=self.model.config)
+        if self._entries[key].whole is not None:
+            return copy.deepcopy(self._entries[key].whole)
         chain = []
         while key is not None:
             chain.append(self._entries[key])
@@ -161,8 +178,14 @@ class PrefixKVCache:
             layer.keys, layer.values = keys, values  # the joined copies themselves (an update would copy again)
         return cache
 
-    @staticmethod
-    def _own_positions(cache: Any, start: int, end: int) -> list[tuple[Any, Any]]:
-        """Copies of positions ``start:end`` of every layer (copies: the source's storage can then be freed)."""
-        return [(layer.keys[..., start:end, :].clone(), layer.values[..., start:end, :].clone())
-                for layer in cache.layers]
+    def _segment(self, parent: tuple[int, ...] | None, cache: Any, start: int, end: int, pinned: bool) -> _Segment:
+        """An entry for positions ``start:end`` of ``cache``: copies of them (the source's storage can then be
+        freed), or, unsegmented, the cache itself cut to ``end``."""
+        if not self.segmented:
+            extra = cache.get_seq_length() - end
+            if extra:
+                cache.crop(-extra)
+            return _Segment(None, [], pinned, end, whole=cache)
+        layers = [(layer.keys[..., start:end, :].clone(), layer.values[..., start:end, :].clone())
+                  for layer in cache.layers]
+        return _Segment(parent, layers, pinned, end - start)

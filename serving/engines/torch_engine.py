@@ -231,7 +231,7 @@ class TorchEngine(Engine):
         used = added = 0
         for passage in self.cached_passages:
             opening = self.passage_opening(passage)
-            if used + store.bytes_per_token * (len(opening) - framing) > self.passage_cache_bytes:
+            if used + store.estimated_bytes(len(opening), framing) > self.passage_cache_bytes:
                 log.info("KB passage cache full (%.0f MB) after %d of %d passages", used / 2**20, added,
                          len(self.cached_passages))
                 break
