@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -93,8 +92,6 @@ def test_parallel_lanes_run_side_by_side_and_keep_a_finished_lane_when_the_other
     lanes_row = next(line for line in both.stdout.splitlines() if line.startswith("| lanes | ran |"))
     assert lanes_row.count("|") == 6  # a well-formed row of the five-column summary table
     assert both.stderr.count("thread(s), log:") == 2
-    cores = os.cpu_count() or 1
-    assert f"lanes running: 1, now {cores} thread(s) each" in both.stderr  # the lane left takes the cores
     assert not list(run.glob("lane-*.threads"))
     for name in STAGES[1:6]:
         assert json.loads((run / name / "stage.json").read_text())["seconds"] > 0
