@@ -57,7 +57,6 @@ def main() -> int:
 
     from groundwork.recipe import load_recipe
     from groundwork.runs import served_run_overrides
-    from serving.engines.prefix_cache import PrefixKVCache
     from serving.server import build_service
 
     torch.set_num_threads(args.threads)
@@ -74,9 +73,7 @@ def main() -> int:
         first_text_ms(service, question)
     top_k = served.serve.top_k
     store = engine.prefix_cache
-    framing_only = PrefixKVCache(engine.model)  # the prefix cache without the KB passage openings
-    for opening in engine.framing_openings():
-        framing_only.add(opening)
+    framing_only = engine.worker.call(lambda: engine.new_prefix_cache(passages=False))  # the previous default
     # arm: (prefix cache, top_k, the engine's prefix store)
     settings = {"prefix_cache": (True, top_k, store), "framing_cache_only": (True, top_k, framing_only),
                 "no_prefix_cache": (False, top_k, store)}

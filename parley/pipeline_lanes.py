@@ -62,7 +62,7 @@ def run_lanes(recipe: Recipe, lanes: list[list[str]], force: Sequence[str], writ
            "TOKENIZERS_PARALLELISM": "false"}
     started = time.time()
     children = []
-    shares: dict[int, Path] = {}  # child index -> the file holding its thread share
+    shares: list[Path] = []  # per child, the file holding its thread share
     for number, lane in enumerate(lanes, start=1):
         log = recipe.run.layout.lane_log(number)
         forced = [name for name in lane if name in force]
@@ -71,7 +71,7 @@ def run_lanes(recipe: Recipe, lanes: list[list[str]], force: Sequence[str], writ
             command += ["--force", *forced]
         share = log.with_suffix(".threads")
         write_lane_threads(share, threads)
-        shares[len(children)] = share
+        shares.append(share)
         handle = open(log, "w", encoding="utf-8")  # noqa: SIM115 - closed when the child exits
         children.append((lane, log, handle, subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
                                                              env={**env, LANE_THREADS_ENV: str(share)})))
@@ -95,9 +95,9 @@ def run_lanes(recipe: Recipe, lanes: list[list[str]], force: Sequence[str], writ
             break
         time.sleep(poll_s)
     failed = []
-    for index, (lane, log, handle, child) in enumerate(children):
+    for (lane, log, handle, child), share in zip(children, shares, strict=True):
         handle.close()
-        shares[index].unlink(missing_ok=True)
+        share.unlink(missing_ok=True)
         if child.returncode != 0:
             failed.append(f"lane {' -> '.join(lane)} exited with {child.returncode}; last lines of {log}:\n"
                           f"{_tail(log)}")

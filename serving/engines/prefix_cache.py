@@ -82,10 +82,6 @@ class PrefixKVCache:
         return sum(s.nbytes for s in self._entries.values() if s.pinned)
 
     @property
-    def nbytes(self) -> int:
-        return sum(s.nbytes for s in self._entries.values())
-
-    @property
     def bytes_per_token(self) -> float:
         """Key/value memory per prompt position (0 while nothing is held)."""
         for segment in self._entries.values():

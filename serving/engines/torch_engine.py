@@ -227,6 +227,8 @@ class TorchEngine(Engine):
     def _add_passage_openings(self, store: PrefixKVCache) -> None:
         """Pin the passage openings in order while the next still fits the budget (each holds only the positions
         past the framing)."""
+        if not self.passage_cache_bytes:
+            return
         framing = max(len(o) for o in self.framing_openings())
         used = added = 0
         for passage in self.cached_passages:
@@ -239,12 +241,18 @@ class TorchEngine(Engine):
             used += grown
             added += grown > 0
 
+    def new_prefix_cache(self, passages: bool = True) -> PrefixKVCache:
+        """A prefix store with the framings prefilled and, with ``passages``, the KB passage openings."""
+        store = PrefixKVCache(self.model)
+        for opening in self.framing_openings():
+            store.add(opening)
+        if passages:
+            self._add_passage_openings(store)
+        return store
+
     def _prefix_cache(self) -> PrefixKVCache:
         if self.prefix_cache is None:
-            self.prefix_cache = PrefixKVCache(self.model)
-            for opening in self.framing_openings():
-                self.prefix_cache.add(opening)
-            self._add_passage_openings(self.prefix_cache)
+            self.prefix_cache = self.new_prefix_cache()
         return self.prefix_cache
 
     def prepare(self, messages: Any, context: str | Sequence[str] | None = None) -> PreparedPrompt:
