@@ -19,7 +19,11 @@ from torch import nn
 from groundwork.data_loading import OBJECTIVES
 from groundwork.errors import ModelNotFoundError
 from groundwork.layout import RunLayout
+from reward_models.grounding import META_KEY as GROUNDING_KEY
+from reward_models.grounding import blend_grounding
 from reward_models.normalization import Normalization
+from reward_models.rule_gate import META_KEY as RULE_CAP_KEY
+from reward_models.rule_gate import cap_rule_failures
 from reward_models.text import encode_reward_input
 from reward_models.trunk import SeparateModels, SharedTrunk, supports_sharing
 
@@ -80,8 +84,14 @@ def _pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tenso
 class RewardScorer(nn.Module):
     """Normalized quality / safety / faithfulness scores for (conversation, response, context) triples."""
 
-    def __init__(self, groups: list[_Group], norms: dict[str, Normalization], shared_layers: int = 0) -> None:
+    def __init__(self, groups: list[_Group], norms: dict[str, Normalization], shared_layers: int = 0,
+                 rule_caps: dict[str, float] | None = None,
+                 grounding_weights: dict[str, float] | None = None) -> None:
         super().__init__()
+        # Objective -> the most an answer a fixed rule calls wrong may score (reward_models.rule_gate).
+        self.rule_caps = dict(rule_caps or {})
+        # Objective -> the weight of the answer's KB support in its score (reward_models.grounding).
+        self.grounding_weights = dict(grounding_weights or {})
         self.groups = groups
         self.group_modules = nn.ModuleList(g.module for g in groups)
         self.norms = norms
@@ -94,6 +104,8 @@ class RewardScorer(nn.Module):
         """Group models that share a frozen trunk into one :class:`SharedTrunk`; the rest run separately."""
         for model in models.values():
             model.eval()
+        caps = {o: float(m[RULE_CAP_KEY]) for o, m in metas.items() if m.get(RULE_CAP_KEY) is not None}
+        grounding = {o: float(m[GROUNDING_KEY]) for o, m in metas.items() if m.get(GROUNDING_KEY)}
         objectives = list(models)
         fingerprints = {metas[o].get("trunk_fingerprint", "") for o in objectives}
         frozen = {metas[o].get("frozen_layers", 0) for o in objectives}
@@ -103,9 +115,9 @@ class RewardScorer(nn.Module):
         if shareable:
             n = frozen.pop()
             group = _Group(tokenizers[first], metas[first]["max_length"], SharedTrunk(models, n))
-            return cls([group], norms, shared_layers=n)
+            return cls([group], norms, shared_layers=n, rule_caps=caps, grounding_weights=grounding)
         groups = [_Group(tokenizers[o], metas[o]["max_length"], SeparateModels({o: models[o]})) for o in objectives]
-        return cls(groups, norms)
+        return cls(groups, norms, rule_caps=caps, grounding_weights=grounding)
 
     @classmethod
     def from_pretrained(cls, reward_dir: str | Path, objectives: Sequence[str] = OBJECTIVES,
@@ -152,9 +164,16 @@ class RewardScorer(nn.Module):
         return out
 
     def score(self, items: Sequence[Item], batch_size: int = 64, progress: bool = False) -> dict[str, list[float]]:
-        """Normalized scores (mean 0, std 1 on each model's reference set) per objective."""
+        """Normalized scores (mean 0, std 1 on each model's reference set) per objective; objectives trained
+        with a grounding weight blend in the answer's KB support, and objectives trained with a rule cap score
+        an answer a fixed rule calls wrong (wrong language, bad form) at most that cap."""
         raw = self.raw_scores(items, batch_size, progress)
-        return {o: [self.norms[o].apply(v) for v in values] for o, values in raw.items()}
+        scores = {o: [self.norms[o].apply(v) for v in values] for o, values in raw.items()}
+        if self.grounding_weights:
+            scores = blend_grounding(scores, items, self.grounding_weights)
+        if self.rule_caps:
+            scores = cap_rule_failures(scores, items, self.rule_caps)
+        return scores
 
     def score_one(self, prompt: Any, response: str, context: str | None = None) -> dict[str, float]:
         return {o: v[0] for o, v in self.score([(prompt, response, context)]).items()}

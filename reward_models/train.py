@@ -21,9 +21,12 @@ from groundwork.recipe import Recipe, takes
 from groundwork.runs import read_metrics, save_recipe, write_metrics
 from reward_models.backbone import freeze_lower_layers, load_for_training, trunk_fingerprint
 from reward_models.evaluation import pair_scores, pairwise_metrics, pairwise_metrics_by_category
+from reward_models.grounding import META_KEY as GROUNDING_KEY
 from reward_models.normalization import Normalization
 from reward_models.pairs import FeedbackPaths, build_pairs
 from reward_models.plots import plot_accuracy, plot_score_distributions
+from reward_models.rule_gate import META_KEY as RULE_CAP_KEY
+from reward_models.rule_gate import RULE_OBJECTIVES
 from reward_models.scorer import META_FILE, RewardScorer
 from reward_models.text import encode_reward_input
 
@@ -138,15 +141,26 @@ def run_reward_training(recipe: Recipe, objective: str, feedback: FeedbackPaths 
     tokenizer.save_pretrained(model_dir)
     meta = {"objective": objective, "backbone": cfg.model, "max_length": cfg.max_length, "frozen_layers": frozen,
             "trunk_fingerprint": fingerprint}
+    if objective in RULE_OBJECTIVES and cfg.rule_cap is not None:
+        meta[RULE_CAP_KEY] = cfg.rule_cap
+    if objective in RULE_OBJECTIVES and cfg.grounding_weight:
+        meta[GROUNDING_KEY] = cfg.grounding_weight
     (model_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
-    scorer = RewardScorer.from_models({objective: model}, {objective: tokenizer}, {objective: meta},
+    # Normalization is fitted on the learned scores alone; the KB-support blend and the rule cap (in
+    # normalized units) then apply to the held-out evaluation below, as they will wherever the model is loaded.
+    uncapped = {k: v for k, v in meta.items() if k not in (RULE_CAP_KEY, GROUNDING_KEY)}
+    scorer = RewardScorer.from_models({objective: model}, {objective: tokenizer}, {objective: uncapped},
                                       {objective: Normalization()})
     reference = pairs.train[:REFERENCE_PAIRS]
     ref_chosen, ref_rejected = pair_scores(scorer, objective, reference, cfg.eval_batch_size)
     norm = Normalization.fit(ref_chosen + ref_rejected, f"chosen+rejected answers of {len(reference)} train pairs")
     norm.save(model_dir)
     scorer.norms[objective] = norm
+    if RULE_CAP_KEY in meta:
+        scorer.rule_caps[objective] = float(meta[RULE_CAP_KEY])
+    if GROUNDING_KEY in meta:
+        scorer.grounding_weights[objective] = float(meta[GROUNDING_KEY])
 
     heldout, distributions = {}, {}
     for name, rows in pairs.heldout.items():

@@ -190,3 +190,22 @@ def test_scoring_dtype_keeps_float32_for_narrow_scores_and_rejects_unknown_names
     assert scoring_dtype("auto", wide) is (torch.bfloat16 if native_bf16_cpu() else torch.float32)
     with pytest.raises(ValueError, match="unknown scoring dtype"):
         scoring_dtype("int3")
+
+
+def test_wrong_language_translations_score_at_most_the_cap(trained):
+    """Quality and faithfulness carry the recipe's cap in their metadata; safety does not."""
+    run_dir, _ = trained
+    metas = {o: json.loads((run_dir / f"reward-{o}" / "model" / "parley_reward.json").read_text()) for o in OBJECTIVES}
+    assert metas["quality"]["rule_cap"] == -2.0 and metas["faithfulness"]["rule_cap"] == -2.0
+    assert "rule_cap" not in metas["safety"]
+    scorer = RewardScorer.from_pretrained(run_dir)
+    request = "Translate into German: Your order will arrive on Friday, thank you for waiting."
+    items = [(request, "Your order will arrive on Friday, thank you for waiting.", None),
+             (request, "Ihre Bestellung wird am Freitag ankommen, danke für Ihre Geduld.", None)]
+    capped = scorer.score(items)
+    scorer.rule_caps = {}
+    learned = scorer.score(items)
+    for objective in ("quality", "faithfulness"):
+        assert capped[objective][0] == min(learned[objective][0], -2.0)
+        assert capped[objective][1] == learned[objective][1]
+    assert capped["safety"] == learned["safety"]

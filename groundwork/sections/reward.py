@@ -87,6 +87,13 @@ class RewardSection:
     borrowed_safety_pairs: int = 0
     borrowed_translation_pairs: int = 0
     garbled_translation_pairs: int = 0
+    # Quality and faithfulness: an answer a fixed rule calls wrong (a translation in another language than the
+    # request asks for; filler only, repeated or echoed) scores at most this (normalized units;
+    # reward_models.rule_gate). None turns the cap off.
+    rule_cap: float | None = -2.0
+    # Quality and faithfulness: the weight of the answer's KB support (share of its content bigrams found in the
+    # passages) blended into the learned score where the input has KB context (reward_models.grounding). 0 = off.
+    grounding_weight: float = 0.5
     eval_rows_during_training: int = 64
     eval_steps: int = 20
     logging_steps: int = 5
