@@ -34,16 +34,17 @@ def translation_request(text: str, target: str, source: str | None = None) -> st
     return f"Translate into {target_name}:\n{text}"
 
 
-# Each language's name as a translation request names its target, in each of the five languages (English,
-# Spanish, French, German, Chinese), for :func:`requested_target`.
-_TARGET_NAMES: dict[str, tuple[str, ...]] = {
-    "en": ("english", "inglés", "ingles", "anglais", "englische", "englisch", "英文", "英语"),
-    "zh": ("chinese", "chino", "chinois", "chinesische", "chinesisch", "中文", "汉语", "华语"),
-    "es": ("spanish", "español", "espanol", "espagnol", "spanische", "spanisch", "西班牙语", "西班牙文"),
-    "fr": ("french", "francés", "frances", "français", "francais", "französische", "französisch", "法语", "法文"),
-    "de": ("german", "alemán", "aleman", "allemand", "deutsche", "deutsch", "德语", "德文"),
+# Each language's name as a translation request names its target, in Spanish, French, German and Chinese (the
+# English names are LANGUAGES'), for :func:`requested_target`.
+_OTHER_NAMES: dict[str, tuple[str, ...]] = {
+    "en": ("inglés", "ingles", "anglais", "englische", "englisch", "英文", "英语"),
+    "zh": ("chino", "chinois", "chinesische", "chinesisch", "中文", "汉语", "华语"),
+    "es": ("español", "espanol", "espagnol", "spanische", "spanisch", "西班牙语", "西班牙文"),
+    "fr": ("francés", "frances", "français", "francais", "französische", "französisch", "法语", "法文"),
+    "de": ("alemán", "aleman", "allemand", "deutsche", "deutsch", "德语", "德文"),
 }
-_NAME_TO_CODE = {name: code for code, names in _TARGET_NAMES.items() for name in names}
+_NAME_TO_CODE = {name: code for code, names in _OTHER_NAMES.items() for name in names}
+_NAME_TO_CODE.update({name.lower(): code for code, name in LANGUAGES.items()})
 _NAMES = "|".join(sorted((re.escape(n) for n in _NAME_TO_CODE), key=len, reverse=True))
 # A target: "into/in/to/al/en/ins/auf [Simplified] <name>", "<name> translation", or Chinese "翻译成/译为<name>".
 _TARGET = re.compile(

@@ -10,7 +10,8 @@ the time (unigrams 0.93, trigrams 0.89). It is the lexical "knowledge precision"
 dialogue (FaithDial, BEGIN); BEGIN also shows its weakness, that a paraphrase scores low and a copied but
 irrelevant sentence scores high, so the learned score keeps half the weight and quality judges relevance.
 
-Where an item has KB context and the answer is in the context's language,
+Where an item has KB context (given, or inside the conversation's system message, as the reward model reads
+it: :func:`reward_models.text.reward_context`) and the answer is in the context's language,
 ``score = (1 - w) * learned + w * SCALE * (support - 0.5)``; elsewhere (no context, an answer in another
 language than the passages, e.g. a Chinese answer grounded on English articles) the learned score stands.
 """
@@ -23,6 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from groundwork.language_id import detect_language
+from reward_models.text import reward_context
 
 META_KEY = "grounding_weight"
 # Maps support in [0, 1] onto [-2, 2], the spread of normalized scores (mean 0, std 1).
@@ -49,20 +51,11 @@ def _context_language(context: str) -> str:
     return detect_language(context)[0]
 
 
-def context_text(context: Any) -> str:
-    """The passages as one string (a list of passages is joined)."""
-    if context is None:
-        return ""
-    if isinstance(context, str):
-        return context
-    return "\n".join(str(c) for c in context)
-
-
-def kb_support(response: str, context: Any) -> float | None:
+def kb_support(response: str, context: str | None) -> float | None:
     """Share of the response's content bigrams that occur in the passages; None where it does not apply (no
     passages, or a response in another language than the passages). A response of fewer than two content
     words states nothing the passages could support: 0."""
-    passages = context_text(context)
+    passages = context or ""
     if not passages.strip():
         return None
     words = _content_words(response or "")
@@ -80,7 +73,7 @@ def blend_grounding(scores: Mapping[str, list[float]], items: Sequence[tuple[Any
     targets = {objective: w for objective, w in weights.items() if objective in scores and w > 0}
     if not targets:
         return dict(scores)
-    support = [kb_support(response, context) for _, response, context in items]
+    support = [kb_support(response, reward_context(prompt, context)) for prompt, response, context in items]
     out = dict(scores)
     for objective, weight in targets.items():
         out[objective] = [v if s is None else (1.0 - weight) * v + weight * SCALE * (s - 0.5)

@@ -37,6 +37,15 @@ def conversation_turns(prompt: Any) -> list[dict[str, str]]:
     return [m for m in normalize_messages(prompt) if m["role"] != "system"]
 
 
+def reward_context(prompt: Any, context: str | None) -> str | None:
+    """The KB passages a reward input reads: ``context``, or else those inside the system message of messages
+    built by :mod:`groundwork.chat_format` (how the server and the policy's prompts carry them)."""
+    if context is None and not isinstance(prompt, str):
+        systems = [m["content"] for m in normalize_messages(prompt) if m["role"] == "system"]
+        context = next((c for c in map(context_from_system, systems) if c), None)
+    return context
+
+
 def format_reward_text(tokenizer, prompt: Any, response: str, context: str | None, max_length: int) -> str:
     """Render one (prompt, response, context) as ``assistant: .. [SEP] user: .. [SEP] context: .. [SEP] earlier: ..``.
 
@@ -44,10 +53,7 @@ def format_reward_text(tokenizer, prompt: Any, response: str, context: str | Non
     left, then the KB context, then earlier turns newest first, each cut on a token boundary.
     """
     sep = f" {tokenizer.sep_token} " if tokenizer.sep_token else "\n"
-    if context is None and not isinstance(prompt, str):
-        # Messages built by groundwork.chat_format carry the KB inside the system message.
-        systems = [m["content"] for m in normalize_messages(prompt) if m["role"] == "system"]
-        context = next((c for c in map(context_from_system, systems) if c), None)
+    context = reward_context(prompt, context)
     turns = conversation_turns(prompt)
     last_user = ""
     if turns and turns[-1]["role"] == "user":

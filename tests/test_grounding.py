@@ -24,8 +24,6 @@ def test_support_does_not_apply_without_passages_or_across_languages_and_is_zero
     assert kb_support("Les articles de cuisine ont une garantie limitée d'un an à compter de la livraison.",
                       PASSAGE) is None
     assert kb_support("Cheers.", PASSAGE) == 0.0
-    assert kb_support("Cookware has a 1-year limited warranty.", [PASSAGE, "Other article."]) == pytest.approx(
-        kb_support("Cookware has a 1-year limited warranty.", PASSAGE + "\nOther article."))
 
 
 def test_blend_moves_only_weighted_objectives_on_rows_with_passages():
@@ -41,3 +39,13 @@ def test_blend_moves_only_weighted_objectives_on_rows_with_passages():
     assert blended["faithfulness"][2] == 0.5
     assert blended["quality"] == scores["quality"] and blended["safety"] == scores["safety"]
     assert blend_grounding(scores, items, {}) == scores
+
+
+def test_blend_reads_passages_from_the_system_message_as_the_reward_model_does():
+    from groundwork.chat_format import build_messages
+
+    answer = "Small kitchen appliances have a 1-year limited warranty from the date of delivery."
+    messages = build_messages([{"role": "user", "content": "Is my toaster covered?"}], [PASSAGE])
+    blended = blend_grounding({"faithfulness": [0.0]}, [(messages, answer, None)], {"faithfulness": 0.5})
+    assert blended["faithfulness"][0] == pytest.approx(0.5 * SCALE * (kb_support(answer, PASSAGE) - 0.5))
+    assert blended["faithfulness"][0] > 0.9

@@ -199,6 +199,7 @@ def test_wrong_language_translations_score_at_most_the_cap(trained):
     assert metas["quality"]["rule_cap"] == -2.0 and metas["faithfulness"]["rule_cap"] == -2.0
     assert "rule_cap" not in metas["safety"]
     scorer = RewardScorer.from_pretrained(run_dir)
+    assert scorer.rule_caps == {"quality": -2.0, "faithfulness": -2.0}
     request = "Translate into German: Your order will arrive on Friday, thank you for waiting."
     items = [(request, "Your order will arrive on Friday, thank you for waiting.", None),
              (request, "Ihre Bestellung wird am Freitag ankommen, danke für Ihre Geduld.", None)]
@@ -209,3 +210,9 @@ def test_wrong_language_translations_score_at_most_the_cap(trained):
         assert capped[objective][0] == min(learned[objective][0], -2.0)
         assert capped[objective][1] == learned[objective][1]
     assert capped["safety"] == learned["safety"]
+    # A cap one unit under the English answer's learned score must bind (the -2 above may not, on a tiny model).
+    scorer.rule_caps = {o: learned[o][0] - 1.0 for o in ("quality", "faithfulness")}
+    binding = scorer.score(items)
+    for objective in ("quality", "faithfulness"):
+        assert binding[objective][0] == pytest.approx(learned[objective][0] - 1.0)
+        assert binding[objective][1] == learned[objective][1]
