@@ -151,3 +151,24 @@ def test_value_model_copies_the_lower_layers_and_freezes_the_embeddings() -> Non
     trainable = {name for name, p in value.named_parameters() if p.requires_grad}
     assert "score.weight" in trainable and any(".layers.0." in name for name in trainable)
     assert value.config.num_hidden_layers == 1
+
+
+def test_replaying_the_frozen_layers_trains_like_trl_passes(trained_run: Path, tmp_path: Path) -> None:
+    """Same seed, ``ppo.reuse_frozen_layers`` on and off: the same PPO statistics at every step."""
+    logs = {}
+    for flag in ("true", "false"):
+        folder = tmp_path / flag
+        _copy_prerequisites(trained_run, folder)
+        recipe = load_recipe(SMOKE, [*_overrides(folder), "ppo.steps=3", "ppo.judge_every=0",
+                                     "ppo.checkpoint_every=0", f"ppo.reuse_frozen_layers={flag}"])
+        metrics = run_ppo(recipe)
+        logs[flag] = _log(folder)
+        replayed = metrics["frozen_prefix"]
+        if flag == "true":  # the reference and both minibatches of every update (4 rows each) were replayed
+            assert replayed == {"depth": 1, "replayed_rows": 3 * 4 * 2, "full_rows": 0}
+        else:
+            assert replayed == {"depth": 0, "replayed_rows": 0, "full_rows": 0}
+    keys = ("objective/kl", "objective/scores", "loss/policy_avg", "loss/value_avg", "val/ratio", "policy/approxkl_avg")
+    for fast, full in zip(logs["true"], logs["false"], strict=True):
+        for key in keys:
+            assert math.isclose(fast[key], full[key], rel_tol=1e-3, abs_tol=1e-5), (fast["step"], key)

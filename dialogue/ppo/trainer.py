@@ -26,6 +26,7 @@ from dialogue.ppo.checkpoint import (
     save_checkpoint,
 )
 from dialogue.ppo.export import chosen_ppo_adapter, export_policy_adapter
+from dialogue.ppo.frozen_prefix import FrozenPrefixCache
 from dialogue.ppo.models import add_ppo_adapter, build_value_model, load_sft_policy
 from dialogue.ppo.prompts import load_prompt_pools, tokenize_prompts
 from dialogue.ppo.sampler import ResumableSampler
@@ -234,6 +235,7 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
                                  checkpoint_root=checkpoint_root, batch_size=global_batch,
                                  dataset_size=len(dataset), rank=rank)
     remaining = max(cfg.steps - state.step, 0)
+    prefix = FrozenPrefixCache(policy, depth=None if cfg.reuse_frozen_layers else 0)
     started = time.time()
     if remaining:
         trainer = PPOTrainer(
@@ -252,7 +254,8 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
         trainer.dataloader = DataLoader(
             dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=trainer.data_collator, drop_last=True,
             generator=torch.Generator().manual_seed(recipe.run.seed))
-        trainer.train()
+        with prefix.installed():
+            trainer.train()
         if cfg.checkpoint_every <= 0 or cfg.steps % cfg.checkpoint_every:
             save(cfg.steps, log)
     write_rank_report(out, stage="ppo", trainable_sha256=trainable_digest(policy, value_model),
@@ -285,6 +288,8 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
         "final": {k: v for k, v in (log[-1] if log else {}).items()},
         "wall_s_this_run": round(time.time() - started, 1),
         "episodes_per_s_this_run": round(remaining * global_batch / max(time.time() - started, 1e-9), 3),
+        # Rows whose frozen lower layers were replayed from the rollout vs run again (see frozen_prefix.py).
+        "frozen_prefix": {"depth": prefix.depth, **prefix.stats},
     }
     if world > 1:
         metrics["processes"] = world

@@ -58,6 +58,10 @@ class PPOSection:
     prompt_sources: list[PromptSourceSection] = field(default_factory=list)
     # Value model: the SFT policy's first ``value_layers`` decoder layers + a scalar head (None = all layers).
     value_layers: int | None = 6
+    # Run the layers below the PPO adapter (frozen) once per rollout, during generation, and replay their
+    # output in the reference and training passes, which then also compute logits for the response only
+    # (dialogue/ppo/frozen_prefix.py). Same results up to float rounding; false runs TRL's passes unchanged.
+    reuse_frozen_layers: bool = True
     # Where the SFT adapter and the reward models come from (defaults: this run's sft/ and reward-*/ folders).
     sft_adapter: str | None = None
     reward_dir: str | None = None
