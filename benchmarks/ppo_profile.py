@@ -47,10 +47,29 @@ def _cumulative(stats: pstats.Stats, file_suffix: str, name: str, line: int | No
     return total
 
 
+def _called_from(stats: pstats.Stats, file_suffix: str, name: str, caller: str) -> float:
+    """Cumulative seconds of ``name`` spent in calls made by a function named ``caller``."""
+    total = 0.0
+    for (path, _, function), entry in stats.stats.items():
+        if function == name and path.endswith(file_suffix):
+            total += sum(timing[3] for (_, _, by), timing in entry[4].items() if by == caller)
+    return total
+
+
+PREFIX_FILE = "dialogue/ppo/frozen_prefix.py"
+
+
 def breakdown(stats: pstats.Stats, updates: int) -> dict[str, float]:
     """Seconds per update of each part (cumulative, so nested parts are inside their callers)."""
     parts = {key: _cumulative(stats, *spec) / updates for key, spec in PARTS.items()}
-    parts["reference_forward"] = parts.pop("all_forward_helper") - parts["policy_and_value_forward_train"]
+    replayed = _cumulative(stats, PREFIX_FILE, "_training_pass")
+    if replayed:  # ppo.reuse_frozen_layers: the passes go through dialogue/ppo/frozen_prefix.py instead
+        parts.pop("all_forward_helper")
+        parts["policy_and_value_forward_train"] = replayed / updates
+        parts["reference_forward"] = (_cumulative(stats, PREFIX_FILE, "_policy_pass")
+                                      - _called_from(stats, PREFIX_FILE, "_policy_pass", "_training_pass")) / updates
+    else:
+        parts["reference_forward"] = parts.pop("all_forward_helper") - parts["policy_and_value_forward_train"]
     loop = parts["ppo_train_loop"]
     named = (parts["generation"] + parts["reference_forward"] + parts["policy_and_value_forward_train"]
              + parts["backward"] + parts["reward_and_value_rollout"] + parts["optimizer_step"])
@@ -63,6 +82,8 @@ def main() -> None:
     parser.add_argument("--config", default="configs/cpu-demo.yaml")
     parser.add_argument("--run", default="runs/demo", help="a run folder with SFT, reward and risk models")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="recipe override, e.g. ppo.reuse_frozen_layers=false (repeatable)")
     args = parser.parse_args()
 
     from dialogue.ppo.trainer import run_ppo
@@ -73,7 +94,7 @@ def main() -> None:
         if (Path(args.run) / name).exists():
             shutil.copytree(Path(args.run) / name, scratch / "profile" / name)
     recipe = load_recipe(args.config, [f"run.output_dir={scratch}", "run.name=profile", f"ppo.steps={args.steps}",
-                                       "ppo.checkpoint_every=1000", "ppo.judge_every=1000"])
+                                       "ppo.checkpoint_every=1000", "ppo.judge_every=1000", *args.overrides])
     profiler = cProfile.Profile()
     started = time.time()
     profiler.runcall(run_ppo, recipe)
@@ -82,7 +103,8 @@ def main() -> None:
     loop = parts["ppo_train_loop"]
     line = {"benchmark": "ppo_profile", "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": args.config,
             "updates": args.steps, "batch_size": recipe.ppo.batch_size,
-            "response_length": recipe.ppo.response_length, "wall_s_profiled": round(wall, 1),
+            "response_length": recipe.ppo.response_length, "reuse_frozen_layers": recipe.ppo.reuse_frozen_layers,
+            "wall_s_profiled": round(wall, 1),
             "seconds_per_update": parts,
             "share_of_update": {k: round(v / loop, 3) for k, v in parts.items() if k != "ppo_train_loop"}}
     print(json.dumps(line))

@@ -155,14 +155,18 @@ class FrozenPrefixCache:
             from trl.experimental.ppo.ppo_trainer import PolicyAndValueWrapper
 
             if isinstance(model, PolicyAndValueWrapper):
-                critic = model.critic_backbone(**_inputs(query_responses, pad_token_id), return_dict=True,
-                                               output_hidden_states=True)
-                return self._policy_pass(model.policy, query_responses, pad_token_id, original), \
-                    model.value_model.score(critic.hidden_states[-1])
-            if model is self.policy:
+                return self._training_pass(model, query_responses, pad_token_id, original)
+            if model is self.policy:  # TRL's only direct call on the policy: the reference pass (adapter off)
                 return self._policy_pass(model, query_responses, pad_token_id, original)
             return original(model, query_responses, pad_token_id)
         return forward
+
+    def _training_pass(self, model, query_responses, pad_token_id, original):
+        """The policy-and-value wrapper's pass (what ``PolicyAndValueWrapper.forward`` computes)."""
+        critic = model.critic_backbone(**_inputs(query_responses, pad_token_id), return_dict=True,
+                                       output_hidden_states=True)
+        return (self._policy_pass(model.policy, query_responses, pad_token_id, original),
+                model.value_model.score(critic.hidden_states[-1]))
 
     def _policy_pass(self, policy, query_responses, pad_token_id, original):
         if self.context_length is None or self.context_length > query_responses.shape[1]:
