@@ -48,6 +48,9 @@ class ServeSection:
     # Name reported by /v1/models and stored with every conversation (default: derived from the model).
     served_model_name: str | None = None
     kb_dir: str = "data/kb"
+    # Stop an answer at the first sentence that repeats an earlier one (the repeat is not shown); the sentence
+    # being written is held back only while it opens like an earlier one (serving/repetition.py).
+    drop_repeated_sentences: bool = True
     # KB passages put before each question. On the project's 110 held-out support questions the right article
     # is among the first 2 for 72.7% and among the first 3 for 73.6%; each passage is ~60 prompt tokens to
     # prefill before the first token, and the SFT answers were written with 1-2 passages.

@@ -23,6 +23,7 @@ from serving.guard import Guard
 from serving.handoff import DislikeStreak, notice, wants_human
 from serving.limits import BusyError, Gate, LimitError, Limits, with_deadline
 from serving.metrics import Metrics
+from serving.repetition import drop_repeated_sentences
 from serving.retrieval import KnowledgeBase, prompt_passage
 
 log = logging.getLogger("parley.serve")
@@ -120,7 +121,8 @@ class ChatService:
 
     def __init__(self, engine: Any, kb: KnowledgeBase | None, guard: Guard, store: Any, limits: Limits, gate: Gate,
                  model_name: str, adapter_hash: str | None, top_k: int = 2, temperature: float = 0.0,
-                 top_p: float = 1.0, metrics: Metrics | None = None, explainer: Any | None = None) -> None:
+                 top_p: float = 1.0, metrics: Metrics | None = None, explainer: Any | None = None,
+                 drop_repeated_sentences: bool = True) -> None:
         self.engine = engine
         self.kb = kb
         self.guard = guard
@@ -130,6 +132,7 @@ class ChatService:
         self.model_name = model_name
         self.adapter_hash = adapter_hash
         self.top_k = top_k
+        self.drop_repeated_sentences = drop_repeated_sentences
         self.default_sampling = Sampling(limits.max_new_tokens, temperature, top_p)
         self.metrics = metrics or Metrics()
         self.explainer = explainer or Explainer()  # without reward models it says "reward models not loaded"
@@ -161,8 +164,14 @@ class ChatService:
             turn.finish_reason = "timeout"
             turn.cancel.set()
 
+        def repeated() -> None:  # the answer is complete: its next sentence would say an earlier one again
+            turn.cancel.set()
+
         chunks = self.engine.stream(messages, context=context, cancel=turn.cancel, **sampling.params())
-        yield from self.gate.hold(with_deadline(chunks, self.limits.request_timeout_s, timed_out))
+        chunks = with_deadline(chunks, self.limits.request_timeout_s, timed_out)
+        if self.drop_repeated_sentences:
+            chunks = drop_repeated_sentences(chunks, repeated)
+        yield from self.gate.hold(chunks)
         # Token counts for the API's usage field; the engine keeps only its latest request's stats.
         turn.stats = getattr(self.engine, "last_stats", None)
 
