@@ -85,5 +85,9 @@ def test_the_chat_service_drops_the_repeat_and_cancels_the_engine(tmp_path: Path
                     assert turn.cancel.is_set()
                 else:
                     assert turn.text == "".join(LOOP) and shown.strip() == turn.text
+            # A translation keeps every sentence: its source may repeat one on purpose.
+            prompt, _ = service.translation_prompt("Bonjour", "en", None)
+            turn, deltas = service.turn(Session("api"), "Bonjour", prompt=prompt, use_kb=False, detect_handoff=False)
+            assert "".join(deltas).strip() == turn.text == "".join(LOOP)
         finally:
             service.store.close()

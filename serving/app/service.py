@@ -159,7 +159,7 @@ class ChatService:
         return [prompt_passage(c["title"], c["text"]) for c in citations] or None
 
     def _generate(self, messages: list[dict[str, str]], context: list[str] | None, sampling: Sampling,
-                  turn: Turn) -> Iterator[str]:
+                  turn: Turn, drop_repeats: bool = False) -> Iterator[str]:
         def timed_out() -> None:
             turn.finish_reason = "timeout"
             turn.cancel.set()
@@ -169,7 +169,7 @@ class ChatService:
 
         chunks = self.engine.stream(messages, context=context, cancel=turn.cancel, **sampling.params())
         chunks = with_deadline(chunks, self.limits.request_timeout_s, timed_out)
-        if self.drop_repeated_sentences:
+        if drop_repeats:
             chunks = drop_repeated_sentences(chunks, repeated)
         yield from self.gate.hold(chunks)
         # Token counts for the API's usage field; the engine keeps only its latest request's stats.
@@ -241,7 +241,9 @@ class ChatService:
             raise
         sampling = sampling or self.default_sampling
         turn = Turn(user_text=text)
-        deltas = self._run(session, turn, prompt or text, sampling, use_kb, detect_handoff, live)
+        # A translation may repeat a sentence of its source on purpose; a support answer never needs to.
+        drop_repeats = self.drop_repeated_sentences and mode == "support"
+        deltas = self._run(session, turn, prompt or text, sampling, use_kb, detect_handoff, live, drop_repeats)
         return turn, self._measured(deltas, turn, route, mode, started)
 
     def _measured(self, deltas: Iterator[str], turn: Turn, route: str, mode: str, started: float) -> Iterator[str]:
@@ -263,7 +265,7 @@ class ChatService:
             self.metrics.turn_finished(route, mode, outcome, time.monotonic() - started, first)
 
     def _run(self, session: Session, turn: Turn, prompt: str, sampling: Sampling, use_kb: bool,
-             detect_handoff: bool, live: bool) -> Iterator[str]:
+             detect_handoff: bool, live: bool, drop_repeats: bool = False) -> Iterator[str]:
         conversation = self._conversation(session)
         session.last_answer = None
         self.store.add_message(conversation, "user", prompt)
@@ -299,7 +301,7 @@ class ChatService:
         released = 0  # characters of the answer already shown: only text that passed the output check
         hold_words = 1  # words held back before the next check: the first word goes out after one check
         rejected = None
-        for delta in self._generate(list(session.history), context, sampling, turn):
+        for delta in self._generate(list(session.history), context, sampling, turn, drop_repeats):
             pieces.append(delta)
             if not live:
                 continue
@@ -406,7 +408,8 @@ class ChatService:
         first = " ".join(record.text.split()).casefold()
         for _ in range(ALTERNATIVE_ATTEMPTS):
             turn = Turn(user_text=record.messages[-1]["content"], citations=list(record.citations))
-            answer = "".join(self._generate(list(record.messages), record.context, sampling, turn)).strip()
+            answer = "".join(self._generate(list(record.messages), record.context, sampling, turn,
+                                            self.drop_repeated_sentences)).strip()
             checked = self.guard.check_output(record.messages, answer, context_text)
             turn.text = checked.text or EMPTY_ANSWER
             turn.replaced = not checked.text or not checked.safe
