@@ -69,7 +69,8 @@ class FrozenPrefixCache:
         self.depth = frozen_depth(policy) if depth is None else depth
         self.rows: dict[bytes, torch.Tensor] = {}
         self.context_length: int | None = None
-        self._recording: list[torch.Tensor] | None = None
+        # Per generate() call (one per rollout chunk): the prefill's states, then one per decoding step.
+        self._recording: list[list[torch.Tensor]] | None = None
         self._replay: torch.Tensor | None = None
         self.stats = {"replayed_rows": 0, "full_rows": 0}
 
@@ -85,7 +86,10 @@ class FrozenPrefixCache:
                 return self._replay if index == 0 else hidden_states
             out = original(hidden_states, *args, **kwargs)
             if index == self.depth - 1 and self._recording is not None:
-                self._recording.append((out[0] if isinstance(out, tuple) else out).detach())
+                state = (out[0] if isinstance(out, tuple) else out).detach()
+                if state.shape[1] > 1 or not self._recording:  # a prefill: the next generate() call began
+                    self._recording.append([])
+                self._recording[-1].append(state)
             return out
         return forward
 
@@ -116,22 +120,13 @@ class FrozenPrefixCache:
         def batch_generation(model, queries, local_rollout_forward_batch_size, pad_token_id, generation_config):
             self.rows.clear()
             self.context_length = queries.shape[1]
-            chunks: list[list[torch.Tensor]] = []
-            outer = self
-
-            class _PerChunk:
-                def append(self, tensor):  # one generate() call per chunk: prefill first, then one per step
-                    if tensor.shape[1] > 1 or not chunks:
-                        chunks.append([])
-                    chunks[-1].append(tensor)
-
-            self._recording = _PerChunk()  # type: ignore[assignment]
+            self._recording = chunks = []
             try:
                 query_responses, logits = original(model, queries, local_rollout_forward_batch_size, pad_token_id,
                                                    generation_config)
             finally:
                 self._recording = None
-            outer._store(query_responses, chunks, pad_token_id)
+            self._store(query_responses, chunks, pad_token_id)
             return query_responses, logits
         return batch_generation
 
