@@ -28,12 +28,14 @@ _FILLER = re.compile(
     r")?[!.?,:\s]*$",
     re.IGNORECASE,
 )
-_SENTENCES = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+# Sentences this long or shorter may repeat ("No. No.") without the answer counting as degenerate.
+SHORT_SENTENCE_CHARS = 12
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCES.split(text.strip()) if s.strip()]
+    return [s.strip() for s in SENTENCE_BOUNDARY.split(text.strip()) if s.strip()]
 
 
 def is_filler_only(text: str) -> bool:
@@ -52,7 +54,7 @@ def is_non_answer(text: str) -> bool:
 
 def is_degenerate(text: str, question: str = "") -> bool:
     """A repeated sentence, a 4-gram three or more times, or the question echoed back as the answer."""
-    sentences = [s.lower() for s in _sentences(text) if len(s) > 12]
+    sentences = [s.lower() for s in _sentences(text) if len(s) > SHORT_SENTENCE_CHARS]
     if len(sentences) != len(set(sentences)):
         return True
     words = [w.lower() for w in _WORD.findall(text)]

@@ -5,17 +5,15 @@ sampling setting removes for every prompt, and a repeated sentence never adds an
 stream goes on unchanged until the sentence being written could be a repeat (it opens like an earlier one);
 that sentence is held back until it differs (then it is released) or it ends equal to an earlier sentence
 (then it is dropped and generation stops). The first sentence is never held, so the time to first token does
-not change. Sentences are compared whole, case-insensitively, from 12 characters up (the same rule as the
-system evaluation's "degenerate" class).
+not change. Sentences are split and compared as the system evaluation's "degenerate" class does
+(:mod:`groundwork.answer_form`): whole, case-insensitively, longer than ``SHORT_SENTENCE_CHARS``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 
-MIN_SENTENCE_CHARS = 12
-_BOUNDARY = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+from groundwork.answer_form import SENTENCE_BOUNDARY, SHORT_SENTENCE_CHARS
 
 
 def _key(sentence: str) -> str:
@@ -29,23 +27,22 @@ def drop_repeated_sentences(chunks: Iterator[str], on_repeat: Callable[[], None]
     start = 0  # where the sentence being written begins
     seen: set[str] = set()
 
-    def repeats(sentence: str) -> bool:
-        key = _key(sentence)
-        return len(key) > MIN_SENTENCE_CHARS and key in seen
+    def repeats(key: str) -> bool:
+        return len(key) > SHORT_SENTENCE_CHARS and key in seen
 
     try:
         for chunk in chunks:
             text += chunk
-            for boundary in _BOUNDARY.finditer(text, start):
-                sentence = text[start:boundary.start()]
-                if repeats(sentence):
+            for boundary in SENTENCE_BOUNDARY.finditer(text, start):
+                key = _key(text[start:boundary.start()])
+                if repeats(key):
                     if start > released:
                         yield text[released:start]
                     if on_repeat is not None:
                         on_repeat()
                     return
-                if len(_key(sentence)) > MIN_SENTENCE_CHARS:
-                    seen.add(_key(sentence))
+                if len(key) > SHORT_SENTENCE_CHARS:
+                    seen.add(key)
                 start = boundary.end()
             partial = _key(text[start:])
             hold = bool(partial) and any(earlier.startswith(partial) for earlier in seen)
@@ -53,7 +50,7 @@ def drop_repeated_sentences(chunks: Iterator[str], on_repeat: Callable[[], None]
             if point > released:
                 yield text[released:point]
                 released = point
-        if repeats(text[start:]):
+        if repeats(_key(text[start:])):
             text = text[:start]
             if on_repeat is not None:
                 on_repeat()

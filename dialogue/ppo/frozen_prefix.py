@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -140,8 +141,8 @@ class FrozenPrefixCache:
             if hidden.shape[1] < width:  # the last generated token is never fed back: nothing reads its state
                 hidden = torch.nn.functional.pad(hidden, (0, 0, 0, width - hidden.shape[1]))
             hidden = hidden[:, :width] * (rows != pad_token_id).unsqueeze(-1).to(hidden.dtype)
-            for row, state in zip(rows, hidden, strict=True):
-                self.rows[row.numpy().tobytes()] = state
+            for key, state in zip(_row_keys(rows), hidden, strict=True):
+                self.rows[key] = state
             start += size
 
     # -- passes --------------------------------------------------------------------------------------------------
@@ -166,7 +167,7 @@ class FrozenPrefixCache:
     def _policy_pass(self, policy, query_responses, pad_token_id, original):
         if self.context_length is None or self.context_length > query_responses.shape[1]:
             return original(policy, query_responses, pad_token_id)
-        keys = [row.numpy().tobytes() for row in query_responses]
+        keys = _row_keys(query_responses)
         recorded = [self.rows.get(key) for key in keys]
         keep = query_responses.shape[1] - self.context_length + 1
         if all(state is not None for state in recorded):
@@ -178,12 +179,12 @@ class FrozenPrefixCache:
             output = policy(**_inputs(query_responses, pad_token_id), logits_to_keep=keep, return_dict=True)
         finally:
             self._replay = None
-        return _Output(_ShiftedLogits(output.logits, query_responses.shape[1]))
+        return SimpleNamespace(logits=_ShiftedLogits(output.logits, query_responses.shape[1]))
 
 
-class _Output:
-    def __init__(self, logits: _ShiftedLogits) -> None:
-        self.logits = logits
+def _row_keys(token_rows: torch.Tensor) -> list[bytes]:
+    """One key per row of token ids (copied to the CPU once per batch, so rollouts on a GPU work too)."""
+    return [row.tobytes() for row in token_rows.detach().cpu().numpy()]
 
 
 def _inputs(query_responses: torch.Tensor, pad_token_id: int) -> dict[str, Any]:
