@@ -29,7 +29,8 @@ from groundwork.layout import RunLayout, seed_run_name, seeds_run_name
 
 NOT_MODELS = ("system", "comparisons", "seeds", "runs")
 CI_SUFFIXES = ("_ci_low", "_ci_high")
-SYSTEM_RATES = ("blocked_rate", "refusal_rate", "non_answer_rate", "degenerate_rate", "substantive_rate")
+SYSTEM_RATES = ("blocked_rate", "refusal_rate", "handoff_rate", "non_answer_rate", "degenerate_rate",
+                "substantive_rate")
 LABELS = dict(ROWS)
 
 

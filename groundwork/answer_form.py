@@ -28,6 +28,16 @@ _FILLER = re.compile(
     r")?[!.?,:\s]*$",
     re.IGNORECASE,
 )
+# An answer that sends the customer to a person (the chat opens a ticket when they ask for one), in the five
+# languages the chat serves (serving/handoff.py's notices and follow-ups among them).
+_HANDOFF = re.compile(
+    r"\b(?:human|support) (?:colleague|agent)s?\b|\btalk to a (?:human|person)\b"
+    r"|转人工|人工客服|客服同事"
+    r"|\bhablar con una persona\b|\b(?:compañero|agente) humano\b"
+    r"|\bparler à un humain\b|\b(?:collègue|agent) humain\b|\bun collègue prendra le relais\b"
+    r"|\bmit einem Menschen (?:zu )?sprechen\b|\bmenschlichen Kollegen\b|\bübernimmt ein Kollege\b",
+    re.IGNORECASE,
+)
 SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 # Sentences this long or shorter may repeat ("No. No.") without the answer counting as degenerate.
 SHORT_SENTENCE_CHARS = 12
@@ -50,6 +60,11 @@ def is_non_answer(text: str) -> bool:
     if len(words) < 4 and cjk < 6:
         return True
     return is_filler_only(text)
+
+
+def is_handoff(text: str) -> bool:
+    """The answer points the customer to a human colleague (whatever else it says), and does not refuse."""
+    return bool(_HANDOFF.search(text or "")) and not is_refusal(text)
 
 
 def is_degenerate(text: str, question: str = "") -> bool:

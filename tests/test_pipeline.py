@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ["data", "sft", "reward-quality", "reward-safety", "reward-faithfulness", "risk", "ppo", "soup", "quantize",
           "evaluate"]
@@ -49,7 +51,12 @@ def test_pipeline_resumes_after_a_kill_mid_ppo_and_skips_current_stages(tmp_path
     assert ppo["resumed_from_step"] >= 2
     log = [json.loads(line) for line in (run / "ppo" / "log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == list(range(1, 9))
-    assert (run / "evaluate" / "report.json").is_file()
+    report = json.loads((run / "evaluate" / "report.json").read_text())
+    sets = {name: entry for name, entry in report["system"].items() if not name.startswith("_")}
+    assert sets and "support" in {entry["kind"] for entry in sets.values()}
+    for entry in sets.values():  # every answer in exactly one class ("refused" counts the guard's blocks too)
+        shares = ("refusal_rate", "handoff_rate", "non_answer_rate", "degenerate_rate", "substantive_rate")
+        assert sum(entry[key] for key in shares) == pytest.approx(1.0) and entry["n"] > 0
     assert "| ppo | ran |" in (run / "summary.md").read_text()
 
     third = subprocess.run(_command(tmp_path), capture_output=True, text=True, timeout=900)
