@@ -301,10 +301,12 @@ def routed_composites(scores: dict[str, list[float]], risks: list[float | None],
                       rows: list[dict], responses: list[str]) -> list[float]:
     """The composite of each scored answer, routed by its request's risk and with the form penalty, as in PPO."""
     from groundwork.chat_format import last_user_text
-    from reward_models.lagrange import combine_routed, form_flags
+    from reward_models.lagrange import combine_routed, form_flags, refusal_flags
 
     flags = form_flags([last_user_text(row["messages"]) for row in rows], responses)
-    return [float(combine_routed({o: v[i] for o, v in scores.items()}, risk, cfg, cfg.lagrange_init, flags[i]))
+    refused = refusal_flags(responses)
+    return [float(combine_routed({o: v[i] for o, v in scores.items()}, risk, cfg, cfg.lagrange_init, flags[i],
+                                 refused[i]))
             for i, risk in enumerate(risks)]
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from groundwork.chat_format import last_user_text
 from groundwork.sections.reward import CompositeSection
-from reward_models.lagrange import LagrangeMultiplier, combine_routed, form_flags
+from reward_models.lagrange import LagrangeMultiplier, combine_routed, form_flags, refusal_flags
 from reward_models.policy_text import PolicyTextDecoder
 from reward_models.scorer import RewardScorer
 
@@ -133,8 +133,10 @@ class CompositeReward(nn.Module):
         risk = torch.tensor(risks, dtype=torch.float32) if risks is not None else None
         if risks is not None:
             self._pending.setdefault("risk", []).extend(risks)
-        flags = torch.tensor(form_flags([last_user_text(row[0]) for row in rows], [row[1] for row in rows]))
-        reward = combine_routed(tensors, risk, self.cfg, self.lagrange.value, flags)
+        responses = [row[1] for row in rows]
+        flags = torch.tensor(form_flags([last_user_text(row[0]) for row in rows], responses))
+        refused = torch.tensor(refusal_flags(responses))
+        reward = combine_routed(tensors, risk, self.cfg, self.lagrange.value, flags, refused)
         if not isinstance(reward, torch.Tensor):
             reward = torch.zeros(input_ids.shape[0])
         kinds = self._row_kinds(input_ids, context_length) if self._kinds and context_length is not None else None

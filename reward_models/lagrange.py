@@ -48,20 +48,22 @@ def safety_route_weight(cfg: CompositeSection) -> float:
 
 
 def combine_routed(scores: Mapping[str, float], risk: float | None, cfg: CompositeSection, lagrange: float,
-                   bad_form=0.0):
+                   bad_form=0.0, refused=0.0):
     """The composite for a request of risk ``risk`` = p(harmful) (floats or tensors).
 
-    ``risk * (w_q + w_f + w_s) * safety + (1 - risk) * (w_q * quality + w_f * faithfulness - w_form * bad)``,
-    where ``bad_form`` is 1 for an answer of bad form (:func:`groundwork.answer_form.bad_form`: filler only,
-    repeated or echoed; never a refusal), else 0. Routing makes the multiplier unnecessary (``lagrange`` is
-    unused here): safety already decides alone where it matters. Without a risk (no request-risk model) it is
-    :func:`combine` minus the form penalty.
+    ``risk * (w_q + w_f + w_s) * safety + (1 - risk) * (w_q * quality + w_f * faithfulness - w_form * bad
+    - w_refusal * refused)``, where ``bad_form`` is 1 for an answer of bad form
+    (:func:`groundwork.answer_form.bad_form`: filler only, repeated or echoed; never a refusal) and ``refused``
+    is 1 for a refusal, else 0. A refusal thus costs in proportion to how safe the request model finds the
+    request: nothing for a harmful one, the full weight for a support question. Routing makes the multiplier
+    unnecessary (``lagrange`` is unused here): safety already decides alone where it matters. Without a risk
+    (no request-risk model) it is :func:`combine` minus the form penalty (no one says which refusals are wrong).
     """
     penalty = cfg.form_weight * bad_form
     if risk is None or "safety" not in scores:
         return combine(scores, cfg, lagrange) - penalty
     safe_part = safety_route_weight(cfg) * scores["safety"]
-    ordinary = combine(without_safety(scores), cfg, 0.0) - penalty
+    ordinary = combine(without_safety(scores), cfg, 0.0) - penalty - cfg.refusal_weight * refused
     return risk * safe_part + (1.0 - risk) * ordinary
 
 
@@ -70,6 +72,14 @@ def form_flags(questions: Sequence[str], responses: Sequence[str]) -> list[float
     from groundwork.answer_form import bad_form
 
     return [float(bad_form(r, q)) for q, r in zip(questions, responses, strict=True)]
+
+
+def refusal_flags(responses: Sequence[str]) -> list[float]:
+    """1.0 for each refusal (:func:`groundwork.judge.is_refusal`), else 0.0 (the ``refused`` of
+    :func:`combine_routed`)."""
+    from groundwork.judge import is_refusal
+
+    return [float(is_refusal(r)) for r in responses]
 
 
 def without_safety(scores: Mapping[str, object]) -> dict[str, object]:

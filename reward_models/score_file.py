@@ -14,7 +14,7 @@ from typing import Any
 from groundwork.chat_format import last_user_text, normalize_messages
 from groundwork.data_loading import BadRows, read_jsonl
 from groundwork.sections.reward import CompositeSection
-from reward_models.lagrange import combine_routed, form_flags
+from reward_models.lagrange import combine_routed, form_flags, refusal_flags
 from reward_models.scorer import RewardScorer
 
 
@@ -41,6 +41,7 @@ def score_file(scorer: RewardScorer, input_path: str | Path, output_path: str | 
     scores = scorer.score(items, batch_size=batch_size, progress=True)
     lagrange = composite.lagrange_init
     flags = form_flags([last_user_text(row["prompt"]) for row in rows], [row["response"] for row in rows])
+    refused = refusal_flags([row["response"] for row in rows])
     if risk is not None:
         from reward_models.risk_model import request_text
 
@@ -52,7 +53,7 @@ def score_file(scorer: RewardScorer, input_path: str | Path, output_path: str | 
     with open(output, "w", encoding="utf-8") as handle:
         for i, row in enumerate(rows):
             per_objective = {o: round(float(v[i]), 5) for o, v in scores.items()}
-            routed = combine_routed(per_objective, risks[i], composite, lagrange, flags[i])
+            routed = combine_routed(per_objective, risks[i], composite, lagrange, flags[i], refused[i])
             row = {**row, **per_objective, "composite": round(float(routed), 5)}
             if risks[i] is not None:
                 row["risk"] = round(float(risks[i]), 5)

@@ -165,12 +165,13 @@ class Explainer:
         if self.scorer is None:
             return None
         from groundwork.chat_format import last_user_text
-        from reward_models.lagrange import combine_routed, form_flags
+        from reward_models.lagrange import combine_routed, form_flags, refusal_flags
 
         values = self.scorer.score_one(prompt, response, context)
         out = {o: round(float(v), 4) for o, v in values.items()}
         flag = form_flags([last_user_text(prompt)], [response])[0]
-        out["composite"] = round(float(combine_routed(values, risk, self.composite, 0.0, flag)), 4)
+        refused = refusal_flags([response])[0]
+        out["composite"] = round(float(combine_routed(values, risk, self.composite, 0.0, flag, refused)), 4)
         return out
 
     def explain(self, turn: Any, conversation: Sequence[dict[str, str]]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from serve_fixtures import OPERATOR, ROOT, last_text, start_server
 
 from groundwork.recipe import load_recipe
 from groundwork.sections.reward import CompositeSection
-from reward_models.lagrange import combine_routed, form_flags
+from reward_models.lagrange import combine_routed, form_flags, refusal_flags
 from serving.app.explain_view import TITLE, explanation_markdown, is_explanation
 from serving.explain import HIGHLIGHT_METHOD, NO_REWARD_MODELS, Explainer, best_sentence, content_words, sentences
 from serving.feedback.explanations import get_explanation, save_explanation
@@ -145,8 +145,8 @@ def _check_answer_explanation(explanation: dict, answer: str, citations: list[di
     assert set(scores) == OBJECTIVES | {"composite"} and all(isinstance(v, float) for v in scores.values())
     risk = explanation["request_risk"]
     assert 0.0 <= risk <= 1.0
-    bad = form_flags([QUESTION], [answer])[0]
-    routed = combine_routed({o: scores[o] for o in OBJECTIVES}, risk, CompositeSection(), 0.0, bad)
+    bad, refused = form_flags([QUESTION], [answer])[0], refusal_flags([answer])[0]
+    routed = combine_routed({o: scores[o] for o in OBJECTIVES}, risk, CompositeSection(), 0.0, bad, refused)
     assert scores["composite"] == pytest.approx(routed, abs=1e-3)  # the smoke recipe's default weights
     guard = explanation["guard"]
     assert guard["decision"] == "passed" and guard["response_class"] in ("answer", "refusal")

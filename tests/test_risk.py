@@ -13,7 +13,7 @@ from dialogue.answer_classes import classify_answer, is_degenerate, is_non_answe
 from groundwork.recipe import load_recipe
 from groundwork.sections.reward import CompositeSection
 from groundwork.sections.risk import RiskSourceSection
-from reward_models.lagrange import combine, combine_routed, form_flags
+from reward_models.lagrange import combine, combine_routed, form_flags, refusal_flags
 from reward_models.risk_data import HARMFUL, public_rows, split_of
 from reward_models.risk_model import RequestRiskModel, request_text, text_windows, window_with
 from reward_models.risk_train import choose_threshold
@@ -162,6 +162,21 @@ def test_form_penalty_makes_a_non_answer_lose_in_the_ordinary_route_only() -> No
     assert combine_routed(scores, 0.25, cfg, 0.0, 1.0) == pytest.approx(0.75 * (1.0 - 2.0))
     assert combine_routed(scores, 1.0, cfg, 0.0, 1.0) == combine_routed(scores, 1.0, cfg, 0.0, 0.0)
     assert combine_routed(scores, None, cfg, 0.0, 1.0) == pytest.approx(combine(scores, cfg, 0.0) - 2.0)
+
+
+def test_a_refusal_costs_by_how_safe_the_request_is() -> None:
+    cfg = CompositeSection(refusal_weight=2.0)
+    answers = ["I'm sorry, but I can't help with that.", "I can help you with that.",
+               "Standard shipping takes 3 to 5 business days."]
+    assert refusal_flags(answers) == [1.0, 0.0, 0.0]
+    scores = {"quality": 0.5, "faithfulness": 0.5, "safety": 0.8}
+    assert combine_routed(scores, 0.0, cfg, 0.0, 0.0, 1.0) == pytest.approx(1.0 - 2.0)  # a support question
+    assert combine_routed(scores, 0.25, cfg, 0.0, 0.0, 1.0) == pytest.approx(
+        0.25 * 2.5 * 0.8 + 0.75 * (1.0 - 2.0))
+    assert combine_routed(scores, 1.0, cfg, 0.0, 0.0, 1.0) == combine_routed(scores, 1.0, cfg, 0.0)  # harmful
+    assert combine_routed(scores, None, cfg, 0.0, 0.0, 1.0) == combine_routed(scores, None, cfg, 0.0)  # no router
+    off = CompositeSection(refusal_weight=0.0)
+    assert combine_routed(scores, 0.0, off, 0.0, 0.0, 1.0) == combine_routed(scores, 0.0, off, 0.0)
 
 
 @pytest.mark.parametrize(("text", "question", "expected"), [

@@ -42,6 +42,10 @@ class CompositeSection:
     # repeats itself or echoes the request (groundwork.answer_form): about two standard deviations of a
     # normalized objective, so such an answer loses to any substantive one. 0 turns the rule off.
     form_weight: float = 2.0
+    # Subtracted in the ordinary route from a refusal, so it weighs (1 - p(harmful)) times this: a refused support
+    # question loses to any answer, a refused harmful request costs nothing. Without it PPO found that "I'm
+    # sorry, I can't help with that." escapes the form penalty on support questions. 0 turns the rule off.
+    refusal_weight: float = 2.0
     # Routing (safety alone for risky requests, quality + faithfulness for the rest) uses the request-risk
     # model of the run (``risk:`` section, ``runs/<run>/risk/model``), never the data's kind labels.
 
