@@ -37,6 +37,17 @@ NOTICE: dict[str, str] = {
     "so bald wie möglich.",
 }
 
+# Added to an answer that is only filler ("I can help you with that."): the customer learns how to get help.
+FILLER_FOLLOW_UP: dict[str, str] = {
+    "en": "Our help articles don't answer this one, though: ask to talk to a human and a colleague will take over.",
+    "zh": "不过我们的帮助文章没有涉及这个问题：请说“转人工”，客服同事会接手。",
+    "es": "Nuestros artículos de ayuda no responden a esto: pida hablar con una persona y un compañero continuará.",
+    "fr": "Nos articles d'aide ne répondent pas à cette question : demandez à parler à un humain et un collègue "
+    "prendra le relais.",
+    "de": "Unsere Hilfeartikel beantworten das leider nicht: Bitten Sie, mit einem Menschen zu sprechen, dann "
+    "übernimmt ein Kollege.",
+}
+
 DISLIKES_FOR_HANDOFF = 2
 
 
@@ -48,6 +59,11 @@ def wants_human(text: str) -> str | None:
                 continue
             return lang
     return None
+
+
+def filler_follow_up(language: str = "en") -> str:
+    """The sentence added to a filler-only answer, in the customer's language (English when unknown)."""
+    return FILLER_FOLLOW_UP.get(language, FILLER_FOLLOW_UP["en"])
 
 
 def notice(ticket_id: int, language: str = "en") -> str:

@@ -51,6 +51,9 @@ class ServeSection:
     # Stop an answer at the first sentence that repeats an earlier one (the repeat is not shown); the sentence
     # being written is held back only while it opens like an earlier one (serving/repetition.py).
     drop_repeated_sentences: bool = True
+    # A support answer that is only filler ("I can help you with that.") gets one more sentence, in the
+    # customer's language: the help articles do not answer this, ask to talk to a human (serving/handoff.py).
+    follow_up_filler: bool = True
     # KB passages put before each question. On the project's 110 held-out support questions the right article
     # is among the first 2 for 72.7% and among the first 3 for 73.6%; each passage is ~60 prompt tokens to
     # prefill before the first token, and the SFT answers were written with 1-2 passages.

@@ -16,11 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from groundwork.answer_form import is_filler_only
 from groundwork.languages import LANGUAGES, check_language, translation_request
 from serving.explain import Explainer
 from serving.feedback.explanations import save_explanation
 from serving.guard import Guard
-from serving.handoff import DislikeStreak, notice, wants_human
+from serving.handoff import DislikeStreak, filler_follow_up, notice, wants_human
 from serving.limits import BusyError, Gate, LimitError, Limits, with_deadline
 from serving.metrics import Metrics
 from serving.repetition import drop_repeated_sentences
@@ -90,6 +91,7 @@ class Turn:
     blocked: Literal["input", "output"] | None = None
     finish_reason: Literal["stop", "timeout", "handoff", "refused"] = "stop"
     replaced: bool = False  # the answer was swapped for a safe one (nothing unchecked was shown)
+    followed_up: bool = False  # the answer was only filler, so the server added how to reach a human
     request_risk: float | None = None  # p(harmful | request) from the guard's input check (None: guard off)
     input_reason: str | None = None  # why the guard's input check passed or blocked the request
     guard: Any = None  # the guard's output Verdict (kind: refusal / harmful_compliance / answer, reason)
@@ -122,7 +124,7 @@ class ChatService:
     def __init__(self, engine: Any, kb: KnowledgeBase | None, guard: Guard, store: Any, limits: Limits, gate: Gate,
                  model_name: str, adapter_hash: str | None, top_k: int = 2, temperature: float = 0.0,
                  top_p: float = 1.0, metrics: Metrics | None = None, explainer: Any | None = None,
-                 drop_repeated_sentences: bool = True) -> None:
+                 drop_repeated_sentences: bool = True, follow_up_filler: bool = True) -> None:
         self.engine = engine
         self.kb = kb
         self.guard = guard
@@ -133,6 +135,7 @@ class ChatService:
         self.adapter_hash = adapter_hash
         self.top_k = top_k
         self.drop_repeated_sentences = drop_repeated_sentences
+        self.follow_up_filler = follow_up_filler
         self.default_sampling = Sampling(limits.max_new_tokens, temperature, top_p)
         self.metrics = metrics or Metrics()
         self.explainer = explainer or Explainer()  # without reward models it says "reward models not loaded"
@@ -243,7 +246,9 @@ class ChatService:
         turn = Turn(user_text=text)
         # A translation may repeat a sentence of its source on purpose; a support answer never needs to.
         drop_repeats = self.drop_repeated_sentences and mode == "support"
-        deltas = self._run(session, turn, prompt or text, sampling, use_kb, detect_handoff, live, drop_repeats)
+        follow_up = self.follow_up_filler and mode == "support"
+        deltas = self._run(session, turn, prompt or text, sampling, use_kb, detect_handoff, live, drop_repeats,
+                           follow_up)
         return turn, self._measured(deltas, turn, route, mode, started)
 
     def _measured(self, deltas: Iterator[str], turn: Turn, route: str, mode: str, started: float) -> Iterator[str]:
@@ -265,7 +270,8 @@ class ChatService:
             self.metrics.turn_finished(route, mode, outcome, time.monotonic() - started, first)
 
     def _run(self, session: Session, turn: Turn, prompt: str, sampling: Sampling, use_kb: bool,
-             detect_handoff: bool, live: bool, drop_repeats: bool = False) -> Iterator[str]:
+             detect_handoff: bool, live: bool, drop_repeats: bool = False,
+             follow_up: bool = False) -> Iterator[str]:
         conversation = self._conversation(session)
         session.last_answer = None
         self.store.add_message(conversation, "user", prompt)
@@ -332,6 +338,11 @@ class ChatService:
             log.info("guard replaced output (score %.3f)", checked.score)
             self.metrics.guard_block("output")
             turn.blocked, turn.replaced = "output", True
+        elif follow_up and not turn.replaced and is_filler_only(turn.text):
+            addition = filler_follow_up(session.language)
+            turn.text, turn.followed_up = f"{turn.text.rstrip()} {addition}", True
+            if live:
+                yield addition if "".join(pieces)[-1:].isspace() else " " + addition
         self._finish(session, turn, kb_ids=[c["id"] for c in turn.citations] or None)
         session.last_answer = AnswerRecord(turn.message_id, turn.text, session.history[:-1], context,  # type: ignore[arg-type]
                                            turn.citations)
