@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dialogue.handoff_rows import handoff_rows
 from groundwork.data_loading import (
     BadRows,
     load_preferences,
@@ -91,13 +92,14 @@ def build_sft_datasets(recipe: Recipe) -> tuple[list[dict], list[dict], BadRows]
     half = cfg.eval_rows // 2
     heldout_support = _sample(load_support(data.data_dir, "heldout", bad), half, rng)
     heldout_translation = _sample(load_translation(data.data_dir, "heldout", bad), cfg.eval_rows - half, rng)
+    kb = None
     if cfg.retrieved_passages:
         from serving.retrieval import KnowledgeBase
 
         kb = KnowledgeBase.load(Path(data.data_dir) / "kb")
         support = with_retrieved_context(support, kb, cfg.retrieved_passages)
         heldout_support = with_retrieved_context(heldout_support, kb, cfg.retrieved_passages)
-    train = support + others
+    train = support + handoff_rows(recipe, kb, rng) + others
     heldout = heldout_support + heldout_translation
     rng.shuffle(train)
     system = recipe.policy.system_prompt
@@ -116,7 +118,7 @@ def _latest_checkpoint(trainer_dir: Path) -> str | None:
     return str(checkpoints[-1]) if checkpoints else None
 
 
-@takes("run", "policy", "data", "sft")
+@takes("run", "policy", "data", "sft", "risk")  # risk: its sources hold the handoff requests
 def run_sft(recipe: Recipe) -> dict[str, Any]:
     """Run the SFT stage and return its metrics (also written to ``runs/<run>/sft/metrics.json``).
 

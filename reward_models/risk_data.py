@@ -173,6 +173,46 @@ def public_rows(src: RiskSourceSection) -> list[RiskRow]:
     return rows
 
 
+def texts_with_field(src: RiskSourceSection, field_name: str | None) -> list[tuple[str, str | None, str]]:
+    """(text, the record's ``field_name`` value, split) of a csv / jsonl / hub source, split as ``public_rows``
+    splits it: a stage that trains on the ``train`` rows never sees the request model's calib or dev rows."""
+    def value(record: dict) -> str | None:
+        found = record.get(field_name) if field_name else None
+        return None if found is None else str(found)
+
+    records: list[tuple[str, str | None]] = []
+    local = Path(src.local).expanduser() if src.local else None
+    if local is not None and local.exists() and src.format == "csv":
+        opener = gzip.open if local.suffix == ".gz" else open
+        with opener(local, "rt", encoding="utf-8", newline="") as handle:
+            records = [(r.get(src.text_field) or "", value(r)) for r in csv.DictReader(handle)]
+    elif local is not None and local.exists() and src.format == "jsonl":
+        records = [(o[src.text_field], value(o)) for o in _jsonl(local) if isinstance(o.get(src.text_field), str)]
+    elif local is not None and local.exists():
+        raise ValueError(f"risk source {src.name}: reading a field is supported for csv and jsonl copies, "
+                         f"not format {src.format!r}")
+    elif src.hub:
+        try:
+            import datasets
+
+            dataset = datasets.load_dataset(src.hub, split=src.hub_split)
+        except Exception as exc:  # noqa: BLE001 - offline machines raise many kinds; one line is enough
+            print(f"parley: {src.name}: local copy {src.local} absent and hub '{src.hub}' unavailable "
+                  f"({str(exc).splitlines()[0][:120]}); skipping it", file=sys.stderr)
+            return []
+        feature = dataset.features.get(field_name) if field_name else None
+        names = getattr(feature, "names", None)  # a ClassLabel stores intents as integers
+        records = [(o.get(src.text_field) or "", names[o[field_name]] if names else value(o)) for o in dataset]
+    seen: set[str] = set()
+    out = []
+    for text, found in records:
+        text = text.strip()
+        if text and text not in seen:
+            seen.add(text)
+            out.append((text, found, split_of(f"{src.name}/{text}", src.dev_share, src.calib_share)))
+    return out
+
+
 def _project_split(file_split: str, key: str) -> str:
     if file_split == "heldout":
         return "dev"

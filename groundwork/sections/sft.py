@@ -8,6 +8,21 @@ from groundwork.sections.lora import LoraSection
 
 
 @dataclass
+class HandoffSourceSection:
+    """Public support requests that the KB does not answer, taught as a handoff to a human colleague.
+
+    ``risk_source`` names a ``risk.sources`` entry: its copy (local, else hub) and its train / calib / dev split
+    are reused, and only its train rows are drawn, so the system evaluation's dev prompts stay unseen.
+    ``intents`` keeps rows whose ``intent_field`` is listed (None: all); ``skip_intents`` drops the listed ones.
+    """
+
+    risk_source: str
+    intent_field: str | None = None
+    intents: list[str] | None = None
+    skip_intents: list[str] = field(default_factory=list)
+
+
+@dataclass
 class SFTSection:
     """Supervised fine-tuning on support + translation conversations."""
 
@@ -22,6 +37,11 @@ class SFTSection:
     # misses it, in the server's passage format. The served policy reads retrieved passages with its article
     # among others; trained on its own article alone, it answers from whichever passage comes first.
     retrieved_passages: int = 0
+    # Support requests outside the KB (drawn evenly from handoff_sources) answered "our help articles do not
+    # cover this; ask for a human colleague": without them the policy meets an uncovered question (an invoice,
+    # a newsletter, a bank card) with a refusal learned from the safety rows or with "I can help you with that."
+    handoff_rows: int = 0
+    handoff_sources: list[HandoffSourceSection] = field(default_factory=list)
     eval_rows: int = 64
     epochs: float = 1.0
     max_steps: int = -1
@@ -41,6 +61,10 @@ class SFTSection:
             raise ValueError(f"benign_risky_share must be in [0, 1], got {share}")
         if self.retrieved_passages < 0:
             raise ValueError(f"retrieved_passages must be >= 0, got {self.retrieved_passages}")
+        if self.handoff_rows < 0:
+            raise ValueError(f"handoff_rows must be >= 0, got {self.handoff_rows}")
+        if self.handoff_rows and not self.handoff_sources:
+            raise ValueError("handoff_rows needs handoff_sources to draw the requests from")
         if share is not None and not self.safety_rows:
             raise ValueError("benign_risky_share needs a number of safety_rows to split")
 

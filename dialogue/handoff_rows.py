@@ -1,0 +1,71 @@
+"""SFT rows for support requests the KB does not answer: say so, and point to a human colleague.
+
+A support bot meets questions its help articles never cover (an invoice, a newsletter, a bank card). Trained
+only on covered questions and on refusals of harmful requests, the policy answered those with a refusal
+("We can't help with that.") or an empty offer ("I can help you with that."). These rows teach the honest
+third answer. The requests are public support questions of intents the KB lacks, drawn from the train split
+of the request-risk source they belong to; each carries the passages the server's retriever would return for
+it, so the policy learns to notice when the passages do not answer the question.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from typing import Any
+
+from groundwork.errors import ConfigError
+from groundwork.recipe import Recipe
+from groundwork.sections.sft import HandoffSourceSection
+
+HANDOFF_ANSWERS = (
+    "Our help articles don't cover this, so I'd rather not guess. A human colleague can help: ask to talk to a "
+    "human and they will take over this chat.",
+    "I don't have a help article about this. A human colleague can sort it out for you: just ask to talk to a "
+    "human.",
+    "That goes beyond what our help center covers. If you ask to talk to a human, a colleague will take over "
+    "here and help you with it.",
+)
+
+
+def handoff_requests(recipe: Recipe, source: HandoffSourceSection) -> list[str]:
+    """Train-split requests of one handoff source whose intent passes its filter."""
+    from reward_models.risk_data import texts_with_field
+
+    named = {src.name: src for src in recipe.risk.sources}
+    if source.risk_source not in named:
+        raise ConfigError(f"sft.handoff_sources: risk_source '{source.risk_source}' is not one of risk.sources "
+                          f"({', '.join(sorted(named)) or 'none'})")
+    rows = texts_with_field(named[source.risk_source], source.intent_field)
+    keep = set(source.intents) if source.intents is not None else None
+    skip = set(source.skip_intents)
+    return [text for text, intent, split in rows
+            if split == "train" and (keep is None or intent in keep) and intent not in skip]
+
+
+def handoff_rows(recipe: Recipe, kb: Any | None, rng: random.Random) -> list[dict[str, Any]]:
+    """``sft.handoff_rows`` conversations, drawn evenly from the sources that have requests (none without any)."""
+    cfg = recipe.sft
+    if not cfg.handoff_rows:
+        return []
+    pools = [handoff_requests(recipe, source) for source in cfg.handoff_sources]
+    pools = [sorted(pool) for pool in pools if pool]
+    if not pools:
+        print("parley: sft: no handoff requests found (public copies absent?); training without them",
+              file=sys.stderr)
+        return []
+    picked: list[str] = []
+    for index, pool in enumerate(pools):
+        share = cfg.handoff_rows // len(pools) + (index < cfg.handoff_rows % len(pools))
+        picked += rng.sample(pool, min(share, len(pool)))
+    rows = []
+    for text in picked:
+        context = None
+        if kb is not None and cfg.retrieved_passages:
+            from serving.retrieval import prompt_passage
+
+            context = [prompt_passage(hit.title, hit.text) for hit in kb.search(text, cfg.retrieved_passages)]
+        rows.append({"messages": [{"role": "user", "content": text},
+                                  {"role": "assistant", "content": rng.choice(HANDOFF_ANSWERS)}],
+                     "context": context, "kb_ids": [], "topic": "handoff"})
+    return rows
