@@ -14,7 +14,6 @@ import random
 import sys
 from typing import Any
 
-from groundwork.errors import ConfigError
 from groundwork.recipe import Recipe
 from groundwork.sections.sft import HandoffSourceSection
 
@@ -28,18 +27,13 @@ HANDOFF_ANSWERS = (
 )
 
 
-def handoff_requests(recipe: Recipe, source: HandoffSourceSection) -> list[str]:
+def handoff_requests(source: HandoffSourceSection) -> list[str]:
     """Train-split requests of one handoff source whose intent passes its filter."""
     from reward_models.risk_data import texts_with_field
 
-    named = {src.name: src for src in recipe.risk.sources}
-    if source.risk_source not in named:
-        raise ConfigError(f"sft.handoff_sources: risk_source '{source.risk_source}' is not one of risk.sources "
-                          f"({', '.join(sorted(named)) or 'none'})")
-    rows = texts_with_field(named[source.risk_source], source.intent_field)
     keep = set(source.intents) if source.intents is not None else None
     skip = set(source.skip_intents)
-    return [text for text, intent, split in rows
+    return [text for text, intent, split in texts_with_field(source.source, source.intent_field)
             if split == "train" and (keep is None or intent in keep) and intent not in skip]
 
 
@@ -48,7 +42,7 @@ def handoff_rows(recipe: Recipe, kb: Any | None, rng: random.Random) -> list[dic
     cfg = recipe.sft
     if not cfg.handoff_rows:
         return []
-    pools = [handoff_requests(recipe, source) for source in cfg.handoff_sources]
+    pools = [handoff_requests(source) for source in cfg.handoff_sources]
     pools = [sorted(pool) for pool in pools if pool]
     if not pools:
         print("parley: sft: no handoff requests found (public copies absent?); training without them",
@@ -58,12 +52,12 @@ def handoff_rows(recipe: Recipe, kb: Any | None, rng: random.Random) -> list[dic
     for index, pool in enumerate(pools):
         share = cfg.handoff_rows // len(pools) + (index < cfg.handoff_rows % len(pools))
         picked += rng.sample(pool, min(share, len(pool)))
+    from serving.retrieval import prompt_passage
+
     rows = []
     for text in picked:
         context = None
         if kb is not None and cfg.retrieved_passages:
-            from serving.retrieval import prompt_passage
-
             context = [prompt_passage(hit.title, hit.text) for hit in kb.search(text, cfg.retrieved_passages)]
         rows.append({"messages": [{"role": "user", "content": text},
                                   {"role": "assistant", "content": rng.choice(HANDOFF_ANSWERS)}],

@@ -118,7 +118,7 @@ def _latest_checkpoint(trainer_dir: Path) -> str | None:
     return str(checkpoints[-1]) if checkpoints else None
 
 
-@takes("run", "policy", "data", "sft", "risk")  # risk: its sources hold the handoff requests
+@takes("run", "policy", "data", "sft")
 def run_sft(recipe: Recipe) -> dict[str, Any]:
     """Run the SFT stage and return its metrics (also written to ``runs/<run>/sft/metrics.json``).
 

@@ -11,7 +11,6 @@ import pytest
 
 from dialogue.answer_classes import classify_answer
 from dialogue.handoff_rows import HANDOFF_ANSWERS, handoff_rows
-from groundwork.errors import ConfigError
 from groundwork.recipe import load_recipe
 from groundwork.sections.risk import RiskSourceSection
 from groundwork.sections.sft import HandoffSourceSection
@@ -40,8 +39,8 @@ def _source(path: Path) -> RiskSourceSection:
 def _recipe(smoke_config: str, source: RiskSourceSection, rows: int, passages: int = 0, **handoff):
     recipe = load_recipe(smoke_config, [f"data.data_dir={ROOT / 'data'}"])
     sft = replace(recipe.sft, handoff_rows=rows, retrieved_passages=passages,
-                  handoff_sources=[HandoffSourceSection(risk_source=source.name, **handoff)])
-    return replace(recipe, sft=sft, risk=replace(recipe.risk, sources=[source]))
+                  handoff_sources=[HandoffSourceSection(source=source, **handoff)])
+    return replace(recipe, sft=sft)
 
 
 def test_texts_with_field_split_like_the_request_model(tmp_path: Path) -> None:
@@ -80,13 +79,10 @@ def test_handoff_rows_carry_the_passages_the_server_retrieves(smoke_config: str,
     assert row["context"] == [prompt_passage(hit.title, hit.text) for hit in kb.search(question, 2)]
 
 
-def test_handoff_sources_must_name_a_risk_source_and_absent_copies_are_skipped(
+def test_absent_copies_are_skipped_and_rows_need_sources(
         smoke_config: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = _source(_support_csv(tmp_path / "support.csv"))
     recipe = _recipe(smoke_config, source, 4)
-    wrong = replace(recipe, sft=replace(recipe.sft, handoff_sources=[HandoffSourceSection(risk_source="nope")]))
-    with pytest.raises(ConfigError, match="risk_source 'nope'"):
-        handoff_rows(wrong, None, random.Random(0))
     absent = _recipe(smoke_config, replace(source, local=str(tmp_path / "missing.csv")), 4)
     assert handoff_rows(absent, None, random.Random(0)) == []
     assert "no handoff requests" in capsys.readouterr().err
@@ -104,3 +100,10 @@ def test_handoff_sources_must_name_a_risk_source_and_absent_copies_are_skipped(
 ])
 def test_handoff_answers_are_their_own_class(text: str, expected: str) -> None:
     assert classify_answer(text, "Where is my invoice?", blocked=False) == expected
+
+
+def test_the_demo_recipe_draws_handoffs_from_the_request_models_own_sources() -> None:
+    recipe = load_recipe(str(ROOT / "configs" / "cpu-demo.yaml"), [])
+    risk_sources = {source.name: source for source in recipe.risk.sources}
+    for handoff in recipe.sft.handoff_sources:
+        assert risk_sources[handoff.source.name] == handoff.source  # the same split, by the same hash

@@ -5,18 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from groundwork.sections.lora import LoraSection
+from groundwork.sections.risk import RiskSourceSection
 
 
 @dataclass
 class HandoffSourceSection:
     """Public support requests that the KB does not answer, taught as a handoff to a human colleague.
 
-    ``risk_source`` names a ``risk.sources`` entry: its copy (local, else hub) and its train / calib / dev split
-    are reused, and only its train rows are drawn, so the system evaluation's dev prompts stay unseen.
-    ``intents`` keeps rows whose ``intent_field`` is listed (None: all); ``skip_intents`` drops the listed ones.
+    ``source`` is a request set as ``risk.sources`` lists them (recipes give both the same YAML anchor): its
+    copy (local, else hub) is read and split by the same hash, and only its train rows are drawn, so the system
+    evaluation's dev prompts stay unseen. ``intents`` keeps rows whose ``intent_field`` is listed (None: all);
+    ``skip_intents`` drops the listed ones.
     """
 
-    risk_source: str
+    source: RiskSourceSection
     intent_field: str | None = None
     intents: list[str] | None = None
     skip_intents: list[str] = field(default_factory=list)
