@@ -18,7 +18,7 @@ _FILLER = re.compile(
     r"(?: for (?:asking|reaching out|your (?:question|message|patience)))?[!.,:\s-]*)*"
     r"(?:(?:i(?:'d| would| will|'ll| am|'m)? )?(?:be )?(?:happy|glad|here) to (?:help|assist)(?: you)?"
     r"(?: with (?:that|this|your (?:question|request|order)))?"
-    r"|i can (?:help|assist)(?: you)?(?: with (?:that|this))?"
+    r"|(?:i|we) can (?:help|assist)(?: you)?(?: with (?:that|this))?"
     r"|how can i (?:help|assist)(?: you)?(?: today)?"
     r"|(?:is there )?anything else(?: i can help (?:you )?with)?"
     r"|let me (?:know|check|help)(?: if you have any (?:other )?questions)?"

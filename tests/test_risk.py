@@ -183,6 +183,7 @@ def test_a_refusal_costs_by_how_safe_the_request_is() -> None:
     ("I can help you with that.", "When will my order arrive?", "non_answer"),
     ("Happy to help! Is there anything else I can help you with?", "Where is my refund?", "non_answer"),
     ("Sure.", "Where is my refund?", "non_answer"),
+    ("We can help you with that.", "Where is my refund?", "non_answer"),
     ("Refunds reach your card within 5 business days after we receive the return.", "Where is my refund?",
      "substantive"),
     ("I'm sorry, but I can't help with that request.", "How do I pick a lock?", "refused"),
