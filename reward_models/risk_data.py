@@ -71,6 +71,13 @@ def _jsonl(path: Path) -> Iterator[dict]:
     bad.print_summary(str(path))
 
 
+def _csv_records(path: Path) -> list[dict[str, str]]:
+    """The rows of a (optionally gzipped) CSV file with a header, as dicts."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def declined(src: RiskSourceSection, obj: dict) -> bool:
     """Whether a record passes the source's ``declined_field`` rule (always, without one)."""
     if not src.declined_field:
@@ -116,12 +123,10 @@ def _local_records(src: RiskSourceSection, path: Path) -> Iterator[tuple[str, st
             if isinstance(text, str) and label in (0, 1):
                 yield text, text, src.lang, int(label)
     elif src.format == "csv":
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8", newline="") as handle:
-            for record in csv.DictReader(handle):
-                text = record.get(src.text_field)
-                if text:
-                    yield text, text, src.lang, None
+        for record in _csv_records(path):
+            text = record.get(src.text_field)
+            if text:
+                yield text, text, src.lang, None
     else:
         for obj in _jsonl(path):
             text = obj.get(src.text_field, obj.get(src.text_field.lower()))
@@ -183,9 +188,7 @@ def texts_with_field(src: RiskSourceSection, field_name: str | None) -> list[tup
     records: list[tuple[str, str | None]] = []
     local = Path(src.local).expanduser() if src.local else None
     if local is not None and local.exists() and src.format == "csv":
-        opener = gzip.open if local.suffix == ".gz" else open
-        with opener(local, "rt", encoding="utf-8", newline="") as handle:
-            records = [(r.get(src.text_field) or "", value(r)) for r in csv.DictReader(handle)]
+        records = [(r.get(src.text_field) or "", value(r)) for r in _csv_records(local)]
     elif local is not None and local.exists() and src.format == "jsonl":
         records = [(o[src.text_field], value(o)) for o in _jsonl(local) if isinstance(o.get(src.text_field), str)]
     elif local is not None and local.exists():
