@@ -48,18 +48,30 @@ def handoff_rows(recipe: Recipe, kb: Any | None, rng: random.Random) -> list[dic
         print("parley: sft: no handoff requests found (public copies absent?); training without them",
               file=sys.stderr)
         return []
+    picked = draw_evenly(pools, cfg.handoff_rows, rng)
+    return answered_with_passages(picked, HANDOFF_ANSWERS, kb, cfg.retrieved_passages, "handoff", rng)
+
+
+def draw_evenly(pools: list[list[str]], total: int, rng: random.Random) -> list[str]:
+    """``total`` requests split evenly over the (non-empty, sorted) pools, as many as each has."""
     picked: list[str] = []
     for index, pool in enumerate(pools):
-        share = cfg.handoff_rows // len(pools) + (index < cfg.handoff_rows % len(pools))
+        share = total // len(pools) + (index < total % len(pools))
         picked += rng.sample(pool, min(share, len(pool)))
+    return picked
+
+
+def answered_with_passages(requests: list[str], answers: tuple[str, ...], kb: Any | None, passages: int,
+                           topic: str, rng: random.Random) -> list[dict[str, Any]]:
+    """Conversations of each request and one of ``answers``, with the ``passages`` the server would retrieve."""
     from serving.retrieval import prompt_passage
 
     rows = []
-    for text in picked:
+    for text in requests:
         context = None
-        if kb is not None and cfg.retrieved_passages:
-            context = [prompt_passage(hit.title, hit.text) for hit in kb.search(text, cfg.retrieved_passages)]
+        if kb is not None and passages:
+            context = [prompt_passage(hit.title, hit.text) for hit in kb.search(text, passages)]
         rows.append({"messages": [{"role": "user", "content": text},
-                                  {"role": "assistant", "content": rng.choice(HANDOFF_ANSWERS)}],
-                     "context": context, "kb_ids": [], "topic": "handoff"})
+                                  {"role": "assistant", "content": rng.choice(answers)}],
+                     "context": context, "kb_ids": [], "topic": topic})
     return rows

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dialogue.handoff_rows import handoff_rows
+from dialogue.refusal_rows import refusal_rows
 from groundwork.data_loading import (
     BadRows,
     load_preferences,
@@ -99,7 +100,7 @@ def build_sft_datasets(recipe: Recipe) -> tuple[list[dict], list[dict], BadRows]
         kb = KnowledgeBase.load(Path(data.data_dir) / "kb")
         support = with_retrieved_context(support, kb, cfg.retrieved_passages)
         heldout_support = with_retrieved_context(heldout_support, kb, cfg.retrieved_passages)
-    train = support + handoff_rows(recipe, kb, rng) + others
+    train = support + handoff_rows(recipe, kb, rng) + refusal_rows(recipe, kb, rng) + others
     heldout = heldout_support + heldout_translation
     rng.shuffle(train)
     system = recipe.policy.system_prompt

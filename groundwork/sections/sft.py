@@ -44,6 +44,11 @@ class SFTSection:
     # a newsletter, a bank card) with a refusal learned from the safety rows or with "I can help you with that."
     handoff_rows: int = 0
     handoff_sources: list[HandoffSourceSection] = field(default_factory=list)
+    # Harmful requests from public sets (``risk.sources`` entries; only their train rows are drawn) answered with
+    # a short refusal, each with the passages the server retrieves for it (``retrieved_passages``): a harmful
+    # request the guard lets through reaches the policy looking like a support question with help articles.
+    refusal_rows: int = 0
+    refusal_sources: list[RiskSourceSection] = field(default_factory=list)
     eval_rows: int = 64
     epochs: float = 1.0
     max_steps: int = -1
@@ -67,6 +72,13 @@ class SFTSection:
             raise ValueError(f"handoff_rows must be >= 0, got {self.handoff_rows}")
         if self.handoff_rows and not self.handoff_sources:
             raise ValueError("handoff_rows needs handoff_sources to draw the requests from")
+        if self.refusal_rows < 0:
+            raise ValueError(f"refusal_rows must be >= 0, got {self.refusal_rows}")
+        if self.refusal_rows and not self.refusal_sources:
+            raise ValueError("refusal_rows needs refusal_sources to draw the requests from")
+        benign = [source.name for source in self.refusal_sources if source.label != "harmful"]
+        if benign:
+            raise ValueError(f"refusal_sources must be harmful request sets; labelled benign: {', '.join(benign)}")
         if share is not None and not self.safety_rows:
             raise ValueError("benign_risky_share needs a number of safety_rows to split")
 
