@@ -114,6 +114,7 @@ def run_system_evaluation(recipe: Recipe, out: Path, engine: Any | None = None, 
             kind = SYSTEM_SETS[name][0]
             counts = dict.fromkeys(CLASSES, 0)
             followed_up = 0  # filler-only answers the server completed with the way to a human (in "handoff")
+            handed_off = 0  # policy refusals of clearly benign requests the server replaced by that way (ditto)
             for row in tqdm(rows, desc=f"system {name}", unit="prompt"):
                 session = Session("api")
                 try:
@@ -121,6 +122,7 @@ def run_system_evaluation(recipe: Recipe, out: Path, engine: Any | None = None, 
                     text = "".join(deltas)
                     label = classify_answer(text, row["text"], turn.blocked == "input", turn.blocked == "output")
                     followed_up += turn.followed_up
+                    handed_off += turn.handed_off
                 except LimitError as exc:  # over the served length limit: the customer is turned away
                     text, label = f"(rejected: {exc})", "blocked"
                 counts[label] += 1
@@ -133,6 +135,7 @@ def run_system_evaluation(recipe: Recipe, out: Path, engine: Any | None = None, 
                 entry[key] = counts[label] / n
                 entry[f"{key}_ci_low"], entry[f"{key}_ci_high"] = wilson(counts[label], n)
             entry["followed_up_rate"] = followed_up / n
+            entry["handed_off_refusal_rate"] = handed_off / n
             refused = counts["blocked"] + counts["refused"]  # any cause: the guard or the policy
             entry["refusal_rate"] = refused / n
             entry["refusal_rate_ci_low"], entry["refusal_rate_ci_high"] = wilson(refused, n)
@@ -156,15 +159,19 @@ def render_system(system: dict[str, Any]) -> list[str]:
     lines = ["## System evaluation: the served path on public dev prompts", "",
              "Each prompt went through the server's code path (KB retrieval, guard, limits, engine) as an API request. "
              "Rates with 95% Wilson intervals; 'refused' counts the guard's blocks and the policy's refusals; "
-             "'handoff' answers send the customer to a human colleague (the policy's own, or "
-             "filler the server followed up with the way to one: `followed_up_rate` in report.json).", "",
-             "| set | kind | n | blocked | refused | handoff | non-answer | degenerate | substantive |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "'handoff' answers send the customer to a human colleague: the policy's own, filler the server "
+             "followed up with the way to one (`followed_up_rate`), or a policy refusal of a request the guard "
+             "scored clearly benign, which the server replaced by that way (`handed_off_refusal_rate`: without "
+             "it these would count as refused).", "",
+             "| set | kind | n | blocked | refused | handoff | non-answer | degenerate | substantive | followed up "
+             "| refusal handed off |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, e in system.items():
         if name.startswith("_"):
             continue
         cells = [f"{e[k]:.2f} ({e[k + '_ci_low']:.2f}-{e[k + '_ci_high']:.2f})" if k in e else "-" for k in
                  ("blocked_rate", "refusal_rate", "handoff_rate", "non_answer_rate", "degenerate_rate",
                   "substantive_rate")]
+        cells += [f"{e[k]:.2f}" if k in e else "-" for k in ("followed_up_rate", "handed_off_refusal_rate")]
         lines.append(f"| {name} | {e['kind']} | {e['n']} | " + " | ".join(cells) + " |")
     return lines + [""]

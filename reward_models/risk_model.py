@@ -83,6 +83,10 @@ class RiskSettings:
     # (None: the request threshold; models saved before it existed).
     answer_threshold: float | None = None
     answer_threshold_rule: str = ""
+    # Requests scoring below this are clearly benign: a refusal of one is a policy mistake (None: not chosen;
+    # models saved before it existed).
+    benign_threshold: float | None = None
+    benign_threshold_rule: str = ""
 
 
 class CharNgramScorer:
@@ -249,6 +253,11 @@ class RequestRiskModel:
         """Where an answer's own risk makes it harmful compliance (chosen on answers, see ``risk_answers``)."""
         stored = self.settings.answer_threshold
         return self.settings.threshold if stored is None else stored
+
+    @property
+    def benign_threshold(self) -> float | None:
+        """Below this p(harmful) a request is clearly benign (None for models saved without one)."""
+        return self.settings.benign_threshold
 
 
 def request_text(request: str | Sequence[dict[str, str]]) -> str:

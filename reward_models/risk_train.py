@@ -145,6 +145,29 @@ def choose_threshold(probs: np.ndarray, strata: list[str], max_support: float, m
     return threshold, rule
 
 
+def choose_benign_threshold(harmful_probs: np.ndarray, max_harmful_share: float) -> tuple[float, str]:
+    """The highest threshold below which at most ``max_harmful_share`` of the harmful calib requests score."""
+    values = np.sort(np.asarray(harmful_probs, dtype=np.float64))
+    if values.size == 0:
+        return 0.0, "no harmful calib requests: no request counts as clearly benign"
+    allowed = int(max_harmful_share * values.size)
+    # Clearly benign is p < t: the (allowed + 1)-th lowest harmful score leaves exactly ``allowed`` below it.
+    rule = (f"highest threshold with <= {max_harmful_share:.1%} of {values.size} harmful calib requests below it")
+    return float(values[allowed]), rule
+
+
+def benign_report(rows: list[RiskRow], probs: np.ndarray, threshold: float) -> dict[str, float]:
+    """Dev share of each stratum (and of all harmful rows) below the clearly-benign threshold."""
+    report = {"benign_threshold": threshold}
+    for stratum in sorted({r.stratum for r in rows}):
+        values = [p for r, p in zip(rows, probs, strict=True) if r.stratum == stratum]
+        report[f"dev_clearly_benign_{stratum}"] = float(np.mean([v < threshold for v in values]))
+    harmful = [p for r, p in zip(rows, probs, strict=True) if r.label == HARMFUL]
+    if harmful:
+        report["dev_clearly_benign_harmful_label"] = float(np.mean([v < threshold for v in harmful]))
+    return report
+
+
 def _fit_combiner(enc: np.ndarray, char: np.ndarray, labels: np.ndarray, seed: int) -> tuple[tuple[float, float],
                                                                                                   float]:
     from sklearn.linear_model import LogisticRegression
@@ -255,6 +278,8 @@ def run_risk_training(recipe: Recipe) -> dict[str, Any]:
     calib_probs = np.array(model.probabilities([r.text for r in calib]))
     settings.threshold, settings.threshold_rule = choose_threshold(
         calib_probs, [r.stratum for r in calib], cfg.max_support_block_rate, cfg.max_benign_risky_block_rate)
+    settings.benign_threshold, settings.benign_threshold_rule = choose_benign_threshold(
+        calib_probs[[r.label == HARMFUL for r in calib]], cfg.max_harmful_below_benign)
     data_dir = recipe.data.data_dir
     settings.answer_threshold, settings.answer_threshold_rule = choose_answer_threshold(
         np.array(model.probabilities(benign_answers(data_dir, "train"))), cfg.max_answer_flag_rate)
@@ -274,10 +299,12 @@ def run_risk_training(recipe: Recipe) -> dict[str, Any]:
         "train_rows": len(train), "train_harmful": sum(labels), "calib_rows": len(calib),
         "threshold": settings.threshold, "threshold_rule": settings.threshold_rule,
         "answer_threshold_rule": settings.answer_threshold_rule, **answers,
+        "benign_threshold_rule": settings.benign_threshold_rule,
         "combiner_weights": list(settings.combiner_weights), "combiner_bias": settings.combiner_bias,
         "final_loss": float(np.mean(losses[-20:])) if losses else None,
         "sources": sorted({r.source for r in rows}),
         **dev_report(dev, dev_probs, settings.threshold),
+        **benign_report(dev, dev_probs, settings.benign_threshold),
         "wall_s": round(time.time() - started, 1),
     }
     _plot(dev, dev_probs, settings.threshold, out / "risk_scores.png")

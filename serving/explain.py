@@ -7,8 +7,8 @@ An explanation holds
   (:func:`reward_models.lagrange.combine_routed`), when the server was started with ``--reward-dir``;
   otherwise ``scores`` is None and ``scores_note`` says "reward models not loaded";
 * the request risk p(harmful | request) from the guard's input check;
-* the guard's decision (``input_blocked``, ``output_replaced``, ``passed``; ``off`` without a risk model,
-  ``not_checked`` for a handoff notice) with its reason and the response class (refusal /
+* the guard's decision (``input_blocked``, ``output_replaced``, ``refusal_handed_off``, ``passed``; ``off``
+  without a risk model, ``not_checked`` for a handoff notice) with its reason and the response class (refusal /
   harmful_compliance / answer);
 * the KB passages the answer was given, each with the sentence that best supports the answer. Support is
   lexical: the token-set F1 between a passage sentence's content words and the answer's (stop words dropped,
@@ -118,6 +118,11 @@ def guard_decision(turn: Any) -> dict[str, Any]:
     if getattr(verdict, "score", None) is None:  # the guard is off (no request-risk model)
         return {"decision": "off", "reason": "guard off: the server runs without a request-risk model",
                 "response_class": None, "score": None, "summary": "The answer was not screened (guard off)."}
+    if getattr(turn, "handed_off", False):
+        reason = "; ".join(r for r in (turn.input_reason, verdict.reason) if r)
+        return {"decision": "refusal_handed_off", "reason": reason, "response_class": kind, "score": verdict.score,
+                "summary": "The model refused a request the guard scored clearly benign; the way to a human "
+                           "colleague was shown instead."}
     summary = "The answer passed the guard's output check."
     if turn.replaced:
         summary += " The model's answer was empty, so a fixed notice was shown."

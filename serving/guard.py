@@ -7,8 +7,9 @@ patterns), harmful compliance (not a refusal, and the request it answers scores 
 the answer itself at or above the answer threshold, which was chosen on answers: the request model reads an
 ordinary answer as a riskier text than the request it answers) or an ordinary answer; harmful compliance is
 replaced. The service holds streamed text
-back until the answer so far passes, so a customer never sees what the check then removes. Without a risk
-model the guard is off and says so.
+back until the answer so far passes, so a customer never sees what the check then removes. A third threshold
+marks requests as clearly benign (few harmful calib requests score below it): the support chat hands a policy
+refusal of such a request to a human instead. Without a risk model the guard is off and says so.
 """
 
 from __future__ import annotations
@@ -73,12 +74,23 @@ class Guard:
     def enabled(self) -> bool:
         return self.risk is not None
 
+    @property
+    def benign_threshold(self) -> float | None:
+        """Below this request risk a request is clearly benign (None: guard off or no threshold stored)."""
+        return getattr(self.risk, "benign_threshold", None) if self.risk is not None else None
+
+    def clearly_benign(self, request_risk: float | None) -> bool:
+        """Whether a request's risk lies below the benign threshold (never without a guard or a threshold)."""
+        threshold = self.benign_threshold
+        return threshold is not None and request_risk is not None and request_risk < threshold
+
     def note(self) -> str:
         """One line for the UI footer."""
         if not self.enabled:
             return "Safety guard: off (start the server with --risk-model to turn it on)."
+        benign = "" if self.benign_threshold is None else f"; clearly benign below p < {self.benign_threshold:.3f}"
         return (f"Safety guard: on (request-risk model, threshold p >= {self.threshold:.3f}; answers replaced at "
-                f"p >= {self.answer_threshold:.3f}).")
+                f"p >= {self.answer_threshold:.3f}{benign}).")
 
     def request_risk(self, conversation: list[dict[str, str]] | str) -> float:
         return float(self.risk.probability(conversation))

@@ -48,6 +48,20 @@ FILLER_FOLLOW_UP: dict[str, str] = {
     "übernimmt ein Kollege.",
 }
 
+# Said instead of a policy refusal of a support request the guard scores clearly benign (below the request
+# model's benign threshold): turning a customer away is a mistake there; a human colleague is the way on.
+REFUSAL_HANDOFF: dict[str, str] = {
+    "en": "Our help articles don't cover this, so a human colleague is better placed to answer: ask to talk to a "
+    "human and they will take over.",
+    "zh": "我们的帮助文章没有涉及这个问题，人工客服同事能更好地为您解答：请说“转人工”，同事会接手。",
+    "es": "Nuestros artículos de ayuda no tratan esto; un compañero humano podrá responderle mejor: pida hablar con "
+    "una persona y continuará él.",
+    "fr": "Nos articles d'aide ne traitent pas ce sujet ; un collègue humain saura mieux vous répondre : demandez à "
+    "parler à un humain et il prendra le relais.",
+    "de": "Unsere Hilfeartikel behandeln das nicht; ein menschlicher Kollege kann besser antworten: Bitten Sie, mit "
+    "einem Menschen zu sprechen, dann übernimmt er.",
+}
+
 DISLIKES_FOR_HANDOFF = 2
 
 
@@ -64,6 +78,11 @@ def wants_human(text: str) -> str | None:
 def filler_follow_up(language: str = "en") -> str:
     """The sentence added to a filler-only answer, in the customer's language (English when unknown)."""
     return FILLER_FOLLOW_UP.get(language, FILLER_FOLLOW_UP["en"])
+
+
+def refusal_handoff(language: str = "en") -> str:
+    """What replaces a refusal of a clearly benign support request, in the customer's language."""
+    return REFUSAL_HANDOFF.get(language, REFUSAL_HANDOFF["en"])
 
 
 def notice(ticket_id: int, language: str = "en") -> str:

@@ -99,7 +99,7 @@ def build_service(cfg: ServeSection, default_model: str, dtype: str = "float32",
                        gate, model_name=cfg.served_model_name or name[:200], adapter_hash=adapter_hash,
                        top_k=cfg.top_k, temperature=cfg.temperature, top_p=cfg.top_p, metrics=Metrics(),
                        explainer=explainer, drop_repeated_sentences=cfg.drop_repeated_sentences,
-                       follow_up_filler=cfg.follow_up_filler)
+                       follow_up_filler=cfg.follow_up_filler, hand_off_benign_refusals=cfg.hand_off_benign_refusals)
 
 
 def _mount_operator(app: Any, cfg: ServeSection, service: Any, operators: list[tuple[str, str]]) -> Any:

@@ -167,3 +167,81 @@ def test_two_dislikes_in_a_row_trigger_once_and_a_like_resets() -> None:
     assert not streak.record(3, False)
     assert streak.record(4, False)
     assert not streak.record(5, False)
+
+
+def test_the_benign_threshold_leaves_the_stated_share_of_harmful_requests_below_it(risk_dir: Path) -> None:
+    import numpy as np
+
+    from reward_models.risk_train import choose_benign_threshold
+
+    harmful = np.linspace(0.01, 1.0, 100)
+    threshold, rule = choose_benign_threshold(harmful, 0.05)
+    assert np.sum(harmful < threshold) == 5 and "5.0% of 100 harmful" in rule
+    assert choose_benign_threshold(harmful, 0.0)[0] == harmful.min()  # nothing harmful below: the lowest score
+    stored = Guard.load(risk_dir)
+    assert stored.benign_threshold == stored.risk.settings.benign_threshold is not None
+    assert 0.0 <= stored.benign_threshold <= stored.threshold
+    assert stored.clearly_benign(stored.benign_threshold - 1e-6) and not stored.clearly_benign(stored.benign_threshold)
+    assert not stored.clearly_benign(None) and not Guard.load(None).clearly_benign(0.0)
+
+
+class ScriptedEngine:
+    """Stands in for the model: streams the answer it was given, word by word."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+
+    def stream(self, messages, context=None, cancel=None, **params):
+        for word in self.answer.split(" "):
+            yield word + " "
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_a_refusal_of_a_clearly_benign_request_becomes_the_way_to_a_human(
+        risk_dir: Path, tmp_path: Path, live: bool) -> None:
+    from dataclasses import replace
+
+    from serve_fixtures import BASE
+
+    from dialogue.answer_classes import classify_answer
+    from serving.app.service import Session
+    from serving.explain import guard_decision
+    from serving.handoff import REFUSAL_HANDOFF
+    from serving.server import build_service
+
+    refusal = "I'm sorry, but we can't help with that. Please try again later today."
+    question = "Why can't I complete the transfer?"
+    for enabled in (True, False):
+        cfg = replace(BASE, db=f"sqlite:///{tmp_path / f'{enabled}.db'}", risk_model=str(risk_dir),
+                      hand_off_benign_refusals=enabled)
+        service = build_service(cfg, MODEL, engine=ScriptedEngine(refusal))
+        loaded = service.guard.risk
+        try:
+            for benign_threshold, handed in ((1.01, enabled), (0.0, False)):
+                loaded.settings.benign_threshold = benign_threshold
+                service.guard = Guard(loaded, threshold=1.01)  # the input check lets everything through
+                turn, deltas = service.turn(Session("api"), question, live=live)
+                shown = "".join(deltas)
+                assert turn.handed_off == handed and turn.blocked is None
+                if handed:
+                    assert turn.text == REFUSAL_HANDOFF["en"] and shown.strip().endswith(REFUSAL_HANDOFF["en"])
+                    assert "Please try again" not in shown  # the refusal's rest is never streamed
+                    assert classify_answer(turn.text, question, blocked=False) == "handoff"
+                    assert guard_decision(turn)["decision"] == "refusal_handed_off"  # "Why this answer" says so
+                else:
+                    assert turn.text.strip() == refusal and classify_answer(turn.text, question, False) == "refused"
+            # A translation is never handed off, whatever its risk.
+            loaded.settings.benign_threshold = 1.01
+            prompt, _ = service.translation_prompt("Hola.", "en", None)
+            turn, _ = service.turn(Session("api"), "Hola.", prompt=prompt, use_kb=False, detect_handoff=False)
+            assert not turn.handed_off
+        finally:
+            service.store.close()
+
+
+@pytest.mark.parametrize("language", sorted(["en", "zh", "es", "fr", "de"]))
+def test_the_refusal_handoff_is_a_handoff_in_every_language(language: str) -> None:
+    from dialogue.answer_classes import classify_answer
+    from serving.handoff import REFUSAL_HANDOFF
+
+    assert classify_answer(REFUSAL_HANDOFF[language], "?", blocked=False) == "handoff"

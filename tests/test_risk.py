@@ -119,6 +119,21 @@ def test_the_answer_threshold_is_chosen_on_project_answers_and_reported(trained)
     assert metrics["heldout_answers"]["compliance"] == len(compliance_answers(ROOT / "data", "heldout")) > 50
 
 
+def test_the_benign_threshold_is_chosen_on_harmful_calib_requests_and_reported(trained) -> None:
+    import json
+
+    stage, metrics = trained
+    model = RequestRiskModel.from_pretrained(stage / "model")
+    assert model.benign_threshold == metrics["benign_threshold"] is not None and "harmful calib" in \
+        metrics["benign_threshold_rule"]
+    calib = [json.loads(line) for line in (stage / "calib.jsonl").read_text(encoding="utf-8").splitlines()]
+    harmful = np.array(model.probabilities([row["text"] for row in calib if row["label"] == 1]))
+    # The rule's bound, on the rows it was chosen on (scores move by float noise with the batch they are in).
+    assert np.mean(harmful < model.benign_threshold - 1e-4) <= 0.01
+    for key in ("dev_clearly_benign_support", "dev_clearly_benign_harmful_label"):
+        assert 0.0 <= metrics[key] <= 1.0
+
+
 def test_trained_model_saves_loads_and_scores(trained) -> None:
     stage, metrics = trained
     model = RequestRiskModel.from_pretrained(stage / "model")

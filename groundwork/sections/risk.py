@@ -72,6 +72,11 @@ class RiskSection:
     # The guard's answer threshold: the lowest one that would replace at most this share of the project's
     # benign answers (train split; reported on the held-out split with the harmful compliance it catches).
     max_answer_flag_rate: float = 0.01
+    # The guard's "clearly benign" line: the highest p(harmful) below which at most this share of the harmful
+    # calib requests score. In the support chat a policy refusal of a request below it is handed to a human
+    # instead (``serve.hand_off_benign_refusals``), so this share bounds the harmful requests that could ever
+    # get a handoff where a refusal belongs.
+    max_harmful_below_benign: float = 0.01
     # Calib and dev rows scored per source (a seeded sample), to bound the stage's scoring time.
     eval_rows_per_source: int | None = 600
     sources: list[RiskSourceSection] = field(default_factory=list)

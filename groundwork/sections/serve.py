@@ -54,6 +54,10 @@ class ServeSection:
     # A support answer that is only filler ("I can help you with that.") gets one more sentence, in the
     # customer's language: the help articles do not answer this, ask to talk to a human (serving/handoff.py).
     follow_up_filler: bool = True
+    # A support answer that refuses a request the guard scores clearly benign (below the request model's benign
+    # threshold, see risk.max_harmful_below_benign) is replaced by a way to a human colleague, in the
+    # customer's language: the policy turning an ordinary customer away is its mistake, not a safety decision.
+    hand_off_benign_refusals: bool = True
     # KB passages put before each question. On the project's 110 held-out support questions the right article
     # is among the first 2 for 72.7% and among the first 3 for 73.6%; each passage is ~60 prompt tokens to
     # prefill before the first token, and the SFT answers were written with 1-2 passages.

@@ -17,6 +17,7 @@ DECISIONS = {
     "passed": "passed",
     "input_blocked": "request blocked",
     "output_replaced": "answer replaced",
+    "refusal_handed_off": "refusal handed to a human",
     "off": "off",
     "not_checked": "not checked",
 }

@@ -21,7 +21,7 @@ from groundwork.languages import LANGUAGES, check_language, translation_request
 from serving.explain import Explainer
 from serving.feedback.explanations import save_explanation
 from serving.guard import Guard
-from serving.handoff import DislikeStreak, filler_follow_up, notice, wants_human
+from serving.handoff import DislikeStreak, filler_follow_up, notice, refusal_handoff, wants_human
 from serving.limits import BusyError, Gate, LimitError, Limits, with_deadline
 from serving.metrics import Metrics
 from serving.repetition import drop_repeated_sentences
@@ -92,6 +92,7 @@ class Turn:
     finish_reason: Literal["stop", "timeout", "handoff", "refused"] = "stop"
     replaced: bool = False  # the answer was swapped for a safe one (nothing unchecked was shown)
     followed_up: bool = False  # the answer was only filler, so the server added how to reach a human
+    handed_off: bool = False  # the policy refused a clearly benign request; the way to a human replaced it
     request_risk: float | None = None  # p(harmful | request) from the guard's input check (None: guard off)
     input_reason: str | None = None  # why the guard's input check passed or blocked the request
     guard: Any = None  # the guard's output Verdict (kind: refusal / harmful_compliance / answer, reason)
@@ -124,7 +125,8 @@ class ChatService:
     def __init__(self, engine: Any, kb: KnowledgeBase | None, guard: Guard, store: Any, limits: Limits, gate: Gate,
                  model_name: str, adapter_hash: str | None, top_k: int = 2, temperature: float = 0.0,
                  top_p: float = 1.0, metrics: Metrics | None = None, explainer: Any | None = None,
-                 drop_repeated_sentences: bool = True, follow_up_filler: bool = True) -> None:
+                 drop_repeated_sentences: bool = True, follow_up_filler: bool = True,
+                 hand_off_benign_refusals: bool = True) -> None:
         self.engine = engine
         self.kb = kb
         self.guard = guard
@@ -136,6 +138,7 @@ class ChatService:
         self.top_k = top_k
         self.drop_repeated_sentences = drop_repeated_sentences
         self.follow_up_filler = follow_up_filler
+        self.hand_off_benign_refusals = hand_off_benign_refusals
         self.default_sampling = Sampling(limits.max_new_tokens, temperature, top_p)
         self.metrics = metrics or Metrics()
         self.explainer = explainer or Explainer()  # without reward models it says "reward models not loaded"
@@ -247,8 +250,9 @@ class ChatService:
         # A translation may repeat a sentence of its source on purpose; a support answer never needs to.
         drop_repeats = self.drop_repeated_sentences and mode == "support"
         follow_up = self.follow_up_filler and mode == "support"
+        hand_off = self.hand_off_benign_refusals and mode == "support"
         deltas = self._run(session, turn, prompt or text, sampling, use_kb, detect_handoff, live, drop_repeats,
-                           follow_up)
+                           follow_up, hand_off)
         return turn, self._measured(deltas, turn, route, mode, started)
 
     def _measured(self, deltas: Iterator[str], turn: Turn, route: str, mode: str, started: float) -> Iterator[str]:
@@ -271,7 +275,7 @@ class ChatService:
 
     def _run(self, session: Session, turn: Turn, prompt: str, sampling: Sampling, use_kb: bool,
              detect_handoff: bool, live: bool, drop_repeats: bool = False,
-             follow_up: bool = False) -> Iterator[str]:
+             follow_up: bool = False, hand_off: bool = False) -> Iterator[str]:
         conversation = self._conversation(session)
         session.last_answer = None
         self.store.add_message(conversation, "user", prompt)
@@ -307,6 +311,7 @@ class ChatService:
         released = 0  # characters of the answer already shown: only text that passed the output check
         hold_words = 1  # words held back before the next check: the first word goes out after one check
         rejected = None
+        hand_off = hand_off and self.guard.clearly_benign(verdict.score)
         for delta in self._generate(list(session.history), context, sampling, turn, drop_repeats):
             pieces.append(delta)
             if not live:
@@ -318,7 +323,7 @@ class ChatService:
             cut = _release_point(so_far, released, hold_words)
             if cut > released:
                 partial = self.guard.check_output(session.history, so_far[:cut], request_risk=verdict.score)
-                if not partial.safe:
+                if not partial.safe or (hand_off and partial.kind == "refusal"):
                     rejected = partial
                     turn.cancel.set()
                     break
@@ -328,7 +333,8 @@ class ChatService:
         answer = "".join(pieces).strip()
         checked = rejected or self.guard.check_output(session.history, answer, "\n\n".join(context or []) or None,
                                                       request_risk=verdict.score)
-        if live and self.guard.enabled and checked.safe and len("".join(pieces)) > released:
+        handing_off = hand_off and checked.safe and checked.kind == "refusal"
+        if live and self.guard.enabled and checked.safe and not handing_off and len("".join(pieces)) > released:
             yield "".join(pieces)[released:]
         turn.guard = checked
         turn.text = checked.text
@@ -338,6 +344,10 @@ class ChatService:
             log.info("guard replaced output (score %.3f)", checked.score)
             self.metrics.guard_block("output")
             turn.blocked, turn.replaced = "output", True
+        elif handing_off:
+            turn.text, turn.handed_off, turn.replaced = refusal_handoff(session.language), True, True
+            if live:
+                yield turn.text if released == 0 else " " + turn.text
         elif follow_up and not turn.replaced and is_filler_only(turn.text):
             addition = filler_follow_up(session.language)
             turn.text, turn.followed_up = f"{turn.text.rstrip()} {addition}", True
