@@ -13,6 +13,8 @@ Counters (``_total``) count since the server started:
 * ``parley_request_duration_seconds`` and ``parley_time_to_first_token_seconds`` (histograms, same labels
   less outcome): turns that ran to an end.
 * ``parley_guard_blocks_total{stage="input|output"}``: refused requests and replaced answers.
+* ``parley_pointed_to_human_total{cause="filler|benign_refusal"}``: support answers the server completed
+  (only filler) or replaced (a policy refusal of a clearly benign request) with the way to a human colleague.
 * ``parley_feedback_total{kind="like|dislike|rating|correction"}``, ``parley_handoff_tickets_opened_total``,
   ``parley_handoff_tickets_closed_total``.
 
@@ -62,6 +64,9 @@ class Metrics:
                                      "arrives whole)", ["route", "mode"], buckets=FIRST_TOKEN_BUCKETS, registry=r)
         self.guard_blocks = Counter("parley_guard_blocks", "Requests refused (stage=input) and answers replaced "
                                     "(stage=output) by the safety guard", ["stage"], registry=r)
+        self.pointed_to_human = Counter(
+            "parley_pointed_to_human", "Support answers completed (cause=filler) or replaced (cause=benign_refusal) "
+            "with the way to a human colleague", ["cause"], registry=r)
         self.feedback = Counter("parley_feedback", "Feedback received: likes, dislikes, ratings, corrections",
                                 ["kind"], registry=r)
         self.tickets_opened = Counter("parley_handoff_tickets_opened", "Handoff tickets opened", registry=r)
@@ -76,6 +81,8 @@ class Metrics:
                     self.requests.labels(route, mode, outcome)
         for stage in ("input", "output"):
             self.guard_blocks.labels(stage)
+        for cause in ("filler", "benign_refusal"):
+            self.pointed_to_human.labels(cause)
         for kind in FEEDBACK_KINDS:
             self.feedback.labels(kind)
         self._live: _LiveState | None = None
@@ -92,6 +99,9 @@ class Metrics:
 
     def guard_block(self, stage: str) -> None:
         self.guard_blocks.labels(stage).inc()
+
+    def pointed_to_human_for(self, cause: str) -> None:
+        self.pointed_to_human.labels(cause).inc()
 
     def feedback_given(self, like: bool | None, rating: int | None, correction: str | None) -> None:
         if like is not None:

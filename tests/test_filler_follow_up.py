@@ -43,6 +43,7 @@ def test_filler_is_followed_up_with_the_way_to_a_human(tmp_path: Path, live: boo
         shown = "".join(deltas).strip()
         assert shown == turn.text == "I can help you with that. " + FILLER_FOLLOW_UP["en"]
         assert turn.followed_up and classify_answer(turn.text, question, blocked=False) == "handoff"
+        assert service.metrics.pointed_to_human.labels("filler")._value.get() == 1  # counted in /metrics
         german = "Wie kann ich meine Rechnung herunterladen, bitte? Ich finde sie nicht in meinem Konto."
         turn, deltas = service.turn(Session("api"), german, live=live)
         assert "".join(deltas).strip().endswith(FILLER_FOLLOW_UP["de"]) and turn.followed_up

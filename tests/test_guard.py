@@ -235,6 +235,8 @@ def test_a_refusal_of_a_clearly_benign_request_becomes_the_way_to_a_human(
             prompt, _ = service.translation_prompt("Hola.", "en", None)
             turn, _ = service.turn(Session("api"), "Hola.", prompt=prompt, use_kb=False, detect_handoff=False)
             assert not turn.handed_off
+            # /metrics counts each handoff once (the disabled service none).
+            assert service.metrics.pointed_to_human.labels("benign_refusal")._value.get() == int(enabled)
         finally:
             service.store.close()
 

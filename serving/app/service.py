@@ -346,11 +346,13 @@ class ChatService:
             turn.blocked, turn.replaced = "output", True
         elif handing_off:
             turn.text, turn.handed_off, turn.replaced = refusal_handoff(session.language), True, True
+            self.metrics.pointed_to_human_for("benign_refusal")
             if live:
                 yield turn.text if released == 0 else " " + turn.text
         elif follow_up and not turn.replaced and is_filler_only(turn.text):
             addition = filler_follow_up(session.language)
             turn.text, turn.followed_up = f"{turn.text.rstrip()} {addition}", True
+            self.metrics.pointed_to_human_for("filler")
             if live:
                 yield addition if "".join(pieces)[-1:].isspace() else " " + addition
         self._finish(session, turn, kb_ids=[c["id"] for c in turn.citations] or None)
