@@ -43,13 +43,19 @@ def handoff_rows(recipe: Recipe, kb: Any | None, rng: random.Random) -> list[dic
     if not cfg.handoff_rows:
         return []
     pools = [handoff_requests(source) for source in cfg.handoff_sources]
+    return rows_from_pools(pools, cfg.handoff_rows, HANDOFF_ANSWERS, kb, cfg.retrieved_passages, "handoff", rng)
+
+
+def rows_from_pools(pools: list[list[str]], total: int, answers: tuple[str, ...], kb: Any | None, passages: int,
+                    topic: str, rng: random.Random) -> list[dict[str, Any]]:
+    """``total`` requests drawn evenly from the non-empty pools, each answered with one of ``answers`` and
+    given the passages the server would retrieve; none (with a message) when every pool is empty."""
     pools = [sorted(pool) for pool in pools if pool]
     if not pools:
-        print("parley: sft: no handoff requests found (public copies absent?); training without them",
+        print(f"parley: sft: no {topic} requests found (public copies absent?); training without them",
               file=sys.stderr)
         return []
-    picked = draw_evenly(pools, cfg.handoff_rows, rng)
-    return answered_with_passages(picked, HANDOFF_ANSWERS, kb, cfg.retrieved_passages, "handoff", rng)
+    return answered_with_passages(draw_evenly(pools, total, rng), answers, kb, passages, topic, rng)
 
 
 def draw_evenly(pools: list[list[str]], total: int, rng: random.Random) -> list[str]:

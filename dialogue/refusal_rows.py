@@ -12,10 +12,9 @@ answer ordinary questions with that offer.
 from __future__ import annotations
 
 import random
-import sys
 from typing import Any
 
-from dialogue.handoff_rows import answered_with_passages, draw_evenly
+from dialogue.handoff_rows import rows_from_pools
 from groundwork.recipe import Recipe
 from groundwork.sections.risk import RiskSourceSection
 
@@ -38,10 +37,5 @@ def refusal_rows(recipe: Recipe, kb: Any | None, rng: random.Random) -> list[dic
     cfg = recipe.sft
     if not cfg.refusal_rows:
         return []
-    pools = [sorted(pool) for pool in (refusal_requests(source) for source in cfg.refusal_sources) if pool]
-    if not pools:
-        print("parley: sft: no public harmful requests found (public copies absent?); training without them",
-              file=sys.stderr)
-        return []
-    picked = draw_evenly(pools, cfg.refusal_rows, rng)
-    return answered_with_passages(picked, REFUSAL_ANSWERS, kb, cfg.retrieved_passages, "refusal", rng)
+    pools = [refusal_requests(source) for source in cfg.refusal_sources]
+    return rows_from_pools(pools, cfg.refusal_rows, REFUSAL_ANSWERS, kb, cfg.retrieved_passages, "refusal", rng)

@@ -68,7 +68,7 @@ def test_refusal_sources_must_exist_and_be_harmful(
     recipe = _recipe(smoke_config, source, 4)
     absent = _recipe(smoke_config, replace(source, local=str(tmp_path / "missing.jsonl")), 4)
     assert refusal_rows(absent, None, random.Random(0)) == []
-    assert "no public harmful requests" in capsys.readouterr().err
+    assert "no refusal requests" in capsys.readouterr().err
     with pytest.raises(ValueError, match="refusal_sources"):
         replace(recipe.sft, refusal_sources=[])
     with pytest.raises(ValueError, match="labelled benign: harm-jsonl"):

@@ -310,7 +310,7 @@ class ChatService:
         pieces: list[str] = []
         released = 0  # characters of the answer already shown: only text that passed the output check
         hold_words = 1  # words held back before the next check: the first word goes out after one check
-        rejected = None
+        stopped = None  # the partial verdict that stopped generation: harmful compliance or a refusal to hand off
         hand_off = hand_off and self.guard.clearly_benign(verdict.score)
         for delta in self._generate(list(session.history), context, sampling, turn, drop_repeats):
             pieces.append(delta)
@@ -324,14 +324,14 @@ class ChatService:
             if cut > released:
                 partial = self.guard.check_output(session.history, so_far[:cut], request_risk=verdict.score)
                 if not partial.safe or (hand_off and partial.kind == "refusal"):
-                    rejected = partial
+                    stopped = partial
                     turn.cancel.set()
                     break
                 yield so_far[released:cut]
                 released = cut
                 hold_words = min(2 * hold_words, MAX_HOLD_WORDS)
         answer = "".join(pieces).strip()
-        checked = rejected or self.guard.check_output(session.history, answer, "\n\n".join(context or []) or None,
+        checked = stopped or self.guard.check_output(session.history, answer, "\n\n".join(context or []) or None,
                                                       request_risk=verdict.score)
         handing_off = hand_off and checked.safe and checked.kind == "refusal"
         if live and self.guard.enabled and checked.safe and not handing_off and len("".join(pieces)) > released:
