@@ -3,14 +3,18 @@ as the first passage, earlier requests' openings), with the framing alone cached
 passages per prompt (``--compare-top-k``).
 
 Builds the server's chat service exactly as ``parley pipeline --serve`` / ``parley serve`` would for a finished
-run (its int8 artifact, reward models, guard, KB retrieval, the recipe's system prompt) and sends held-out
-support questions through ``ChatService.turn`` as API requests. The arms (the served default, the framing-only
-cache, ``serve.prefix_cache`` off, and ``serve.top_k`` = ``--compare-top-k``) share one loaded engine and take turns
-prompt by prompt in rotating order; each arm's median over ``--prompts`` questions is reported, with the parts
-of the first-token path outside the engine (input guard, retrieval, each timed alone). Prints one JSON line and
-appends it to ``benchmarks/results/served_ttft.jsonl``.
+run (its served artifact, reward models, guard, KB retrieval, the recipe's system prompt; ``--set`` picks another
+engine) and sends held-out support questions through ``ChatService.turn`` as API requests. The arms (the served
+default, the framing-only cache, ``serve.prefix_cache`` off, and ``serve.top_k`` = ``--compare-top-k``) share one
+loaded engine and take turns prompt by prompt in rotating order, each from its own place in the question list;
+each arm's median over ``--prompts`` questions is reported, with the parts of the first-token path outside the
+engine (input guard, retrieval, each timed alone). With llama.cpp, "no prefix cache" still reuses the previous
+prompt's opening (llama-cpp-python does that by itself). Prints one JSON line and appends it to
+``benchmarks/results/served_ttft.jsonl``.
 
     python benchmarks/served_ttft.py --config configs/cpu-demo.yaml --run-dir runs [--prompts 20]
+    python benchmarks/served_ttft.py --run-dir runs --set serve.engine=llamacpp \
+        --set serve.artifact=runs/demo/quantize --set serve.gguf_type=q8_0
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compare-top-k", type=int, default=3, help="KB passages per prompt in the third arm "
                         "(0: no such arm)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="recipe override after the run's own serve settings, e.g. --set serve.engine=llamacpp "
+                        "--set serve.gguf_type=q8_0 (repeatable)")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
 
@@ -63,7 +70,8 @@ def main() -> int:
     recipe = load_recipe(args.config, [f"run.output_dir={args.run_dir}"])
     tmp = Path(tempfile.mkdtemp(prefix="parley-ttft-bench-"))
     served = load_recipe(args.config, [f"run.output_dir={args.run_dir}", *served_run_overrides(recipe),
-                                       f"serve.db=sqlite:///{tmp / 'bench.db'}", "serve.max_new_tokens=8"])
+                                       f"serve.db=sqlite:///{tmp / 'bench.db'}", "serve.max_new_tokens=8",
+                                       *args.overrides])
     started = time.perf_counter()
     service = build_service(served.serve, served.policy.model, served.policy.dtype, served.policy.system_prompt)
     start_s = time.perf_counter() - started  # loading and warm-up (framing and KB passage openings prefilled)
@@ -73,7 +81,9 @@ def main() -> int:
         first_text_ms(service, question)
     top_k = served.serve.top_k
     store = engine.prefix_cache
-    framing_only = engine.worker.call(lambda: engine.new_prefix_cache(passages=False))  # the previous default
+    worker = getattr(engine, "worker", None)  # the torch engine runs model calls on its own thread
+    framing_only = (worker.call if worker else lambda build: build())(  # the previous default
+        lambda: engine.new_prefix_cache(passages=False))
     # arm: (prefix cache, top_k, the engine's prefix store)
     settings = {"prefix_cache": (True, top_k, store), "framing_cache_only": (True, top_k, framing_only),
                 "no_prefix_cache": (False, top_k, store)}
@@ -83,10 +93,14 @@ def main() -> int:
     hits_before, reused_before = (store.hits, store.reused_tokens) if store else (0, 0)
     guard_ms, retrieval_ms, prompt_tokens = [], [], []
     order = list(settings)
-    for index, question in enumerate(questions):
+    # Each arm asks the questions from its own offset, so no request follows the same question: an engine that
+    # reuses the previous prompt's opening by itself (llama.cpp) would otherwise answer the next arm's copy of
+    # it for free.
+    offsets = {arm: position * max(1, len(questions) // len(order)) for position, arm in enumerate(order)}
+    for index in range(len(questions)):
         for arm in order[index % len(order):] + order[:index % len(order)]:
             engine.use_prefix_cache, service.top_k, engine.prefix_cache = settings[arm]
-            arms[arm].append(first_text_ms(service, question))
+            arms[arm].append(first_text_ms(service, questions[(index + offsets[arm]) % len(questions)]))
             if arm == "prefix_cache":
                 prompt_tokens.append(engine.last_stats.prompt_tokens)
     service.top_k, engine.prefix_cache = top_k, store
@@ -116,8 +130,9 @@ def main() -> int:
         "service_start_s": round(start_s, 1),
         "cached_openings": len(store) if store else None,
         "settings": {"config": args.config, "run": str(recipe.run.layout.root), "engine": engine.description,
+                     "overrides": args.overrides,
                      "guard": service.guard.enabled, "prompts": len(questions), "threads": args.threads,
-                     "engine_worker_threads": getattr(getattr(engine, "worker", None), "threads", None),
+                     "engine_worker_threads": getattr(worker, "threads", None),
                      "request_thread_threads": torch.get_num_threads(),
                      "prompt_source": "data/support/heldout.jsonl", "loadavg_after": list(os.getloadavg())},
     }

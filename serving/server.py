@@ -72,8 +72,10 @@ def build_service(cfg: ServeSection, default_model: str, dtype: str = "float32",
         if cfg.engine == "torch":
             opts.setdefault("dtype", dtype)
             opts.setdefault("compile", cfg.compile)
-            opts.setdefault("prefix_cache", cfg.prefix_cache)
+        if cfg.engine in ("torch", "llamacpp"):
+            # llama.cpp would otherwise decode on half the cores (its default)
             opts.setdefault("threads", threads)
+            opts.setdefault("prefix_cache", cfg.prefix_cache)
         opts.setdefault("system_prompt", system_prompt)
         engine = load_engine(cfg.engine, model if cfg.engine != "llamacpp" or not cfg.artifact else None,
                              adapter=cfg.adapter, artifact=cfg.artifact, **opts)

@@ -133,3 +133,67 @@ def test_mixed_gguf_runs_by_gguf_type_with_the_merged_models_logits(tmp_path):
         assert engine.generate(ASK, KB, max_tokens=8, temperature=0.0)
     finally:
         engine.close()
+
+
+PASSAGES = ["Returns are accepted within 30 days for unworn items. Start a return from the Orders page.",
+            "Parcels ship within 2 business days; tracking appears under Orders once the carrier scans them.",
+            "Gift cards never expire and can be combined with one other payment method."]
+QUESTIONS = ["Can I return shoes I already wore?", "Where is my parcel?", "Do gift cards expire?"]
+
+
+@pytest.fixture(scope="module")
+def f32_export(tmp_path_factory):
+    """A merged F32 GGUF: llama.cpp's arithmetic is then the only difference between two runs of a prompt."""
+    adapter = make_random_lora(TINY, tmp_path_factory.mktemp("lora32") / "a", r=4, scale=0.3)
+    out = tmp_path_factory.mktemp("export32") / "out"
+    quantize(TINY, str(adapter), out, QuantizeSettings(formats=("gguf",), gguf_types=("f32",), verify=False))
+    return out
+
+
+def _llama(export, **opts):
+    return load_engine("llamacpp", artifact=str(export), gguf_type="f32", n_ctx=1024, threads=1,
+                       system_prompt="You are the support assistant of a shop.", **opts)
+
+
+def test_prefix_cache_restores_passage_openings_and_answers_stay_the_same(f32_export):
+    """Warm-up pins the framings and each passage opening; a request whose first passage is pinned has it
+    written back instead of prefilled (also after a request about another article, which llama-cpp-python's
+    own reuse of the previous prompt cannot cover), and every answer equals the one prefilled in full."""
+    cached, plain = _llama(f32_export), _llama(f32_export, prefix_cache=False)
+    try:
+        cached.cache_passages(PASSAGES, budget_mb=64)
+        cached.warm_up()
+        store = cached.prefix_cache
+        assert len(store) == 2 + len(PASSAGES) and store.pinned_bytes > 0
+        order = [0, 1, 2, 0, 2, 1]
+        for i in order:
+            context = [PASSAGES[i], PASSAGES[(i + 1) % 3]]
+            hits, reused = store.hits, store.reused_tokens
+            answer = cached.generate(QUESTIONS[i], context, max_tokens=16, temperature=0.0)
+            assert store.hits == hits + 1
+            assert store.reused_tokens - reused >= len(cached.passage_opening(PASSAGES[i]))
+            assert answer == plain.generate(QUESTIONS[i], context, max_tokens=16, temperature=0.0)
+        sampled = {"temperature": 1.0, "seed": 3, "max_tokens": 12}
+        assert cached.generate(QUESTIONS[1], PASSAGES[:2], **sampled) == plain.generate(QUESTIONS[1], PASSAGES[:2],
+                                                                                        **sampled)
+        assert plain.prefix_cache is None
+    finally:
+        cached.close()
+        plain.close()
+
+
+def test_prefix_cache_budget_caps_the_pinned_passages(f32_export):
+    engine = _llama(f32_export)
+    try:
+        engine.warm_up()
+        per_token = engine.prefix_cache.bytes_per_token
+        assert len(engine.prefix_cache) == 2 and per_token > 0  # the two framings, no passages given
+        one_opening_mb = per_token * len(engine.passage_opening(PASSAGES[0])) / 2**20
+        engine.cache_passages(PASSAGES, budget_mb=1.5 * one_opening_mb)
+        assert len(engine.prefix_cache) == 3  # the first passage fits the budget, the second does not
+        engine.clear_prefix_cache()
+        assert engine.prefix_cache is None
+        assert engine.generate(QUESTIONS[0], PASSAGES[:2], max_tokens=4, temperature=0.0) is not None
+        assert len(engine.prefix_cache) == 3  # rebuilt on the request, with the budget's passages
+    finally:
+        engine.close()

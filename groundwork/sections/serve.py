@@ -31,13 +31,15 @@ class ServeSection:
     # torch engine: decode with a static cache and a torch.compile'd step (compiled at start-up, 30-140 s on
     # 2 cores; int8 SmolLM2 decodes ~1.5x faster than eager).
     compile: bool = False
-    # torch engine, eager decoding: reuse the key/value cache of prompt openings across requests (the framing
-    # every request shares, ~110 of a ~300-token support prompt, and each request's framing + KB passages, up to
-    # 8): a later prompt that opens the same way prefills only the rest. A shorter time to first token.
+    # torch (eager decoding) and llamacpp engines: reuse the key/value cache of prompt openings across requests
+    # (the framing every request shares, ~110 of a ~300-token support prompt; torch also keeps each request's
+    # framing + KB passages, up to 8): a later prompt that opens the same way prefills only the rest. A shorter
+    # time to first token.
     prefix_cache: bool = True
     # With ``prefix_cache``: memory (MB) for prefilling, at start-up, the framing followed by each KB article as
     # the first passage (in the KB's order, until full), so a request prefills only its other passages and the
-    # question. About 3 MB per 60-token article for SmolLM2-135M; 0 = off.
+    # question. About 3 MB per 60-token article for SmolLM2-135M with torch (only the positions past the framing
+    # are stored), about 4 MB with llama.cpp (each opening whole); 0 = off.
     passage_cache_mb: float = 256.0
     # openai engine: base URL of the OpenAI-compatible server it fronts (e.g. http://vllm-host:8000/v1); required.
     engine_url: str | None = None

@@ -17,6 +17,7 @@ from typing import Any
 
 from groundwork.chat_format import build_messages, render_prompt
 from serving.engines.errors import EngineError
+from serving.engines.prefix_cache import common_prefix_length
 
 
 @dataclass
@@ -147,6 +148,32 @@ class Engine(ABC):
         if self.tokenizer is None:
             raise EngineError(f"the {self.kind} engine has no tokenizer to render prompts with")
         return render_prompt(self.tokenizer, self.messages(messages, context))
+
+    def prompt_ids(self, text: str) -> list[int]:
+        """The token ids a local engine feeds its model for a rendered prompt."""
+        if self.tokenizer is None:
+            raise EngineError(f"the {self.kind} engine has no tokenizer")
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def framing_openings(self) -> list[list[int]]:
+        """Token ids every prompt of this engine opens with: with KB passages and without (a translation).
+
+        Found by rendering two requests that differ in everything a customer or retrieval supplies and keeping
+        the ids they share, so the opening follows the system prompt and chat template actually in use.
+        """
+        openings = []
+        for contexts in ((None, None), (["alpha"], ["omega"])):
+            a, b = (self.prompt_ids(self.render([{"role": "user", "content": text}], context=context))
+                    for text, context in zip(("first question", "zzz other"), contexts, strict=True))
+            openings.append(a[:common_prefix_length(a, b)])
+        return openings
+
+    def passage_opening(self, passage: str) -> list[int]:
+        """Token ids every prompt whose first KB passage is ``passage`` opens with (the same two-render trick as
+        :meth:`framing_openings`, so the cut falls where the next passage or the question begins)."""
+        a, b = (self.prompt_ids(self.render([{"role": "user", "content": text}], context=[passage, other]))
+                for text, other in (("first question", "alpha"), ("zzz other", "omega")))
+        return a[:common_prefix_length(a, b)]
 
     def prepare(self, messages: Any, context: str | Sequence[str] | None = None) -> Any:
         """What :meth:`_token_stream` receives; local engines take the rendered text."""

@@ -2,17 +2,24 @@
 
 The prompt is rendered by Parley with the HF tokenizer's chat template and passed as text to
 ``create_completion``; llama.cpp's own chat handlers are not used, so the model sees byte-for-byte the
-prompt the torch engine sees (a test checks that both tokenize it to the same ids).
+prompt the torch engine sees (a test checks that both tokenize it to the same ids). With ``prefix_cache`` the
+engine keeps the framing and each KB article's opening prefilled (:mod:`.llamacpp_prefix`), as the torch
+engine does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from serving.engines.base import CancelToken, Engine, GenerationStats, SamplingParams
 from serving.engines.errors import EngineError, EngineUnavailableError
+from serving.engines.llamacpp_prefix import LlamaPrefixStore
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'parley[llamacpp]'  (builds llama-cpp-python from source, ~6 min)"
 
@@ -71,7 +78,8 @@ class LlamaCppEngine(Engine):
     kind = "llamacpp"
 
     def __init__(self, gguf_path: str | Path, tokenizer=None, n_ctx: int = 2048, threads: int | None = None,
-                 system_prompt: str | None = None, seed: int = 0, **llama_kwargs: Any) -> None:
+                 system_prompt: str | None = None, seed: int = 0, prefix_cache: bool = True,
+                 **llama_kwargs: Any) -> None:
         if not llama_cpp_available():
             raise EngineUnavailableError(f"the llamacpp engine needs llama-cpp-python: {INSTALL_HINT}")
         from llama_cpp import Llama
@@ -86,6 +94,61 @@ class LlamaCppEngine(Engine):
         self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                          seed=seed, verbose=False, **llama_kwargs)
         self._end_token_ids: list[int] | None = None
+        self._generate_lock = threading.Lock()  # one request at a time holds the context
+        self.use_prefix_cache = prefix_cache
+        self.prefix_cache: LlamaPrefixStore | None = None  # built at warm_up or on the first request
+        self.cached_passages: tuple[str, ...] = ()
+        self.passage_cache_bytes = 0
+
+    def prompt_ids(self, text: str) -> list[int]:
+        return self.tokenize(text)
+
+    def warm_up(self) -> None:
+        """Prefill the framing and the KB passage openings before the first request (prefix cache)."""
+        if self.use_prefix_cache:
+            with self._generate_lock:
+                self._prefix_cache()
+
+    def cache_passages(self, passages: Sequence[str], budget_mb: float) -> None:
+        """Prefill the framing followed by each of ``passages`` as the first KB passage (at :meth:`warm_up`), in
+        order, while their states fit ``budget_mb``."""
+        self.cached_passages = tuple(passages)
+        self.passage_cache_bytes = int(budget_mb * 2**20)
+        if self.prefix_cache is not None:
+            with self._generate_lock:
+                self._add_passage_openings(self.prefix_cache)
+
+    def clear_prefix_cache(self) -> None:
+        with self._generate_lock:
+            self.prefix_cache = None
+
+    def new_prefix_cache(self, passages: bool = True) -> LlamaPrefixStore:
+        """A store with the framings prefilled and, with ``passages``, the KB passage openings."""
+        store = LlamaPrefixStore(self.llm)
+        for opening in self.framing_openings():
+            store.add(opening)
+        if passages:
+            self._add_passage_openings(store)
+        return store
+
+    def _prefix_cache(self) -> LlamaPrefixStore:
+        if self.prefix_cache is None:
+            self.prefix_cache = self.new_prefix_cache()
+        return self.prefix_cache
+
+    def _add_passage_openings(self, store: LlamaPrefixStore) -> None:
+        if not self.passage_cache_bytes:
+            return
+        used = added = 0
+        for passage in self.cached_passages:
+            opening = self.passage_opening(passage)
+            if used + store.estimated_bytes(len(opening)) > self.passage_cache_bytes:
+                log.info("KB passage cache full (%.0f MB) after %d of %d passages", used / 2**20, added,
+                         len(self.cached_passages))
+                break
+            grown = store.add(opening)
+            used += grown
+            added += grown > 0
 
     def tokenize(self, text: str) -> list[int]:
         """llama.cpp's tokenization of a rendered prompt (as ``create_completion`` does it)."""
@@ -93,9 +156,17 @@ class LlamaCppEngine(Engine):
 
     def _token_stream(self, prompt: str, params: SamplingParams, cancel: CancelToken,
                       stats: GenerationStats) -> Iterator[str]:
-        stats.prompt_tokens = len(self.tokenize(prompt))
+        ids = self.tokenize(prompt)
+        stats.prompt_tokens = len(ids)
         if stats.prompt_tokens + params.max_tokens > self.llm.n_ctx():
             raise EngineError(f"prompt ({stats.prompt_tokens} tokens) + max_tokens exceeds n_ctx {self.llm.n_ctx()}")
+        with self._generate_lock:
+            if self.use_prefix_cache:
+                self._prefix_cache().prepare(ids)
+            yield from self._completion(prompt, params, cancel, stats)
+
+    def _completion(self, prompt: str, params: SamplingParams, cancel: CancelToken,
+                    stats: GenerationStats) -> Iterator[str]:
         greedy = params.temperature <= 0
         chunks = self.llm.create_completion(
             prompt, max_tokens=params.max_tokens, stream=True,

@@ -202,28 +202,6 @@ class TorchEngine(Engine):
             with self._generate_lock:
                 self._add_passage_openings(self.prefix_cache)
 
-    def framing_openings(self) -> list[list[int]]:
-        """Token ids every prompt of this engine opens with: with KB passages and without (a translation).
-
-        Found by rendering two requests that differ in everything a customer or retrieval supplies and keeping
-        the ids they share, so the opening follows the system prompt and chat template actually in use.
-        """
-        openings = []
-        for contexts in ((None, None), (["alpha"], ["omega"])):
-            a, b = (self.tokenizer(self.render([{"role": "user", "content": text}], context=context),
-                                   add_special_tokens=False)["input_ids"]
-                    for text, context in zip(("first question", "zzz other"), contexts, strict=True))
-            openings.append(a[:common_prefix_length(a, b)])
-        return openings
-
-    def passage_opening(self, passage: str) -> list[int]:
-        """Token ids every prompt whose first KB passage is ``passage`` opens with (the same two-render trick as
-        :meth:`framing_openings`, so the cut falls where the next passage or the question begins)."""
-        a, b = (self.tokenizer(self.render([{"role": "user", "content": text}], context=[passage, other]),
-                               add_special_tokens=False)["input_ids"]
-                for text, other in (("first question", "alpha"), ("zzz other", "omega")))
-        return a[:common_prefix_length(a, b)]
-
     def _add_passage_openings(self, store: PrefixKVCache) -> None:
         """Pin the passage openings in order while the next still fits the budget (each holds only the positions
         past the framing)."""
@@ -276,8 +254,7 @@ class TorchEngine(Engine):
         ids = input_ids[0].tolist()
         hit = self._prefix_cache().lookup(ids)
         cache = hit[0] if hit else DynamicCache(config=self.model.config)
-        keep = common_prefix_length(ids, self.tokenizer(opening, add_special_tokens=False)["input_ids"]) \
-            if opening else 0
+        keep = common_prefix_length(ids, self.prompt_ids(opening)) if opening else 0
         return {"cache": cache}, keep
 
     def _generate_kwargs(self, params: SamplingParams) -> dict[str, Any]:
