@@ -47,6 +47,28 @@ def auc(pos: Sequence[float], neg: Sequence[float]) -> float | None:
     return float(roc_auc_score([1] * len(pos) + [0] * len(neg), list(pos) + list(neg)))
 
 
+def _rank_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """:func:`auc` by the Mann-Whitney rank sum (ties half), cheap enough to repeat for a bootstrap."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([pos, neg]))
+    return float((ranks[:pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
+def auc_interval(pos: Sequence[float], neg: Sequence[float], seed: int = 0, resamples: int = 500,
+                 level: float = 0.95) -> list[float] | None:
+    """A percentile bootstrap interval of :func:`auc` (each class resampled with replacement): with ~60 harmful
+    rows in a language, AUCs 0.03 apart are within each other's intervals, and the report should say so."""
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    pos_arr, neg_arr = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
+    values = [_rank_auc(rng.choice(pos_arr, pos_arr.size), rng.choice(neg_arr, neg_arr.size))
+              for _ in range(resamples)]
+    low, high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
 def _train_encoder(model, tokenizer, texts: list[str], labels: list[int], recipe: Recipe) -> list[float]:
     """Binary cross-entropy fine-tune (classes weighted to balance); returns the loss per logged step."""
     from tqdm.auto import tqdm
@@ -192,6 +214,7 @@ def dev_report(rows: list[RiskRow], probs: np.ndarray, threshold: float) -> dict
     jail = [p for row, p in zip(rows, probs, strict=True) if row.stratum == "jailbreak"]
     benign = [p for row, p in zip(rows, probs, strict=True) if row.label == BENIGN]
     report: dict[str, Any] = {"dev_rows": len(rows), "dev_auc": auc(harmful + jail, benign),
+                              "dev_auc_interval": auc_interval(harmful + jail, benign),
                               "dev_auc_jailbreak": auc(jail, benign)}
     for stratum in sorted({r.stratum for r in rows if r.label == BENIGN}):
         neg = [p for row, p in zip(rows, probs, strict=True) if row.label == BENIGN and row.stratum == stratum]
@@ -200,6 +223,7 @@ def dev_report(rows: list[RiskRow], probs: np.ndarray, threshold: float) -> dict
         pos = [p for row, p in zip(rows, probs, strict=True) if row.lang == lang and row.label == HARMFUL]
         neg = [p for row, p in zip(rows, probs, strict=True) if row.lang == lang and row.label == BENIGN]
         report[f"dev_auc_{lang}"] = auc(pos, neg)
+        report[f"dev_auc_{lang}_interval"] = auc_interval(pos, neg)
         report[f"dev_rows_{lang}"] = {"harmful": len(pos), "benign": len(neg)}
     blocks: dict[str, dict[str, float]] = {}
     for key in sorted({(r.source, r.stratum, r.label) for r in rows}):

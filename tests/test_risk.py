@@ -16,7 +16,7 @@ from groundwork.sections.risk import RiskSourceSection
 from reward_models.lagrange import combine, combine_routed, form_flags, refusal_flags
 from reward_models.risk_data import HARMFUL, public_rows, split_of
 from reward_models.risk_model import RequestRiskModel, request_text, text_windows, window_with
-from reward_models.risk_train import choose_threshold
+from reward_models.risk_train import auc, auc_interval, choose_threshold
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,6 +147,24 @@ def test_trained_model_saves_loads_and_scores(trained) -> None:
     # The tiny random encoder learns little; the character n-gram part alone already separates the project's
     # harmful requests from its support questions on the held-out rows.
     assert metrics["dev_auc_vs_support"] > 0.8
+    low, high = metrics["dev_auc_interval"]
+    assert low <= metrics["dev_auc"] <= high
+    assert metrics["dev_auc_en_interval"][0] <= metrics["dev_auc_en"] <= metrics["dev_auc_en_interval"][1]
+
+
+def test_auc_interval_holds_the_auc_and_narrows_with_more_rows() -> None:
+    rng = np.random.default_rng(1)
+
+    def sample(n: int) -> tuple[list[float], list[float]]:
+        return list(rng.normal(1.0, 1.0, n)), list(rng.normal(0.0, 1.0, 2 * n))
+
+    few, many = sample(30), sample(1000)
+    few_interval, many_interval = auc_interval(*few), auc_interval(*many)
+    assert few_interval[0] <= auc(*few) <= few_interval[1]
+    assert many_interval[0] <= auc(*many) <= many_interval[1]
+    assert few_interval[1] - few_interval[0] > 2 * (many_interval[1] - many_interval[0])
+    assert auc_interval([0.9, 0.8], [0.1, 0.2]) == [1.0, 1.0]  # separated in every resample
+    assert auc_interval([], [0.1]) is None
 
 
 def test_missing_model_folder_is_one_clear_error(tmp_path: Path) -> None:
