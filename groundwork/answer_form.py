@@ -15,7 +15,9 @@ from groundwork.judge import is_refusal
 
 _FILLER = re.compile(
     r"^(?:(?:hi|hello|hey|thanks?|thank you|sure|of course|certainly|absolutely|great|ok(?:ay)?|no problem)"
-    r"(?: for (?:asking|reaching out|your (?:question|message|patience)))?[!.,:\s-]*)*"
+    r"(?: for (?:asking|reaching out|your (?:question|message|patience)))?[!.,:\s-]*"
+    r"|(?:(?:i'm|i am|we're|we are) )?sorry(?: for (?:any|the) (?:misunderstanding|confusion|inconvenience))?"
+    r"[!.,:\s-]*)*"
     r"(?:(?:i(?:'d| would| will|'ll| am|'m)? )?(?:be )?(?:happy|glad|here) to (?:help|assist)(?: you)?"
     r"(?: with (?:that|this|your (?:question|request|order)))?"
     r"|(?:i|we) can (?:help|assist)(?: you)?(?: with (?:that|this))?"
