@@ -9,7 +9,6 @@ engine does.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,8 +17,6 @@ from typing import Any
 from serving.engines.base import CancelToken, Engine, GenerationStats, SamplingParams
 from serving.engines.errors import EngineError, EngineUnavailableError
 from serving.engines.llamacpp_prefix import LlamaPrefixStore
-
-log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'parley[llamacpp]'  (builds llama-cpp-python from source, ~6 min)"
 
@@ -97,8 +94,6 @@ class LlamaCppEngine(Engine):
         self._generate_lock = threading.Lock()  # one request at a time holds the context
         self.use_prefix_cache = prefix_cache
         self.prefix_cache: LlamaPrefixStore | None = None  # built at warm_up or on the first request
-        self.cached_passages: tuple[str, ...] = ()
-        self.passage_cache_bytes = 0
 
     def prompt_ids(self, text: str) -> list[int]:
         return self.tokenize(text)
@@ -135,20 +130,6 @@ class LlamaCppEngine(Engine):
         if self.prefix_cache is None:
             self.prefix_cache = self.new_prefix_cache()
         return self.prefix_cache
-
-    def _add_passage_openings(self, store: LlamaPrefixStore) -> None:
-        if not self.passage_cache_bytes:
-            return
-        used = added = 0
-        for passage in self.cached_passages:
-            opening = self.passage_opening(passage)
-            if used + store.estimated_bytes(len(opening)) > self.passage_cache_bytes:
-                log.info("KB passage cache full (%.0f MB) after %d of %d passages", used / 2**20, added,
-                         len(self.cached_passages))
-                break
-            grown = store.add(opening)
-            used += grown
-            added += grown > 0
 
     def tokenize(self, text: str) -> list[int]:
         """llama.cpp's tokenization of a rendered prompt (as ``create_completion`` does it)."""

@@ -3,7 +3,6 @@ worker thread (:class:`TorchWorker`) that runs all of the engine's torch work.""
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -16,8 +15,6 @@ from groundwork.chat_format import last_user_text, render_prompt
 from serving.engines.base import CancelToken, Engine, GenerationStats, SamplingParams
 from serving.engines.errors import EngineError
 from serving.engines.prefix_cache import PrefixKVCache, common_prefix_length
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -127,8 +124,6 @@ class TorchEngine(Engine):
         self._generate_lock = threading.Lock()
         self.use_prefix_cache = prefix_cache and not compile  # the compiled step owns a static cache
         self.prefix_cache = None  # built on the first request (prefills the prompt framing once)
-        self.cached_passages: tuple[str, ...] = ()  # KB passages whose opening is prefilled (cache_passages)
-        self.passage_cache_bytes = 0  # the memory they may take
         eos = {tokenizer.eos_token_id}
         config_eos = getattr(model.generation_config, "eos_token_id", None)
         eos.update(config_eos if isinstance(config_eos, list) else [config_eos])
@@ -201,23 +196,6 @@ class TorchEngine(Engine):
         if self.prefix_cache is not None:
             with self._generate_lock:
                 self._add_passage_openings(self.prefix_cache)
-
-    def _add_passage_openings(self, store: PrefixKVCache) -> None:
-        """Pin the passage openings in order while the next still fits the budget (each holds only the positions
-        past the framing)."""
-        if not self.passage_cache_bytes:
-            return
-        framing = max(len(o) for o in self.framing_openings())
-        used = added = 0
-        for passage in self.cached_passages:
-            opening = self.passage_opening(passage)
-            if used + store.estimated_bytes(len(opening), framing) > self.passage_cache_bytes:
-                log.info("KB passage cache full (%.0f MB) after %d of %d passages", used / 2**20, added,
-                         len(self.cached_passages))
-                break
-            grown = store.add(opening)
-            used += grown
-            added += grown > 0
 
     def new_prefix_cache(self, passages: bool = True) -> PrefixKVCache:
         """A prefix store with the framings prefilled and, with ``passages``, the KB passage openings."""
