@@ -193,7 +193,8 @@ def test_prefix_cache_budget_caps_the_pinned_passages(f32_export):
         assert len(engine.prefix_cache) == 3  # the first passage fits the budget, the second does not
         engine.clear_prefix_cache()
         assert engine.prefix_cache is None
-        assert engine.generate(QUESTIONS[0], PASSAGES[:2], max_tokens=4, temperature=0.0) is not None
+        engine.generate(QUESTIONS[0], PASSAGES[:2], max_tokens=4, temperature=0.0)
         assert len(engine.prefix_cache) == 3  # rebuilt on the request, with the budget's passages
+        assert engine.prefix_cache.hits == 1  # and the request's first passage was restored from it
     finally:
         engine.close()

@@ -8,7 +8,6 @@ enforced here, around each backend's raw token stream.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -19,8 +18,6 @@ from typing import Any
 from groundwork.chat_format import build_messages, render_prompt
 from serving.engines.errors import EngineError
 from serving.engines.prefix_cache import common_prefix_length
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -141,9 +138,6 @@ class Engine(ABC):
         self.last_stats: GenerationStats | None = None
         self._active: set[CancelToken] = set()
         self._lock = threading.Lock()
-        # Engines with a prefix cache: KB passages whose opening is prefilled (cache_passages), and their budget.
-        self.cached_passages: tuple[str, ...] = ()
-        self.passage_cache_bytes = 0
 
     def messages(self, messages: Any, context: str | Sequence[str] | None = None) -> list[dict[str, str]]:
         """Parley's framing: system prompt plus fenced KB context (same for every engine)."""
@@ -180,22 +174,6 @@ class Engine(ABC):
         a, b = (self.prompt_ids(self.render([{"role": "user", "content": text}], context=[passage, other]))
                 for text, other in (("first question", "alpha"), ("zzz other", "omega")))
         return a[:common_prefix_length(a, b)]
-
-    def _add_passage_openings(self, store: Any) -> None:
-        """Pin the passage openings into a prefix ``store`` in order while the next still fits the budget."""
-        if not self.passage_cache_bytes:
-            return
-        framing = max(len(o) for o in self.framing_openings())
-        used = added = 0
-        for passage in self.cached_passages:
-            opening = self.passage_opening(passage)
-            if used + store.estimated_bytes(len(opening), framing) > self.passage_cache_bytes:
-                log.info("KB passage cache full (%.0f MB) after %d of %d passages", used / 2**20, added,
-                         len(self.cached_passages))
-                break
-            grown = store.add(opening)
-            used += grown
-            added += grown > 0
 
     def prepare(self, messages: Any, context: str | Sequence[str] | None = None) -> Any:
         """What :meth:`_token_stream` receives; local engines take the rendered text."""

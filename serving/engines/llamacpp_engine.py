@@ -9,14 +9,14 @@ engine does.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from serving.engines.base import CancelToken, Engine, GenerationStats, SamplingParams
 from serving.engines.errors import EngineError, EngineUnavailableError
 from serving.engines.llamacpp_prefix import LlamaPrefixStore
+from serving.engines.prefix_caching import PrefixCaching
 
 INSTALL_HINT = "pip install 'parley[llamacpp]'  (builds llama-cpp-python from source, ~6 min)"
 
@@ -69,7 +69,7 @@ def tokenizer_for_gguf(path: Path, model: str | None = None):
     return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
 
 
-class LlamaCppEngine(Engine):
+class LlamaCppEngine(PrefixCaching, Engine):
     """A GGUF file run by llama.cpp."""
 
     kind = "llamacpp"
@@ -91,45 +91,19 @@ class LlamaCppEngine(Engine):
         self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                          seed=seed, verbose=False, **llama_kwargs)
         self._end_token_ids: list[int] | None = None
-        self._generate_lock = threading.Lock()  # one request at a time holds the context
-        self.use_prefix_cache = prefix_cache
-        self.prefix_cache: LlamaPrefixStore | None = None  # built at warm_up or on the first request
+        self._init_prefix_caching(prefix_cache)
 
     def prompt_ids(self, text: str) -> list[int]:
         return self.tokenize(text)
+
+    def _empty_prefix_store(self) -> LlamaPrefixStore:
+        return LlamaPrefixStore(self.llm)
 
     def warm_up(self) -> None:
         """Prefill the framing and the KB passage openings before the first request (prefix cache)."""
         if self.use_prefix_cache:
             with self._generate_lock:
                 self._prefix_cache()
-
-    def cache_passages(self, passages: Sequence[str], budget_mb: float) -> None:
-        """Prefill the framing followed by each of ``passages`` as the first KB passage (at :meth:`warm_up`), in
-        order, while their states fit ``budget_mb``."""
-        self.cached_passages = tuple(passages)
-        self.passage_cache_bytes = int(budget_mb * 2**20)
-        if self.prefix_cache is not None:
-            with self._generate_lock:
-                self._add_passage_openings(self.prefix_cache)
-
-    def clear_prefix_cache(self) -> None:
-        with self._generate_lock:
-            self.prefix_cache = None
-
-    def new_prefix_cache(self, passages: bool = True) -> LlamaPrefixStore:
-        """A store with the framings prefilled and, with ``passages``, the KB passage openings."""
-        store = LlamaPrefixStore(self.llm)
-        for opening in self.framing_openings():
-            store.add(opening)
-        if passages:
-            self._add_passage_openings(store)
-        return store
-
-    def _prefix_cache(self) -> LlamaPrefixStore:
-        if self.prefix_cache is None:
-            self.prefix_cache = self.new_prefix_cache()
-        return self.prefix_cache
 
     def tokenize(self, text: str) -> list[int]:
         """llama.cpp's tokenization of a rendered prompt (as ``create_completion`` does it)."""
@@ -144,13 +118,13 @@ class LlamaCppEngine(Engine):
         with self._generate_lock:
             if self.use_prefix_cache:
                 self._prefix_cache().prepare(ids)
-            yield from self._completion(prompt, params, cancel, stats)
+            yield from self._completion(ids, params, cancel, stats)
 
-    def _completion(self, prompt: str, params: SamplingParams, cancel: CancelToken,
+    def _completion(self, ids: list[int], params: SamplingParams, cancel: CancelToken,
                     stats: GenerationStats) -> Iterator[str]:
         greedy = params.temperature <= 0
         chunks = self.llm.create_completion(
-            prompt, max_tokens=params.max_tokens, stream=True,
+            ids, max_tokens=params.max_tokens, stream=True,
             temperature=0.0 if greedy else params.temperature, top_p=1.0 if greedy else params.top_p,
             top_k=0, min_p=0.0, repeat_penalty=1.0, seed=params.seed,
             logit_bias={i: float("-inf") for i in self._end_tokens()} if params.ignore_eos else None,

@@ -39,10 +39,6 @@ class LlamaPrefixStore:
         return len(self._entries)
 
     @property
-    def pinned_entries(self) -> int:
-        return len(self._entries)
-
-    @property
     def pinned_bytes(self) -> int:
         return sum(len(state) for state in self._entries.values())
 

@@ -15,6 +15,7 @@ from groundwork.chat_format import last_user_text, render_prompt
 from serving.engines.base import CancelToken, Engine, GenerationStats, SamplingParams
 from serving.engines.errors import EngineError
 from serving.engines.prefix_cache import PrefixKVCache, common_prefix_length
+from serving.engines.prefix_caching import PrefixCaching
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _cancel_criterion(cancel: CancelToken):
     return Cancelled()
 
 
-class TorchEngine(Engine):
+class TorchEngine(PrefixCaching, Engine):
     """A transformers causal LM; one request at a time (generation holds the model), all of it on :attr:`worker`.
 
     ``threads`` is the worker's torch thread count (default: the constructing thread's).
@@ -121,9 +122,7 @@ class TorchEngine(Engine):
             from serving.engines.compiled_decoding import CompiledDecoder
 
             self.decoder = CompiledDecoder(model)
-        self._generate_lock = threading.Lock()
-        self.use_prefix_cache = prefix_cache and not compile  # the compiled step owns a static cache
-        self.prefix_cache = None  # built on the first request (prefills the prompt framing once)
+        self._init_prefix_caching(prefix_cache and not compile)  # the compiled step owns a static cache
         eos = {tokenizer.eos_token_id}
         config_eos = getattr(model.generation_config, "eos_token_id", None)
         eos.update(config_eos if isinstance(config_eos, list) else [config_eos])
@@ -182,34 +181,8 @@ class TorchEngine(Engine):
         for words in (1, 200):
             self.generate([{"role": "user", "content": " ".join(["hello"] * words)}], max_tokens=3)
 
-    def clear_prefix_cache(self) -> None:
-        """Drop the cached openings: needed after the model's weights change under the engine."""
-        with self._generate_lock:
-            self.prefix_cache = None
-
-    def cache_passages(self, passages: Sequence[str], budget_mb: float) -> None:
-        """Prefill the framing followed by each of ``passages`` as the first KB passage (at :meth:`warm_up`),
-        in order, until their key/value tensors would take more than ``budget_mb``; a request whose first
-        retrieved passage is one of them prefills only its other passages and the question."""
-        self.cached_passages = tuple(passages)
-        self.passage_cache_bytes = int(budget_mb * 2**20)
-        if self.prefix_cache is not None:
-            with self._generate_lock:
-                self._add_passage_openings(self.prefix_cache)
-
-    def new_prefix_cache(self, passages: bool = True) -> PrefixKVCache:
-        """A prefix store with the framings prefilled and, with ``passages``, the KB passage openings."""
-        store = PrefixKVCache(self.model)
-        for opening in self.framing_openings():
-            store.add(opening)
-        if passages:
-            self._add_passage_openings(store)
-        return store
-
-    def _prefix_cache(self) -> PrefixKVCache:
-        if self.prefix_cache is None:
-            self.prefix_cache = self.new_prefix_cache()
-        return self.prefix_cache
+    def _empty_prefix_store(self) -> PrefixKVCache:
+        return PrefixKVCache(self.model)
 
     def prepare(self, messages: Any, context: str | Sequence[str] | None = None) -> PreparedPrompt:
         """The rendered prompt, and (with the prefix cache) the text before its last user message."""
