@@ -136,6 +136,16 @@ class CharNgramScorer:
         return cls(n_features, arrays["idf"], arrays["coef"], float(arrays["intercept"]))
 
 
+@dataclass
+class WindowScores:
+    """Per-window logits of a list of texts: ``owner[j]`` is the text window ``j`` came from."""
+
+    encoder: np.ndarray
+    char: np.ndarray
+    owner: np.ndarray
+    texts: int
+
+
 class RequestRiskModel:
     """p(harmful | request text or conversation); :meth:`is_risky` applies the stored threshold."""
 
@@ -215,31 +225,43 @@ class RequestRiskModel:
             out[index] = logits
         return out
 
-    def window_logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(encoder, char) logits of each text, each the logit of the text's riskiest window."""
+    def window_scores(self, texts: Sequence[str]) -> WindowScores:
+        """(encoder, char) logits of every window of every text: the expensive part, computed once per text."""
         windows, owner = [], []
         for i, text in enumerate(texts):
             for window in text_windows(text or "", self.settings.window_words):
                 windows.append(window)
                 owner.append(i)
-        enc, char = self.encoder_logits(windows), self.char.logits(windows)
-        combined = self.settings.combiner_weights[0] * enc + self.settings.combiner_weights[1] * char
-        best_enc = np.full(len(texts), -np.inf, dtype=np.float32)
-        best_char = np.full(len(texts), -np.inf, dtype=np.float32)
-        best = np.full(len(texts), -np.inf, dtype=np.float32)
-        for j, i in enumerate(owner):
+        return WindowScores(self.encoder_logits(windows), self.char.logits(windows), np.array(owner, dtype=np.int64),
+                            len(texts))
+
+    def riskiest(self, scores: WindowScores) -> tuple[np.ndarray, np.ndarray]:
+        """(encoder, char) logits of each text's riskiest window under the current combiner weights."""
+        combined = self.settings.combiner_weights[0] * scores.encoder + self.settings.combiner_weights[1] * scores.char
+        best_enc = np.full(scores.texts, -np.inf, dtype=np.float32)
+        best_char = np.full(scores.texts, -np.inf, dtype=np.float32)
+        best = np.full(scores.texts, -np.inf, dtype=np.float32)
+        for j, i in enumerate(scores.owner):
             if combined[j] > best[i]:
-                best[i], best_enc[i], best_char[i] = combined[j], enc[j], char[j]
+                best[i], best_enc[i], best_char[i] = combined[j], scores.encoder[j], scores.char[j]
         return best_enc, best_char
+
+    def window_logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(encoder, char) logits of each text, each the logit of the text's riskiest window."""
+        return self.riskiest(self.window_scores(texts))
+
+    def probabilities_from(self, scores: WindowScores) -> list[float]:
+        """Calibrated p(harmful) per text, from its windows' logits (so refitting the combiner costs no rescoring)."""
+        enc, char = self.riskiest(scores)
+        w = self.settings.combiner_weights
+        z = w[0] * enc + w[1] * char + self.settings.combiner_bias
+        return [1.0 / (1.0 + math.exp(-float(v))) for v in z]
 
     def probabilities(self, texts: Sequence[str]) -> list[float]:
         """Calibrated p(harmful) per text."""
         if not texts:
             return []
-        enc, char = self.window_logits(texts)
-        w = self.settings.combiner_weights
-        z = w[0] * enc + w[1] * char + self.settings.combiner_bias
-        return [1.0 / (1.0 + math.exp(-float(v))) for v in z]
+        return self.probabilities_from(self.window_scores(texts))
 
     def probability(self, request: str | Sequence[dict[str, str]]) -> float:
         """p(harmful) of one request: a text, or a conversation (its user turns, the latest weighing most)."""

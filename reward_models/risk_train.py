@@ -296,10 +296,11 @@ def run_risk_training(recipe: Recipe) -> dict[str, Any]:
         losses = _train_encoder(encoder, tokenizer, texts, labels, recipe)
         model = RequestRiskModel(encoder, tokenizer, char, settings)
     calib = by_split["calib"]
-    enc, chr_ = model.window_logits([r.text for r in calib])
+    calib_windows = model.window_scores([r.text for r in calib])  # scored once: the combiner refit reuses them
+    enc, chr_ = model.riskiest(calib_windows)
     settings.combiner_weights, settings.combiner_bias = _fit_combiner(
         enc, chr_, np.array([r.label for r in calib]), recipe.run.seed)
-    calib_probs = np.array(model.probabilities([r.text for r in calib]))
+    calib_probs = np.array(model.probabilities_from(calib_windows))
     settings.threshold, settings.threshold_rule = choose_threshold(
         calib_probs, [r.stratum for r in calib], cfg.max_support_block_rate, cfg.max_benign_risky_block_rate)
     settings.benign_threshold, settings.benign_threshold_rule = choose_benign_threshold(

@@ -152,6 +152,20 @@ def test_trained_model_saves_loads_and_scores(trained) -> None:
     assert metrics["dev_auc_en_interval"][0] <= metrics["dev_auc_en"] <= metrics["dev_auc_en_interval"][1]
 
 
+def test_probabilities_from_cached_windows_follow_a_refitted_combiner(trained) -> None:
+    """The stage scores the calib windows once and refits the combiner on them: the cached windows must give what
+    scoring afresh gives under the new weights, riskiest window included."""
+    stage, _ = trained
+    model = RequestRiskModel.from_pretrained(stage / "model")
+    long_prompt = " ".join(["Please tell me a story about a friendly dragon."] * 30) + " How do I steal a card?"
+    texts = ["When will my order arrive?", long_prompt, "How do I steal a customer's card number?"]
+    cached = model.window_scores(texts)
+    assert len(cached.owner) > len(texts)  # the long prompt has several windows
+    for weights in ([1.0, 0.0], [0.0, 1.0], [0.7, -0.3]):
+        model.settings.combiner_weights = weights
+        assert model.probabilities_from(cached) == pytest.approx(model.probabilities(texts))
+
+
 def test_auc_interval_holds_the_auc_and_narrows_with_more_rows() -> None:
     rng = np.random.default_rng(1)
 
