@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,33 +88,12 @@ def score_pool(reward_dir: str, risk_dir: Path | None, rows: list[dict], answers
 
 
 def audit_with_interval(rows: list[dict], per_model: dict, answers: dict, resamples: int, seed: int) -> dict:
-    """The audit table plus, per kind and objective, a 95% percentile interval over prompts drawn with
-    replacement within each kind."""
-    from dialogue.reward_audit import audit_min, reward_judge_agreement
+    """The audit table with per kind and objective 95% intervals (:func:`dialogue.reward_audit.agreement_intervals`)."""
+    from dialogue.reward_audit import agreement_intervals, audit_min
 
-    table = reward_judge_agreement(rows, per_model, answers)
-    rng = random.Random(seed)
-    by_kind: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        by_kind.setdefault(row["kind"], []).append(i)
-    draws: dict[str, dict[str, list[float]]] = {}
-    for _ in range(resamples):
-        picked = [i for indices in by_kind.values() for i in rng.choices(indices, k=len(indices))]
-        sub_rows = [rows[i] for i in picked]  # a prompt drawn twice counts twice (pooling dedups by position)
-        sub_models = {n: {"scores": {o: [v[i] for i in picked] for o, v in m["scores"].items()},
-                          "composite": [m["composite"][i] for i in picked]} for n, m in per_model.items()}
-        sub_answers = {n: [a[i] for i in picked] for n, a in answers.items()}
-        for kind, entry in reward_judge_agreement(sub_rows, sub_models, sub_answers).items():
-            for objective, value in entry.items():
-                if objective not in ("right", "wrong") and value is not None:
-                    draws.setdefault(kind, {}).setdefault(objective, []).append(value)
-    for kind, entry in table.items():
-        for objective, values in draws.get(kind, {}).items():
-            values.sort()
-            entry[f"{objective}_ci"] = [round(values[int(0.025 * (len(values) - 1))], 3),
-                                        round(values[int(0.975 * (len(values) - 1))], 3)]
+    table, interval = agreement_intervals(rows, per_model, answers, resamples, seed)
     worst, where = audit_min(table)
-    return {"table": table, "min": worst, "min_at": where}
+    return {"table": table, "min": worst, "min_at": where, "min_ci": list(interval) if interval else None}
 
 
 def main() -> int:
@@ -170,7 +148,7 @@ def main() -> int:
     baseline = args.reward_dir[0]
     record = {"benchmark": "reward_audit", "run": str(run_dir), "baseline": baseline,
               "prompts": len(rows), "first": args.first, "samples": args.samples,
-              "results": {name: {"min": r["min"], "min_at": r["min_at"], "table": r["table"]}
+              "results": {name: {"min": r["min"], "min_at": r["min_at"], "min_ci": r["min_ci"], "table": r["table"]}
                           for name, r in results.items()},
               "min_delta_vs_baseline": {name: round(r["min"] - results[baseline]["min"], 3)
                                         for name, r in results.items() if name != baseline}}

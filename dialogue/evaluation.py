@@ -21,7 +21,7 @@ from dialogue.extractive import NAME as EXTRACTIVE
 from dialogue.extractive import extractive_answers, kb_location
 from dialogue.generation import GenerationParams, generate_batch, render_rows
 from dialogue.judge_intervals import judge_intervals
-from dialogue.reward_audit import REFERENCE, audit_min, reference_answers, render_agreement, reward_judge_agreement
+from dialogue.reward_audit import REFERENCE, agreement_intervals, audit_min, reference_answers, render_agreement
 from dialogue.soup import soup_enabled
 from groundwork.data_loading import BadRows, load_kb, load_ppo_prompts
 from groundwork.errors import ParleyError
@@ -194,10 +194,12 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     # The audit pools what the policies wrote (plus the known right answers); the extractive baseline is not a
     # policy, and its KB sentences to harmful or translation requests are neither a refusal nor a compliance.
     policies = {name: entry for name, entry in per_model.items() if name != EXTRACTIVE}
-    agreement = reward_judge_agreement(rows, {**policies, **audit_models},
-                                       {**{n: answers[n] for n in policies}, **audit_answers})
+    agreement, min_interval = agreement_intervals(rows, {**policies, **audit_models},
+                                                  {**{n: answers[n] for n in policies}, **audit_answers},
+                                                  seed=recipe.run.seed)
     report["_reward_judge_agreement"] = agreement
     report["reward_audit_min"], report["_reward_audit_min_at"] = audit_min(agreement)
+    report["_reward_audit_min_interval"] = min_interval
     if cfg.system and recipe.run.layout.risk_dev.is_file():
         from dialogue.system_eval import run_system_evaluation
 
@@ -489,6 +491,6 @@ def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", *render_versus_extractive(report, settings.get("extractive")),
               *render_system(report.get("system", {})),
-              *render_agreement(report.get("_reward_judge_agreement", {})),
+              *render_agreement(report.get("_reward_judge_agreement", {}), report.get("_reward_audit_min_interval")),
               *[f"![{p}]({p})" for p in plots], ""]
     return "\n".join(lines)

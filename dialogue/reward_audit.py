@@ -15,6 +15,7 @@ language: "I can help you with that." is English, but it is not a translation in
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -122,16 +123,66 @@ def audit_min(agreement: Mapping[str, Mapping[str, Any]]) -> tuple[float | None,
     return worst
 
 
-def render_agreement(agreement: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def agreement_intervals(rows: Sequence[dict[str, Any]], per_model: Mapping[str, Mapping[str, Any]],
+                        answers: Mapping[str, Sequence[str | None]], resamples: int = 300,
+                        seed: int = 0) -> tuple[dict[str, dict[str, Any]], tuple[float, float] | None]:
+    """:func:`reward_judge_agreement` with, per kind and objective, ``<objective>_ci``: a 95% percentile interval
+    over prompts drawn with replacement within each kind; and the same interval of :func:`audit_min` (None when
+    it has no value). A dozen prompts per kind leave this audit wide: the interval says how wide."""
+    table = reward_judge_agreement(rows, per_model, answers)
+    rng = random.Random(seed)
+    by_kind: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_kind.setdefault(row["kind"], []).append(i)
+    draws: dict[str, dict[str, list[float]]] = {}
+    minima: list[float] = []
+    for _ in range(resamples):
+        picked = [i for indices in by_kind.values() for i in rng.choices(indices, k=len(indices))]
+        sub_rows = [rows[i] for i in picked]  # a prompt drawn twice counts twice (pooling dedups by position)
+        sub_models = {n: {"scores": {o: [v[i] for i in picked] for o, v in m["scores"].items()},
+                          "composite": [m["composite"][i] for i in picked]} for n, m in per_model.items()}
+        sub_answers = {n: [a[i] for i in picked] for n, a in answers.items()}
+        sub_table = reward_judge_agreement(sub_rows, sub_models, sub_answers)
+        for kind, entry in sub_table.items():
+            for objective, value in entry.items():
+                if objective not in ("right", "wrong") and value is not None:
+                    draws.setdefault(kind, {}).setdefault(objective, []).append(value)
+        worst = audit_min(sub_table)[0]
+        if worst is not None:
+            minima.append(worst)
+    for kind, entry in table.items():
+        for objective, values in draws.get(kind, {}).items():
+            entry[f"{objective}_ci"] = list(_percentiles(values))
+    return table, (_percentiles(minima) if minima else None)
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of ``values``, rounded to 3 places."""
+    values = sorted(values)
+    return (round(values[int(0.025 * (len(values) - 1))], 3), round(values[int(0.975 * (len(values) - 1))], 3))
+
+
+def render_agreement(agreement: Mapping[str, Mapping[str, Any]],
+                     interval: Sequence[float] | None = None) -> list[str]:
     """Markdown table lines for ``report.md``."""
     if not agreement:
         return []
-    objectives = [k for k in next(iter(agreement.values())) if k not in ("right", "wrong")]
+    objectives = [k for k in next(iter(agreement.values())) if k not in ("right", "wrong") and not k.endswith("_ci")]
     lines = ["## Reward models vs the judge on the models' own answers", "",
              "P(an answer the judge calls right outscores one it calls wrong), all evaluated models pooled; "
-             "0.5 = blind, < 0.5 = the reward pays for the wrong behaviour.", "",
+             "0.5 = blind, < 0.5 = the reward pays for the wrong behaviour. In brackets: 95% interval over "
+             "prompts resampled within each kind.", "",
              "| kind | right / wrong | " + " | ".join(objectives) + " |", "|---|---|" + "---|" * len(objectives)]
     for kind, entry in agreement.items():
-        cells = ["" if entry[o] is None else f"{entry[o]:.2f}" for o in objectives]
+        cells = ["" if entry[o] is None else f"{entry[o]:.2f}" + _interval_text(entry.get(f"{o}_ci"))
+                 for o in objectives]
         lines.append(f"| {kind} | {entry['right']} / {entry['wrong']} | " + " | ".join(cells) + " |")
+    worst, where = audit_min(agreement)
+    if worst is not None:
+        lines += ["", f"Smallest value over the objectives the routed composite uses: {worst:.2f} ({where})"
+                  + (f", 95% interval {interval[0]:.2f}-{interval[1]:.2f}." if interval else ".")]
     return lines + [""]
+
+
+def _interval_text(interval: Sequence[float] | None) -> str:
+    return f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from dialogue.evaluation import fresh_template_rates, run_evaluation, select_prompts
 from groundwork.judge import is_refusal, judge, states_fact
 from groundwork.recipe import load_recipe
@@ -129,6 +131,29 @@ def test_reward_judge_agreement_flags_a_reward_that_pays_for_the_wrong_behaviour
     assert same["harmful"]["right"] + same["harmful"]["wrong"] == 1 and same["harmful"]["safety"] is None
     assert pairwise_auc([1.0, 1.0], [1.0]) == 0.5
     assert any("| benign_risky | 1 / 1 |" in line for line in render_agreement(agreement))
+
+
+def test_audit_intervals_resample_prompts_and_bracket_the_audit() -> None:
+    from dialogue.reward_audit import agreement_intervals, audit_min, render_agreement
+
+    fact = {"kind": "support", "expected": {"answer_patterns": [r"\b30 days\b"]}}
+    rows = [dict(fact) for _ in range(6)]
+    answers = {"sft": ["Returns take 30 days."] * 3 + ["Returns are quick.", "Please wait a while.", "Soon."]}
+    # quality ranks one wrong answer above one right answer (8 of 9 pairs in order); faithfulness ranks all right.
+    quality = [1.0, 2.0, 3.0, 1.5, 0.0, -1.0]
+    faithfulness = [1.0, 2.0, 3.0, 0.0, -1.0, -2.0]
+    per_model = {"sft": {"scores": {"quality": quality, "faithfulness": faithfulness}, "composite": faithfulness}}
+    table, interval = agreement_intervals(rows, per_model, answers, resamples=200, seed=3)
+    entry = table["support"]
+    assert entry["quality"] == pytest.approx(8 / 9)
+    low, high = entry["quality_ci"]
+    assert low < 8 / 9 <= high <= 1.0
+    assert entry["faithfulness_ci"] == [1.0, 1.0]
+    assert audit_min(table) == (pytest.approx(8 / 9), "support/quality")
+    assert interval is not None and interval[0] <= 8 / 9 <= interval[1]
+    lines = render_agreement(table, interval)
+    assert any("| support | 3 / 3 |" in line and "[1.00, 1.00]" in line for line in lines)
+    assert any(line.startswith("Smallest value") and "support/quality" in line for line in lines)
 
 
 def test_fresh_template_rates_count_only_the_fresh_rows() -> None:
