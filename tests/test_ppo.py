@@ -81,6 +81,11 @@ def test_ppo_run_logs_metrics_checkpoints_and_plots(trained_run: Path) -> None:
     assert not torch.allclose(a, c, atol=1e-5)
 
 
+def _close(value):
+    """A float compared to 1e-6 relative (1e-10 absolute); anything else exactly."""
+    return pytest.approx(value, rel=1e-6, abs=1e-10) if isinstance(value, float) else value
+
+
 def test_resume_after_kill_repeats_the_uninterrupted_run(trained_run: Path, tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     interrupted = tmp_path / "interrupted"
@@ -111,7 +116,10 @@ def test_resume_after_kill_repeats_the_uninterrupted_run(trained_run: Path, tmp_
     assert [e["step"] for e in got] == [e["step"] for e in expected]
     assert all(any(k.startswith("reward/baseline_") for k in e) for e in expected)
     for want, have in zip(expected, got, strict=True):
-        assert {k: v for k, v in have.items() if k not in TIMING_KEYS} == {
+        # A resumed process allocates its tensors elsewhere, and CPU kernels may then sum in another order: last-bit
+        # differences, which a variance of ratios near 1 (val/ratio_var ~1e-9) turns into ~1e-12. A wrong resume
+        # (other samples, optimizer or RNG state) moves losses and rewards by far more than this tolerance.
+        assert {k: _close(v) for k, v in have.items() if k not in TIMING_KEYS} == {
             k: v for k, v in want.items() if k not in TIMING_KEYS}, f"step {want['step']} differs after resume"
     summary = json.loads((interrupted / "smoke" / "ppo" / "metrics.json").read_text())
     assert summary["resumed_from_step"] >= 2
