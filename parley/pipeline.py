@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from dialogue.soup import soup_inputs_digest
 from groundwork.config_io import to_dict
@@ -291,9 +292,21 @@ def pipeline_main(recipe: Recipe, only: list[str] | None, force: list[str] | Non
     recipe.run.layout.summary.write_text(table + "\n", encoding="utf-8")
     print(table, flush=True)
     if serve:
-        from groundwork.recipe import load_recipe
-        from serving.server import serve as start_server
-
-        served = load_recipe(config, [*(overrides or []), *served_run_overrides(recipe)])
-        start_server(served.serve, served.policy.model, served.policy.dtype, served.policy.system_prompt)
+        serve_in_a_fresh_process(config, [*(overrides or []), *served_run_overrides(recipe)])
     return 0
+
+
+def serve_in_a_fresh_process(config: str | None, overrides: list[str]) -> NoReturn:
+    """Become ``parley serve`` with this run's results (the process is replaced: same PID, same terminal).
+
+    Why not serve from this process: its stages ran torch on this thread at every core, and libgomp keeps that
+    thread team for the thread's life. Beside the served engine's own worker team that is more OpenMP threads than
+    cores, and libgomp then parks and wakes its threads around every op, which slowed the served model's
+    generation (docs/results.md). A fresh process starts with no team.
+    """
+    command = [sys.executable, "-m", "parley.cli", "serve", *(["--config", config] if config else [])]
+    for assignment in overrides:
+        command += ["--set", assignment]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)

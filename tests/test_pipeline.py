@@ -102,3 +102,46 @@ def test_parallel_lanes_run_side_by_side_and_keep_a_finished_lane_when_the_other
     assert not list(run.glob("lane-*.threads"))
     for name in STAGES[1:6]:
         assert json.loads((run / name / "stage.json").read_text())["seconds"] > 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").is_file(), reason="reads the process's command line from /proc")
+def test_pipeline_serve_becomes_parley_serve_in_the_same_process(tmp_path: Path) -> None:
+    """``--serve`` after the stages replaces the pipeline process with ``parley serve`` (a fresh interpreter,
+    no OpenMP team left over from training) and that server answers."""
+    import httpx
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from serve_fixtures import free_port
+
+    port = free_port()
+    log_path = tmp_path / "pipeline-serve.log"
+    command = _command(tmp_path, "--only", "data", "--serve", "--set", f"serve.port={port}",
+                       "--set", f"serve.db=sqlite:///{tmp_path / 'feedback.db'}")
+    with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 240
+            while True:
+                assert process.poll() is None, f"pipeline --serve exited: {log_path.read_text()[-3000:]}"
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not come up in 240 s"
+                time.sleep(0.5)
+            argv = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
+            assert b"serve" in argv and b"pipeline" not in argv, argv
+            reply = httpx.post(f"{url}/v1/chat/completions", timeout=120,
+                               json={"messages": [{"role": "user", "content": "When will my order arrive?"}],
+                                     "max_tokens": 8}).json()
+            assert isinstance(reply["choices"][0]["message"]["content"], str)
+            assert "| data |" in log_path.read_text()  # the pipeline's summary came first
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
