@@ -201,18 +201,12 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     report["reward_audit_min"], report["_reward_audit_min_at"] = audit_min(agreement)
     report["_reward_audit_min_interval"] = min_interval
     if cfg.system and recipe.run.layout.risk_dev.is_file():
-        from dialogue.system_eval import run_system_evaluation
-
-        system = run_system_evaluation(recipe, out)
+        system, extractive_system = system_tables_in_a_fresh_process(recipe, out, with_extractive=kb is not None)
         report["_system_wall_s"] = system.pop("_wall_s")
         report["system"] = system
         if "ppo" in report:  # the system table serves the tuned policy
             report["ppo"].update(system_support_rates(system))
-        if kb is not None:
-            from dialogue.extractive import ExtractiveEngine
-
-            extractive_system = run_system_evaluation(recipe, out, engine=ExtractiveEngine(kb), kb=kb,
-                                                      kinds=("support",), prefix="system_extractive")
+        if extractive_system is not None:
             report["_system_wall_s"] += extractive_system.pop("_wall_s")
             report["_system_extractive"] = extractive_system
             report[EXTRACTIVE].update(system_support_rates(extractive_system))
@@ -231,6 +225,35 @@ def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
     write_report(out, report, per_model, rows, answers, recipe.run.layout.ppo_log)
     write_metrics(out, {k: v for k, v in report.items() if not k.startswith("_")})
     return report
+
+
+def system_tables_in_a_fresh_process(recipe: Recipe, out: Path, with_extractive: bool
+                                     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The system table (and the extractive baseline's support rows), computed in a child process.
+
+    Why a fresh process: this one has run torch at every core on its main thread (generation, scoring, and in
+    the pipeline PPO), and libgomp keeps that thread team alive. The served engine runs on its own worker thread
+    with a team of its own; with more OpenMP threads than cores libgomp parks and wakes them around every op, and
+    the served model generated markedly slower than in ``parley serve`` (docs/results.md). The child is what a
+    server is: no team until the engine's.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_system_tables, recipe, out, with_extractive).result()
+
+
+def _system_tables(recipe: Recipe, out: Path, with_extractive: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    from dialogue.extractive import ExtractiveEngine
+    from dialogue.system_eval import run_system_evaluation
+
+    system = run_system_evaluation(recipe, out)
+    if not with_extractive:
+        return system, None
+    kb = load_kb_index(recipe)
+    return system, run_system_evaluation(recipe, out, engine=ExtractiveEngine(kb), kb=kb, kinds=("support",),
+                                         prefix="system_extractive")
 
 
 def token_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
