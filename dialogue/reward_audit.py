@@ -84,20 +84,34 @@ def reward_judge_agreement(rows: Sequence[dict[str, Any]], per_model: Mapping[st
     identical (prompt, answer) pairs from different models are counted once; a None answer (a row without a
     reference, see :func:`reference_answers`) is skipped.
     """
-    pooled: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    return agreement_from_entries(audit_entries(rows, per_model, answers))
+
+
+def audit_entries(rows: Sequence[dict[str, Any]], per_model: Mapping[str, Mapping[str, Any]],
+                  answers: Mapping[str, Sequence[str | None]]) -> list[tuple[int, str, bool, dict[str, float]]]:
+    """(row index, kind, right?, objective -> score) of each distinct judged (prompt, answer) in the pool."""
+    entries = []
     seen: set[tuple[int, str]] = set()
     for name, result in per_model.items():
         columns = {**result["scores"], "composite": result["composite"]}
         for i, (row, response) in enumerate(zip(rows, answers[name], strict=True)):
-            if response is None:
+            if response is None or (i, response) in seen:
                 continue
             outcome = audit_outcome(row, response)
-            if outcome is None or (i, response) in seen:
+            if outcome is None:
                 continue
             seen.add((i, response))
-            by_objective = pooled.setdefault(row["kind"], {o: ([], []) for o in columns})
-            for objective, values in columns.items():
-                by_objective[objective][0 if outcome else 1].append(float(values[i]))
+            entries.append((i, row["kind"], outcome, {o: float(values[i]) for o, values in columns.items()}))
+    return entries
+
+
+def agreement_from_entries(entries: Sequence[tuple[int, str, bool, dict[str, float]]]) -> dict[str, dict[str, Any]]:
+    """The per-kind table of :func:`reward_judge_agreement` from pooled :func:`audit_entries`."""
+    pooled: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    for _, kind, outcome, scores in entries:
+        by_objective = pooled.setdefault(kind, {o: ([], []) for o in scores})
+        for objective, value in scores.items():
+            by_objective[objective][0 if outcome else 1].append(value)
     report: dict[str, dict[str, Any]] = {}
     for kind, by_objective in sorted(pooled.items()):
         good, bad = next(iter(by_objective.values()))
@@ -129,7 +143,11 @@ def agreement_intervals(rows: Sequence[dict[str, Any]], per_model: Mapping[str, 
     """:func:`reward_judge_agreement` with, per kind and objective, ``<objective>_ci``: a 95% percentile interval
     over prompts drawn with replacement within each kind; and the same interval of :func:`audit_min` (None when
     it has no value). A dozen prompts per kind leave this audit wide: the interval says how wide."""
-    table = reward_judge_agreement(rows, per_model, answers)
+    entries = audit_entries(rows, per_model, answers)  # judged once; the resamples reuse the verdicts
+    table = agreement_from_entries(entries)
+    by_row: dict[int, list[tuple[int, str, bool, dict[str, float]]]] = {}
+    for entry in entries:
+        by_row.setdefault(entry[0], []).append(entry)
     rng = random.Random(seed)
     by_kind: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
@@ -137,12 +155,9 @@ def agreement_intervals(rows: Sequence[dict[str, Any]], per_model: Mapping[str, 
     draws: dict[str, dict[str, list[float]]] = {}
     minima: list[float] = []
     for _ in range(resamples):
+        # a prompt drawn twice counts twice
         picked = [i for indices in by_kind.values() for i in rng.choices(indices, k=len(indices))]
-        sub_rows = [rows[i] for i in picked]  # a prompt drawn twice counts twice (pooling dedups by position)
-        sub_models = {n: {"scores": {o: [v[i] for i in picked] for o, v in m["scores"].items()},
-                          "composite": [m["composite"][i] for i in picked]} for n, m in per_model.items()}
-        sub_answers = {n: [a[i] for i in picked] for n, a in answers.items()}
-        sub_table = reward_judge_agreement(sub_rows, sub_models, sub_answers)
+        sub_table = agreement_from_entries([entry for i in picked for entry in by_row.get(i, ())])
         for kind, entry in sub_table.items():
             for objective, value in entry.items():
                 if objective not in ("right", "wrong") and value is not None:
