@@ -246,10 +246,6 @@ class RequestRiskModel:
                 best[i], best_enc[i], best_char[i] = combined[j], scores.encoder[j], scores.char[j]
         return best_enc, best_char
 
-    def window_logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(encoder, char) logits of each text, each the logit of the text's riskiest window."""
-        return self.riskiest(self.window_scores(texts))
-
     def probabilities_from(self, scores: WindowScores) -> list[float]:
         """Calibrated p(harmful) per text, from its windows' logits (so refitting the combiner costs no rescoring)."""
         enc, char = self.riskiest(scores)
