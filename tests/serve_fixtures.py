@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -52,6 +53,36 @@ class LiveServer:
     @property
     def operator(self) -> str:
         return f"{self.url}/operator"
+
+
+@contextmanager
+def server_process(command: list[str], url: str, log_path: Path, timeout_s: float = 180,
+                   env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """Start ``command`` (a process that will serve ``url``), wait until its ``/healthz`` answers, yield the
+    process, and stop it afterwards; if it exits first, fail with the end of its log."""
+    with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{' '.join(command[:5])} exited: {log_path.read_text()[-3000:]}")
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not come up in {timeout_s:.0f} s")
+                time.sleep(0.5)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def free_port() -> int:

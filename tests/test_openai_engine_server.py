@@ -8,9 +8,7 @@ vLLM deployment, with Parley's own API standing in for vLLM).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 
 pytest.importorskip("openai")
 
-from serve_fixtures import free_port  # noqa: E402  (tests/ is on sys.path)
+from serve_fixtures import free_port, server_process  # noqa: E402  (tests/ is on sys.path)
 
 from serving.engines import load_engine  # noqa: E402
 
@@ -37,32 +35,9 @@ def parley_serve(tmp: Path, *flags: str) -> Iterator[str]:
     port = free_port()
     args = [sys.executable, "-m", "parley.cli", "serve", "--port", str(port), "--kb", "",
             "--db", f"sqlite:///{tmp / f'feedback-{port}.db'}", *flags]
-    log = open(tmp / f"serve-{port}.log", "w", encoding="utf-8")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"parley serve exited: {(tmp / f'serve-{port}.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("parley serve did not come up in 180 s")
-            time.sleep(0.5)
+    with server_process(args, url, tmp / f"serve-{port}.log", env={**os.environ, "HF_HUB_OFFLINE": "1"}):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def _served_name(url: str) -> str:

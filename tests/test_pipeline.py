@@ -111,37 +111,18 @@ def test_pipeline_serve_becomes_parley_serve_in_the_same_process(tmp_path: Path)
     import httpx
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from serve_fixtures import free_port
+    from serve_fixtures import free_port, server_process
 
     port = free_port()
     log_path = tmp_path / "pipeline-serve.log"
     command = _command(tmp_path, "--only", "data", "--serve", "--set", f"serve.port={port}",
                        "--set", f"serve.db=sqlite:///{tmp_path / 'feedback.db'}")
-    with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 240
-            while True:
-                assert process.poll() is None, f"pipeline --serve exited: {log_path.read_text()[-3000:]}"
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not come up in 240 s"
-                time.sleep(0.5)
-            argv = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
-            assert b"serve" in argv and b"pipeline" not in argv, argv
-            reply = httpx.post(f"{url}/v1/chat/completions", timeout=120,
-                               json={"messages": [{"role": "user", "content": "When will my order arrive?"}],
-                                     "max_tokens": 8}).json()
-            assert isinstance(reply["choices"][0]["message"]["content"], str)
-            assert "| data |" in log_path.read_text()  # the pipeline's summary came first
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    url = f"http://127.0.0.1:{port}"
+    with server_process(command, url, log_path, timeout_s=240) as process:
+        argv = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"serve" in argv and b"pipeline" not in argv, argv
+        reply = httpx.post(f"{url}/v1/chat/completions", timeout=120,
+                           json={"messages": [{"role": "user", "content": "When will my order arrive?"}],
+                                 "max_tokens": 8}).json()
+        assert isinstance(reply["choices"][0]["message"]["content"], str)
+        assert "| data |" in log_path.read_text()  # the pipeline's summary came first
