@@ -31,6 +31,7 @@ from groundwork.errors import ConfigError
 from groundwork.lane_threads import lane_threads_callback
 from groundwork.models import load_causal_lm, load_tokenizer
 from groundwork.plots import plot_log_history
+from groundwork.precision import trainer_precision
 from groundwork.recipe import Recipe, SFTSection, takes
 from groundwork.runs import recipe_yaml, save_recipe, write_metrics
 from groundwork.sections.lora import peft_lora_config
@@ -163,7 +164,9 @@ def run_sft(recipe: Recipe) -> dict[str, Any]:
         seed=recipe.run.seed,
         data_seed=recipe.run.seed,
         report_to="none",
-        bf16=recipe.policy.dtype == "bfloat16",
+        # A bf16 policy trains in bf16; a float32 one in bf16 mixed precision per run.mixed_precision.
+        **trainer_precision(recipe.run.mixed_precision if recipe.policy.dtype == "float32" else "no",
+                            bf16_weights=recipe.policy.dtype == "bfloat16"),
         dataloader_num_workers=0,
         completion_only_loss=True,
         # Recomputing activations doubles step time on CPU; a 135M policy's activations fit in memory.

@@ -22,6 +22,7 @@ import torch
 from groundwork.data_loading import BadRows
 from groundwork.lane_threads import follow_lane_threads
 from groundwork.models import load_tokenizer, resolve_model
+from groundwork.precision import autocast, train_in_bf16
 from groundwork.recipe import Recipe, takes
 from groundwork.runs import save_recipe, write_metrics
 from reward_models.backbone import freeze_lower_layers
@@ -87,6 +88,7 @@ def _train_encoder(model, tokenizer, texts: list[str], labels: list[int], recipe
     r = random.Random(recipe.run.seed)
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]]
     losses: list[float] = []
+    mixed = train_in_bf16(recipe.run.mixed_precision)
     model.train()
     bar = tqdm(total=total, desc="risk encoder", unit="step")
     step = 0
@@ -98,7 +100,8 @@ def _train_encoder(model, tokenizer, texts: list[str], labels: list[int], recipe
             batch = tokenizer([texts[i] for i in index], padding=True, truncation=True,
                               max_length=cfg.max_length, return_tensors="pt")
             target = torch.tensor([float(labels[i]) for i in index])
-            logits = model(**batch).logits[:, 0]
+            with autocast(mixed):
+                logits = model(**batch).logits[:, 0].float()
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

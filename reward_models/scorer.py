@@ -19,6 +19,7 @@ from torch import nn
 from groundwork.data_loading import OBJECTIVES
 from groundwork.errors import ModelNotFoundError
 from groundwork.layout import RunLayout
+from groundwork.precision import native_bf16_cpu
 from reward_models.grounding import META_KEY as GROUNDING_KEY
 from reward_models.grounding import blend_grounding
 from reward_models.normalization import Normalization
@@ -30,12 +31,6 @@ from reward_models.trunk import SeparateModels, SharedTrunk, supports_sharing
 META_FILE = "parley_reward.json"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 Item = tuple[Any, str, str | None]  # (prompt as str or messages, response, context)
-
-
-def native_bf16_cpu() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slower."""
-    checks = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
-    return any(check is not None and check() for check in checks)
 
 
 def bf16_keeps_scores(norms: dict[str, Normalization]) -> bool:

@@ -17,6 +17,7 @@ from groundwork.data_loading import OBJECTIVES, BadRows, Row
 from groundwork.distributed import distributed_state, trainable_digest, write_rank_report
 from groundwork.errors import DataError
 from groundwork.lane_threads import lane_threads_callback
+from groundwork.precision import trainer_precision
 from groundwork.recipe import Recipe, takes
 from groundwork.runs import read_metrics, save_recipe, write_metrics
 from reward_models.backbone import freeze_lower_layers, load_for_training, trunk_fingerprint
@@ -47,7 +48,6 @@ def tokenize_pairs(rows: list[Row], tokenizer, max_length: int) -> list[dict[str
 
 
 def _reward_config(recipe: Recipe, out: Path, tokenizer, has_eval: bool):
-    import torch
     from trl import RewardConfig
 
     cfg = recipe.reward
@@ -74,7 +74,7 @@ def _reward_config(recipe: Recipe, out: Path, tokenizer, has_eval: bool):
         disable_tqdm=False,
         # A 22M-parameter encoder needs no activation checkpointing (TRL turns it on by default; it costs ~30%).
         gradient_checkpointing=False,
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        **trainer_precision(recipe.run.mixed_precision),
     )
 
 

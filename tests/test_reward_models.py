@@ -181,8 +181,9 @@ def test_auto_dtype_scoring_stays_close_to_float32(trained):
 
 
 def test_scoring_dtype_keeps_float32_for_narrow_scores_and_rejects_unknown_names():
+    from groundwork.precision import native_bf16_cpu
     from reward_models.normalization import Normalization
-    from reward_models.scorer import native_bf16_cpu, scoring_dtype
+    from reward_models.scorer import scoring_dtype
 
     assert scoring_dtype("float32") is torch.float32
     assert scoring_dtype("auto", {"quality": Normalization(mean=0.029, std=7e-5)}) is torch.float32

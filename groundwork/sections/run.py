@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from groundwork.layout import RunLayout
+from groundwork.precision import MixedPrecision
 
 
 @dataclass
@@ -16,6 +17,10 @@ class RunSection:
     name: str = "demo"
     output_dir: str = "runs"
     seed: int = 42
+    # Training precision of SFT, the reward models and the request-risk model (``groundwork.precision``): "auto"
+    # = bf16 mixed precision (float32 weights, bf16 matrix products) where the hardware multiplies bf16 natively,
+    # "bf16" = always, "no" = float32 throughout.
+    mixed_precision: MixedPrecision = "auto"
 
     @property
     def root(self) -> Path:

@@ -1,0 +1,53 @@
+"""Training precision: float32 weights with bfloat16 matrix products where the hardware multiplies bf16 natively.
+
+On CPUs with AMX or AVX-512 BF16 a bf16 matrix product runs several times faster than float32 (the development
+machine: 1.5 vs 0.23 TFLOP/s for a 1600x576x1536 product on 2 cores), so mixed precision (torch's CPU autocast,
+the same thing ``TrainingArguments(bf16=True)`` turns on) cuts training time; weights, gradients and optimizer
+state stay float32. Elsewhere bf16 is emulated and slower, and ``auto`` keeps float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Literal
+
+import torch
+
+MixedPrecision = Literal["auto", "bf16", "no"]
+MIXED_PRECISION_MODES = ("auto", "bf16", "no")
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slower."""
+    checks = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
+    return any(check is not None and check() for check in checks)
+
+
+def native_bf16() -> bool:
+    """Whether the device training runs on (CUDA when present, else the CPU) multiplies bfloat16 natively."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return native_bf16_cpu()
+
+
+def train_in_bf16(mode: str) -> bool:
+    """Whether to train with bf16 mixed precision: ``auto`` where bf16 is native, ``bf16`` always, ``no`` never."""
+    if mode not in MIXED_PRECISION_MODES:
+        raise ValueError(f"unknown mixed precision {mode!r}: use one of {', '.join(MIXED_PRECISION_MODES)}")
+    return mode == "bf16" or (mode == "auto" and native_bf16())
+
+
+def trainer_precision(mode: str, bf16_weights: bool = False) -> dict[str, bool]:
+    """``TrainingArguments`` precision keywords: ``bf16`` for bf16 weights or mixed precision per ``mode``, and
+    ``use_cpu`` where that runs on a CPU (transformers refuses bf16 without a GPU unless told it is on the CPU)."""
+    bf16 = bf16_weights or train_in_bf16(mode)
+    return {"bf16": bf16, "use_cpu": bf16 and not torch.cuda.is_available()}
+
+
+@contextlib.contextmanager
+def autocast(enabled: bool) -> Iterator[None]:
+    """bf16 autocast on the device the tensors live on (CUDA when present, else the CPU); a no-op when off."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=enabled):
+        yield
