@@ -14,8 +14,8 @@ from typing import Literal
 
 import torch
 
-MixedPrecision = Literal["auto", "bf16", "no"]
-MIXED_PRECISION_MODES = ("auto", "bf16", "no")
+MixedPrecision = Literal["auto", "bf16", "fp32"]
+MIXED_PRECISION_MODES = ("auto", "bf16", "fp32")
 
 
 def native_bf16_cpu() -> bool:
@@ -32,7 +32,7 @@ def native_bf16() -> bool:
 
 
 def train_in_bf16(mode: str) -> bool:
-    """Whether to train with bf16 mixed precision: ``auto`` where bf16 is native, ``bf16`` always, ``no`` never."""
+    """Whether to train with bf16 mixed precision: ``auto`` where bf16 is native, ``bf16`` always, ``fp32`` never."""
     if mode not in MIXED_PRECISION_MODES:
         raise ValueError(f"unknown mixed precision {mode!r}: use one of {', '.join(MIXED_PRECISION_MODES)}")
     return mode == "bf16" or (mode == "auto" and native_bf16())

@@ -31,6 +31,18 @@ def test_overrides_apply_and_parse_types() -> None:
     assert recipe.sft.support_rows is None
 
 
+def test_mixed_precision_modes_pick_bf16_training() -> None:
+    from groundwork.precision import native_bf16, train_in_bf16, trainer_precision
+
+    assert load_recipe(None, ["run.mixed_precision=fp32"]).run.mixed_precision == "fp32"
+    assert train_in_bf16("auto") is native_bf16()
+    assert train_in_bf16("bf16") and not train_in_bf16("fp32")
+    assert trainer_precision("fp32") == {"bf16": False, "use_cpu": False}
+    assert trainer_precision("fp32", bf16_weights=True)["bf16"]
+    with pytest.raises(ValueError, match="unknown mixed precision 'half'"):
+        train_in_bf16("half")
+
+
 def test_int_widens_to_float() -> None:
     assert load_recipe(None, ["sft.epochs=2"]).sft.epochs == 2.0
 
@@ -47,6 +59,7 @@ def test_int_widens_to_float() -> None:
         ("sft.lora=5", "sft.lora: expected a mapping"),
         ("sft.lora.target_modules=q_proj", "sft.lora.target_modules: expected a list"),
         ("novalue", "must look like section.key=value"),
+        ("run.mixed_precision=no", "run.mixed_precision: False is not one of"),
     ],
 )
 def test_bad_overrides_are_named(override: str, message: str) -> None:

@@ -19,7 +19,7 @@ class RunSection:
     seed: int = 42
     # Training precision of SFT, the reward models and the request-risk model (``groundwork.precision``): "auto"
     # = bf16 mixed precision (float32 weights, bf16 matrix products) where the hardware multiplies bf16 natively,
-    # "bf16" = always, "no" = float32 throughout.
+    # "bf16" = always, "fp32" = float32 throughout (not "no": YAML reads that as false).
     mixed_precision: MixedPrecision = "auto"
 
     @property
