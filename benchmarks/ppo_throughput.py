@@ -3,14 +3,10 @@
 Baseline: the same LoRA policy, batch, response length and PPO epochs, with one policy-sized reward model
 (the policy architecture with a scalar head) and a policy-sized value model. Parley: the composite reward
 (three objectives on a shared MiniLM trunk) and the truncated value model, through ``run_ppo``.
-Each arm runs in its own child process so peak RSS is per arm. Parley trains at the recipe's
-``run.mixed_precision`` (bf16 autocast around the whole loop where the CPU multiplies bf16 natively). The baseline
-runs in float32, TRL's default; ``--baseline-bf16`` adds a second baseline arm under accelerate's bf16 mixed
-precision (``ACCELERATE_MIXED_PRECISION=bf16``, what ``accelerate launch --mixed_precision bf16`` sets: TRL's PPO
-then autocasts its training forward pass). Prints one JSON line and appends it to
+Each arm runs in its own child process so peak RSS is per arm. Prints one JSON line and appends it to
 ``benchmarks/results/ppo_throughput.jsonl``.
 
-    python benchmarks/ppo_throughput.py --config configs/cpu-demo.yaml --steps 10 --baseline-bf16
+    python benchmarks/ppo_throughput.py --config configs/cpu-demo.yaml --steps 10
 """
 
 from __future__ import annotations
@@ -30,11 +26,8 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def baseline_arm(config: str, overrides: list[str], steps: int, mixed_precision: str, queue) -> None:
+def baseline_arm(config: str, overrides: list[str], steps: int, queue) -> None:
     """Plain TRL PPO: policy-sized reward and value models (AutoModelForSequenceClassification of the policy)."""
-    import os
-
-    os.environ["ACCELERATE_MIXED_PRECISION"] = mixed_precision
     import torch
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification
@@ -110,11 +103,8 @@ def main() -> None:
     parser.add_argument("--config", default=str(ROOT / "configs" / "cpu-demo.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--baseline-bf16", action="store_true",
-                        help="also time plain TRL under accelerate's bf16 mixed precision")
     parser.add_argument("--no-save", action="store_true", help="print only; do not append to the results file")
     args = parser.parse_args()
-    from groundwork.precision import train_in_bf16
     from groundwork.recipe import load_recipe
 
     recipe = load_recipe(args.config, args.overrides)
@@ -122,8 +112,7 @@ def main() -> None:
         raise SystemExit(f"no reward models under {recipe.run.root}; run `parley reward train --objective all "
                          f"--config {args.config}` first")
     parley = _run(parley_arm, args.config, args.overrides, args.steps)
-    baseline = _run(baseline_arm, args.config, args.overrides, args.steps, "no")
-    baseline_bf16 = _run(baseline_arm, args.config, args.overrides, args.steps, "bf16") if args.baseline_bf16 else None
+    baseline = _run(baseline_arm, args.config, args.overrides, args.steps)
     result = {
         "benchmark": "ppo_throughput",
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -134,8 +123,6 @@ def main() -> None:
         "baseline_peak_rss_mb": round(baseline["peak_rss_mb"], 1),
         "parley_peak_rss_mb": round(parley["peak_rss_mb"], 1),
         "baseline_reward_params_m": round(baseline["reward_params_m"], 1),
-        "parley_mixed_precision": recipe.run.mixed_precision,
-        "parley_bf16": train_in_bf16(recipe.run.mixed_precision),
         "baseline_value_params_m": round(baseline["value_params_m"], 1),
         "settings": {"config": args.config, "overrides": args.overrides, "steps": args.steps,
                      "policy": recipe.policy.model, "batch_size": recipe.ppo.batch_size,
@@ -143,10 +130,6 @@ def main() -> None:
                      "num_mini_batches": recipe.ppo.num_mini_batches, "value_layers": recipe.ppo.value_layers,
                      "lora_r": recipe.ppo.lora.r, "threads": __import__("torch").get_num_threads()},
     }
-    if baseline_bf16 is not None:
-        result["baseline_bf16_eps_per_s"] = round(baseline_bf16["eps_per_s"], 4)
-        result["ratio_vs_baseline_bf16"] = round(parley["eps_per_s"] / baseline_bf16["eps_per_s"], 3)
-        result["baseline_bf16_peak_rss_mb"] = round(baseline_bf16["peak_rss_mb"], 1)
     from timing import report
 
     report(result, RESULTS, append=not args.no_save)

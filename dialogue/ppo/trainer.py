@@ -35,7 +35,6 @@ from groundwork.errors import ParleyError
 from groundwork.layout import ADAPTER
 from groundwork.models import load_tokenizer
 from groundwork.plots import plot_log_history
-from groundwork.precision import autocast, train_in_bf16
 from groundwork.recipe import Recipe, takes
 from groundwork.runs import read_metrics, recipe_yaml, save_recipe, write_metrics
 from groundwork.sections.ppo import PPOSection
@@ -255,10 +254,7 @@ def run_ppo(recipe: Recipe, resume: bool = False) -> dict[str, Any]:
         trainer.dataloader = DataLoader(
             dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=trainer.data_collator, drop_last=True,
             generator=torch.Generator().manual_seed(recipe.run.seed))
-        # bf16 mixed precision around the whole loop (rollout, reference, value, reward and training passes alike,
-        # so the old and new log-probabilities come from the same arithmetic); TRL's own flag would only wrap
-        # the training forward pass.
-        with prefix.installed(), autocast(train_in_bf16(recipe.run.mixed_precision)):
+        with prefix.installed():
             trainer.train()
         if cfg.checkpoint_every <= 0 or cfg.steps % cfg.checkpoint_every:
             save(cfg.steps, log)
