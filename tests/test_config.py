@@ -43,6 +43,17 @@ def test_mixed_precision_modes_pick_bf16_training() -> None:
         train_in_bf16("half")
 
 
+def test_forced_bf16_training_arguments_are_accepted_without_a_gpu(tmp_path: Path) -> None:
+    """transformers refuses bf16 on a machine without a GPU unless ``use_cpu`` says training runs on the CPU."""
+    from trl import RewardConfig, SFTConfig
+
+    from groundwork.precision import trainer_precision
+
+    for config in (SFTConfig, RewardConfig):
+        args = config(output_dir=str(tmp_path / config.__name__), report_to="none", **trainer_precision("bf16"))
+        assert args.bf16
+
+
 def test_int_widens_to_float() -> None:
     assert load_recipe(None, ["sft.epochs=2"]).sft.epochs == 2.0
 
