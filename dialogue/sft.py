@@ -165,8 +165,7 @@ def run_sft(recipe: Recipe) -> dict[str, Any]:
         data_seed=recipe.run.seed,
         report_to="none",
         # A bf16 policy trains in bf16; a float32 one in bf16 mixed precision per run.mixed_precision.
-        **trainer_precision(recipe.run.mixed_precision if recipe.policy.dtype == "float32" else "fp32",
-                            bf16_weights=recipe.policy.dtype == "bfloat16"),
+        **trainer_precision(recipe.run.mixed_precision, recipe.policy.dtype),
         dataloader_num_workers=0,
         completion_only_loss=True,
         # Recomputing activations doubles step time on CPU; a 135M policy's activations fit in memory.

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
 MixedPrecision = Literal["auto", "bf16", "fp32"]
-MIXED_PRECISION_MODES = ("auto", "bf16", "fp32")
+MIXED_PRECISION_MODES = get_args(MixedPrecision)
 
 
 def native_bf16_cpu() -> bool:
@@ -24,30 +24,36 @@ def native_bf16_cpu() -> bool:
     return any(check is not None and check() for check in checks)
 
 
-def native_bf16() -> bool:
-    """Whether the device training runs on (CUDA when present, else the CPU) multiplies bfloat16 natively."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
+def trainer_device() -> str:
+    """Where the TRL / transformers trainers put the model: CUDA when present, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def native_bf16(device_type: str | None = None) -> bool:
+    """Whether ``device_type`` (default: :func:`trainer_device`) multiplies bfloat16 natively."""
+    if (device_type or trainer_device()) == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return native_bf16_cpu()
 
 
-def train_in_bf16(mode: str) -> bool:
-    """Whether to train with bf16 mixed precision: ``auto`` where bf16 is native, ``bf16`` always, ``fp32`` never."""
+def train_in_bf16(mode: str, device_type: str | None = None) -> bool:
+    """Whether to train on ``device_type`` with bf16 mixed precision: ``auto`` where bf16 is native, ``bf16``
+    always, ``fp32`` never."""
     if mode not in MIXED_PRECISION_MODES:
         raise ValueError(f"unknown mixed precision {mode!r}: use one of {', '.join(MIXED_PRECISION_MODES)}")
-    return mode == "bf16" or (mode == "auto" and native_bf16())
+    return mode == "bf16" or (mode == "auto" and native_bf16(device_type))
 
 
-def trainer_precision(mode: str, bf16_weights: bool = False) -> dict[str, bool]:
-    """``TrainingArguments`` precision keywords: ``bf16`` for bf16 weights or mixed precision per ``mode``, and
-    ``use_cpu`` where that runs on a CPU (transformers refuses bf16 without a GPU unless told it is on the CPU)."""
-    bf16 = bf16_weights or train_in_bf16(mode)
-    return {"bf16": bf16, "use_cpu": bf16 and not torch.cuda.is_available()}
+def trainer_precision(mode: str, weights_dtype: str = "float32") -> dict[str, bool]:
+    """``TrainingArguments`` precision keywords for a model whose weights are ``weights_dtype``: ``bf16`` for bf16
+    weights, or for float32 ones trained in mixed precision per ``mode``, and ``use_cpu`` where that runs on a CPU
+    (transformers refuses bf16 without a GPU unless told it is on the CPU)."""
+    bf16 = weights_dtype == "bfloat16" or (weights_dtype == "float32" and train_in_bf16(mode))
+    return {"bf16": bf16, "use_cpu": bf16 and trainer_device() == "cpu"}
 
 
 @contextlib.contextmanager
-def autocast(enabled: bool) -> Iterator[None]:
-    """bf16 autocast on the device the tensors live on (CUDA when present, else the CPU); a no-op when off."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    with torch.autocast(device, dtype=torch.bfloat16, enabled=enabled):
+def autocast(enabled: bool, device_type: str) -> Iterator[None]:
+    """bf16 autocast for tensors on ``device_type``; a no-op when off."""
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled):
         yield

@@ -88,7 +88,8 @@ def _train_encoder(model, tokenizer, texts: list[str], labels: list[int], recipe
     r = random.Random(recipe.run.seed)
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]]
     losses: list[float] = []
-    mixed = train_in_bf16(recipe.run.mixed_precision)
+    device_type = next(model.parameters()).device.type
+    mixed = train_in_bf16(recipe.run.mixed_precision, device_type)
     model.train()
     bar = tqdm(total=total, desc="risk encoder", unit="step")
     step = 0
@@ -100,7 +101,7 @@ def _train_encoder(model, tokenizer, texts: list[str], labels: list[int], recipe
             batch = tokenizer([texts[i] for i in index], padding=True, truncation=True,
                               max_length=cfg.max_length, return_tensors="pt")
             target = torch.tensor([float(labels[i]) for i in index])
-            with autocast(mixed):
+            with autocast(mixed, device_type):
                 logits = model(**batch).logits[:, 0].float()
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
             loss.backward()

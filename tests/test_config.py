@@ -32,13 +32,15 @@ def test_overrides_apply_and_parse_types() -> None:
 
 
 def test_mixed_precision_modes_pick_bf16_training() -> None:
-    from groundwork.precision import native_bf16, train_in_bf16, trainer_precision
+    from groundwork.precision import native_bf16, native_bf16_cpu, train_in_bf16, trainer_precision
 
     assert load_recipe(None, ["run.mixed_precision=fp32"]).run.mixed_precision == "fp32"
     assert train_in_bf16("auto") is native_bf16()
     assert train_in_bf16("bf16") and not train_in_bf16("fp32")
+    assert train_in_bf16("auto", "cpu") is native_bf16_cpu()
     assert trainer_precision("fp32") == {"bf16": False, "use_cpu": False}
-    assert trainer_precision("fp32", bf16_weights=True)["bf16"]
+    assert trainer_precision("fp32", "bfloat16")["bf16"]
+    assert not trainer_precision("bf16", "float16")["bf16"]  # fp16 weights: no bf16 on top
     with pytest.raises(ValueError, match="unknown mixed precision 'half'"):
         train_in_bf16("half")
 
