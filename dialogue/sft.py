@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dialogue.answer_rows import answer_rows
 from dialogue.handoff_rows import handoff_rows
 from dialogue.refusal_rows import refusal_rows
 from groundwork.data_loading import (
@@ -101,7 +102,9 @@ def build_sft_datasets(recipe: Recipe) -> tuple[list[dict], list[dict], BadRows]
         kb = KnowledgeBase.load(Path(data.data_dir) / "kb")
         support = with_retrieved_context(support, kb, cfg.retrieved_passages)
         heldout_support = with_retrieved_context(heldout_support, kb, cfg.retrieved_passages)
-    train = support + handoff_rows(recipe, kb, rng) + refusal_rows(recipe, kb, rng) + others
+    # Drawn in this order so that a recipe without answer rows draws what it drew before they existed.
+    train = support + handoff_rows(recipe, kb, rng) + refusal_rows(recipe, kb, rng) + answer_rows(recipe, kb, rng)
+    train += others
     heldout = heldout_support + heldout_translation
     rng.shuffle(train)
     system = recipe.policy.system_prompt

@@ -25,6 +25,27 @@ class HandoffSourceSection:
 
 
 @dataclass
+class AnswerSourceSection:
+    """Public support requests that the KB does answer, taught with the KB's own answer.
+
+    ``source`` is a request set as ``risk.sources`` lists them; only its train rows are drawn (as for handoff
+    sources). ``intent_facts`` maps an intent (the value of ``intent_field``) to the KB fact keys
+    (``data/kb/articles.jsonl``) whose answers, joined, answer a request of that intent; other intents are not
+    drawn.
+    """
+
+    source: RiskSourceSection
+    intent_field: str
+    intent_facts: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        empty = [intent for intent, keys in self.intent_facts.items() if not keys]
+        if not self.intent_facts or empty:
+            raise ValueError(f"answer source {self.source.name}: intent_facts needs at least one intent, each with "
+                             f"at least one KB fact key{f' (none for {empty})' if empty else ''}")
+
+
+@dataclass
 class SFTSection:
     """Supervised fine-tuning on support + translation conversations."""
 
@@ -49,6 +70,11 @@ class SFTSection:
     # request the guard lets through reaches the policy looking like a support question with help articles.
     refusal_rows: int = 0
     refusal_sources: list[RiskSourceSection] = field(default_factory=list)
+    # Public support requests of intents the KB covers (drawn evenly from answer_sources) answered with the KB
+    # fact: the project's own questions are full sentences, customers also write "help me seeing the accepted
+    # payment methods" or "order 3707955617 status", which the policy otherwise meets with an empty offer.
+    answer_rows: int = 0
+    answer_sources: list[AnswerSourceSection] = field(default_factory=list)
     eval_rows: int = 64
     epochs: float = 1.0
     max_steps: int = -1
@@ -72,6 +98,10 @@ class SFTSection:
             raise ValueError(f"handoff_rows must be >= 0, got {self.handoff_rows}")
         if self.handoff_rows and not self.handoff_sources:
             raise ValueError("handoff_rows needs handoff_sources to draw the requests from")
+        if self.answer_rows < 0:
+            raise ValueError(f"answer_rows must be >= 0, got {self.answer_rows}")
+        if self.answer_rows and not self.answer_sources:
+            raise ValueError("answer_rows needs answer_sources to draw the requests from")
         if self.refusal_rows < 0:
             raise ValueError(f"refusal_rows must be >= 0, got {self.refusal_rows}")
         if self.refusal_rows and not self.refusal_sources:
