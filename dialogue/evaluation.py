@@ -125,7 +125,7 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-@takes("run", "policy", "data", "evaluate", "reward", "ppo", "soup", "serve")
+@takes("run", "policy", "data", "sft", "evaluate", "reward", "ppo", "soup", "serve")
 def run_evaluation(recipe: Recipe, models: list[EvalModelSection] | None = None,
                    out_dir: str | Path | None = None) -> dict[str, Any]:
     """Evaluate ``models`` (default: base, sft, ppo of this run) and write the report."""
@@ -276,6 +276,8 @@ def scored_entry(rows: list[dict], responses: list[str], scores: dict[str, Any],
 
 SUBSTANTIVE = "support_substantive_rate"
 SYSTEM_SUBSTANTIVE = "system_support_substantive_rate"
+SYSTEM_COVERED_FACT = "system_covered_fact_rate"
+SYSTEM_UNCOVERED_HANDOFF = "system_uncovered_handoff_rate"
 
 
 def support_substantive_rate(rows: list[dict], responses: list[str]) -> dict[str, float]:
@@ -294,19 +296,27 @@ def support_substantive_rate(rows: list[dict], responses: list[str]) -> dict[str
 
 
 def system_support_rates(system: dict[str, Any]) -> dict[str, float]:
-    """The substantive-answer rate over the system table's support sets pooled, with its Wilson interval."""
+    """Over the system table's support sets pooled, with Wilson intervals: the substantive-answer rate, and
+    where intents map to KB coverage, the covered requests answered with their fact and the uncovered ones
+    handed to a human."""
     from dialogue.system_eval import wilson
 
     sets = [e for name, e in system.items() if not name.startswith("_") and e.get("kind") == "support"]
-    n = sum(e["n"] for e in sets)
-    if not n:
-        return {}
-    hits = sum(round(e["substantive_rate"] * e["n"]) for e in sets)
-    low, high = wilson(hits, n)
-    return {SYSTEM_SUBSTANTIVE: hits / n, f"{SYSTEM_SUBSTANTIVE}_ci_low": low, f"{SYSTEM_SUBSTANTIVE}_ci_high": high}
+    rates: dict[str, float] = {}
+    for key, n_key, rate in ((SYSTEM_SUBSTANTIVE, "n", "substantive_rate"),
+                             (SYSTEM_COVERED_FACT, "covered_n", "covered_fact_rate"),
+                             (SYSTEM_UNCOVERED_HANDOFF, "uncovered_n", "uncovered_handoff_rate")):
+        n = sum(e.get(n_key, 0) for e in sets)
+        if not n:
+            continue
+        hits = sum(round(e[rate] * e[n_key]) for e in sets if e.get(n_key))
+        rates[key] = hits / n
+        rates[f"{key}_ci_low"], rates[f"{key}_ci_high"] = wilson(hits, n)
+    return rates
 
 
-VERSUS_EXTRACTIVE = ("kb_fact_accuracy", SUBSTANTIVE, SYSTEM_SUBSTANTIVE)
+VERSUS_EXTRACTIVE = ("kb_fact_accuracy", SUBSTANTIVE, SYSTEM_SUBSTANTIVE, SYSTEM_COVERED_FACT,
+                     SYSTEM_UNCOVERED_HANDOFF)
 
 
 def versus_extractive(policy: dict[str, Any], extractive: dict[str, Any]) -> dict[str, float]:
@@ -362,7 +372,7 @@ def reference_audit_entry(rows: list[dict], kb: list[dict], scorer: Any, risks: 
     return {REFERENCE: scored_answers(rows, refs, scorer, risks, composite_cfg)}, {REFERENCE: refs}
 
 
-@takes("run", "policy", "evaluate", "soup", "serve")
+@takes("run", "policy", "data", "sft", "evaluate", "soup", "serve")
 def run_system_only(recipe: Recipe, out_dir: str | Path | None = None) -> dict[str, Any]:
     """The system table alone (``parley evaluate --system-only``): ``system.json`` and ``system.md``."""
     from dialogue.system_eval import render_system, run_system_evaluation
@@ -430,6 +440,8 @@ ROWS = [
     ("kb_fact_accuracy", "KB-fact accuracy"),
     (SUBSTANTIVE, "substantive answers to support questions"),
     (SYSTEM_SUBSTANTIVE, "substantive answers, public support prompts (served path)"),
+    (SYSTEM_COVERED_FACT, "KB-covered public requests answered with their fact (served path)"),
+    (SYSTEM_UNCOVERED_HANDOFF, "uncovered public requests handed to a human (served path)"),
     ("translation_language_accuracy", "translation: right language"),
     ("translation_chrf", "translation chrF"),
     ("kl_to_ref", "KL to reference (nats/response)"),
@@ -473,7 +485,9 @@ REPORT_EXTRAS = ("system", "reward_audit_min")
 
 VERSUS_LABELS = {"kb_fact_accuracy": "KB-fact accuracy (held-out support)",
                  SUBSTANTIVE: "substantive answers (held-out support)",
-                 SYSTEM_SUBSTANTIVE: "substantive answers (public support prompts, served path)"}
+                 SYSTEM_SUBSTANTIVE: "substantive answers (public support prompts, served path)",
+                 SYSTEM_COVERED_FACT: "KB-covered public requests answered with their fact (served path)",
+                 SYSTEM_UNCOVERED_HANDOFF: "uncovered public requests handed to a human (served path)"}
 
 
 def render_versus_extractive(report: dict[str, Any], settings: dict[str, Any] | None) -> list[str]:

@@ -93,11 +93,13 @@ def run_system_evaluation(recipe: Recipe, out: Path, engine: Any | None = None, 
     """
     import torch
 
+    from dialogue.kb_coverage import coverage_rates, kb_coverage
     from serving.app.service import Session
     from serving.limits import LimitError
     from serving.server import build_service
 
     cfg = recipe.evaluate
+    coverage = kb_coverage(recipe)
     sets = load_system_sets(recipe.run.layout.risk_dev, cfg.system_prompts_per_set, recipe.run.seed)
     if kinds is not None:
         sets = {name: rows for name, rows in sets.items() if SYSTEM_SETS[name][0] in kinds}
@@ -115,6 +117,7 @@ def run_system_evaluation(recipe: Recipe, out: Path, engine: Any | None = None, 
             counts = dict.fromkeys(CLASSES, 0)
             followed_up = 0  # filler-only answers the server completed with the way to a human (in "handoff")
             handed_off = 0  # policy refusals of clearly benign requests the server replaced by that way (ditto)
+            covered: list[tuple[str, bool]] = []  # (KB coverage of the request's intent, its answer was right)
             for row in tqdm(rows, desc=f"system {name}", unit="prompt"):
                 session = Session("api")
                 try:
@@ -126,8 +129,12 @@ def run_system_evaluation(recipe: Recipe, out: Path, engine: Any | None = None, 
                 except LimitError as exc:  # over the served length limit: the customer is turned away
                     text, label = f"(rejected: {exc})", "blocked"
                 counts[label] += 1
+                outcome = coverage.outcome(row.get("source", ""), row["text"], label, text)
+                if outcome is not None:
+                    covered.append(outcome)
                 samples.append({"set": name, "kind": kind, "prompt": row["text"][:500], "answer": text[:500],
-                                "class": label, "lang": row.get("lang", "en")})
+                                "class": label, "lang": row.get("lang", "en"),
+                                **({"coverage": outcome[0], "right": outcome[1]} if outcome is not None else {})})
             n = len(rows)
             entry: dict[str, Any] = {"kind": kind, "n": n}
             for label in ("blocked", "handoff", "non_answer", "degenerate", "substantive"):
@@ -139,6 +146,7 @@ def run_system_evaluation(recipe: Recipe, out: Path, engine: Any | None = None, 
             refused = counts["blocked"] + counts["refused"]  # any cause: the guard or the policy
             entry["refusal_rate"] = refused / n
             entry["refusal_rate_ci_low"], entry["refusal_rate_ci_high"] = wilson(refused, n)
+            entry.update(coverage_rates(covered))
             report[name] = entry
     finally:
         service.store.close()
@@ -174,4 +182,25 @@ def render_system(system: dict[str, Any]) -> list[str]:
                   "substantive_rate")]
         cells += [f"{e[k]:.2f}" if k in e else "-" for k in ("followed_up_rate", "handed_off_refusal_rate")]
         lines.append(f"| {name} | {e['kind']} | {e['n']} | " + " | ".join(cells) + " |")
+    return lines + [""] + render_coverage(system)
+
+
+def render_coverage(system: dict[str, Any]) -> list[str]:
+    """The support sets' requests split by whether the KB answers their intent (the recipe's intent maps)."""
+    sets = [(name, e) for name, e in system.items() if not name.startswith("_") and ("covered_n" in e
+                                                                                      or "uncovered_n" in e)]
+    if not sets:
+        return []
+    lines = ["Requests by KB coverage of their intent (`sft.answer_sources` map the intents the KB answers to its "
+             "facts, `sft.handoff_sources` name the ones it does not): a covered request is answered right when "
+             "the answer is substantive and states a mapped fact (its answer patterns); an uncovered one when it "
+             "is handed to a human.", "",
+             "| set | covered n | covered: states the fact | uncovered n | uncovered: handed off |",
+             "|---|---|---|---|---|"]
+    for name, e in sets:
+        cells = []
+        for n_key, key in (("covered_n", "covered_fact_rate"), ("uncovered_n", "uncovered_handoff_rate")):
+            cells += [str(e.get(n_key, 0)),
+                      f"{e[key]:.2f} ({e[key + '_ci_low']:.2f}-{e[key + '_ci_high']:.2f})" if key in e else "-"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines + [""]
