@@ -297,7 +297,7 @@ def support_substantive_rate(rows: list[dict], responses: list[str]) -> dict[str
 
 def system_support_rates(system: dict[str, Any]) -> dict[str, float]:
     """Over the system table's support sets pooled, with Wilson intervals: the substantive-answer rate, and
-    where intents map to KB coverage, the covered requests answered with their fact and the uncovered ones
+    where intents map to KB coverage, the covered requests answered from their articles and the uncovered ones
     handed to a human."""
     from dialogue.system_eval import wilson
 
@@ -440,7 +440,7 @@ ROWS = [
     ("kb_fact_accuracy", "KB-fact accuracy"),
     (SUBSTANTIVE, "substantive answers to support questions"),
     (SYSTEM_SUBSTANTIVE, "substantive answers, public support prompts (served path)"),
-    (SYSTEM_COVERED_FACT, "KB-covered public requests answered with their fact (served path)"),
+    (SYSTEM_COVERED_FACT, "KB-covered public requests answered from their articles (served path)"),
     (SYSTEM_UNCOVERED_HANDOFF, "uncovered public requests handed to a human (served path)"),
     ("translation_language_accuracy", "translation: right language"),
     ("translation_chrf", "translation chrF"),
@@ -486,7 +486,7 @@ REPORT_EXTRAS = ("system", "reward_audit_min")
 VERSUS_LABELS = {"kb_fact_accuracy": "KB-fact accuracy (held-out support)",
                  SUBSTANTIVE: "substantive answers (held-out support)",
                  SYSTEM_SUBSTANTIVE: "substantive answers (public support prompts, served path)",
-                 SYSTEM_COVERED_FACT: "KB-covered public requests answered with their fact (served path)",
+                 SYSTEM_COVERED_FACT: "KB-covered public requests answered from their articles (served path)",
                  SYSTEM_UNCOVERED_HANDOFF: "uncovered public requests handed to a human (served path)"}
 
 

@@ -193,9 +193,10 @@ def render_coverage(system: dict[str, Any]) -> list[str]:
         return []
     lines = ["Requests by KB coverage of their intent (`sft.answer_sources` map the intents the KB answers to its "
              "facts, `sft.handoff_sources` name the ones it does not): a covered request is answered right when "
-             "the answer is substantive and states a mapped fact (its answer patterns); an uncovered one when it "
-             "is handed to a human.", "",
-             "| set | covered n | covered: states the fact | uncovered n | uncovered: handed off |",
+             "the answer is substantive and taken from the mapped facts' articles (a fact's answer pattern, or at "
+             "least half of its content bigrams in their text); an uncovered one when it is handed to a human.",
+             "",
+             "| set | covered n | covered: answered from its articles | uncovered n | uncovered: handed off |",
              "|---|---|---|---|---|"]
     for name, e in sets:
         cells = []
