@@ -45,41 +45,30 @@ def answer_requests(source: AnswerSourceSection) -> list[tuple[str, str]]:
 
 def answer_rows(recipe: Recipe, kb: Any | None, rng: random.Random) -> list[dict[str, Any]]:
     """``sft.answer_rows`` conversations, drawn evenly from the sources that have requests (none without any)."""
+    from serving.retrieval import prompt_passage
+
     cfg = recipe.sft
     if not cfg.answer_rows:
         return []
     articles = {article["id"]: article for article in load_kb(recipe.data.data_dir)}
     facts = {fact["key"]: (article["id"], fact["answer"]) for article in articles.values()
              for fact in article["facts"]}
-    answers: dict[str, tuple[str, list[str]]] = {}
-    pools = []
-    for index, source in enumerate(cfg.answer_sources):
-        answers |= {f"{index}/{intent}": found for intent, found in intent_answers(source, facts).items()}
-        pools.append([f"{index}/{intent}\t{text}" for text, intent in answer_requests(source)])
+    answers = [intent_answers(source, facts) for source in cfg.answer_sources]
+    pools = [[(index, intent, text) for text, intent in answer_requests(source)]
+             for index, source in enumerate(cfg.answer_sources)]
     pools = [pool for pool in pools if pool]
     if not pools:
         print("parley: sft: no answer requests found (public copies absent?); training without them",
               file=sys.stderr)
         return []
     rows = []
-    for line in draw_evenly(pools, cfg.answer_rows, rng):
-        key, text = line.split("\t", 1)
-        answer, ids = answers[key]
+    for index, intent, text in draw_evenly(pools, cfg.answer_rows, rng):
+        answer, ids = answers[index][intent]
+        if kb is not None and cfg.retrieved_passages:
+            shown = [(hit.title, hit.text) for hit in kb.search_including(text, cfg.retrieved_passages, ids)]
+        else:  # without retrieval, the answer's own articles
+            shown = [(articles[i]["title"], articles[i]["text"]) for i in ids]
         rows.append({"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": answer}],
-                     "context": _passages(text, [articles[i] for i in ids], kb, cfg.retrieved_passages),
-                     "kb_ids": ids, "topic": "answer"})
+                     "context": [prompt_passage(title, body) for title, body in shown], "kb_ids": ids,
+                     "topic": "answer"})
     return rows
-
-
-def _passages(text: str, own: list[dict[str, Any]], kb: Any | None, passages: int) -> list[str]:
-    """What the server retrieves for ``text`` with the answer's articles put in place of the last hits when
-    retrieval misses them; without retrieval, the answer's articles alone."""
-    from serving.retrieval import prompt_passage
-
-    if kb is None or not passages:
-        return [prompt_passage(article["title"], article["text"]) for article in own]
-    hits = [(hit.id, hit.title, hit.text) for hit in kb.search(text, passages)]
-    missing = [(a["id"], a["title"], a["text"]) for a in own if a["id"] not in {hit[0] for hit in hits}]
-    if missing:
-        hits = [*hits[: max(passages - len(missing), 0)], *missing]
-    return [prompt_passage(title, body) for _, title, body in hits]

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import random
 import sys
-from typing import Any
+from typing import Any, TypeVar
 
 from groundwork.recipe import Recipe
 from groundwork.sections.sft import HandoffSourceSection
+
+T = TypeVar("T")
 
 HANDOFF_ANSWERS = (
     "Our help articles don't cover this, so I'd rather not guess. A human colleague can help: ask to talk to a "
@@ -58,9 +60,9 @@ def rows_from_pools(pools: list[list[str]], total: int, answers: tuple[str, ...]
     return answered_with_passages(draw_evenly(pools, total, rng), answers, kb, passages, topic, rng)
 
 
-def draw_evenly(pools: list[list[str]], total: int, rng: random.Random) -> list[str]:
+def draw_evenly(pools: list[list[T]], total: int, rng: random.Random) -> list[T]:
     """``total`` requests split evenly over the (non-empty, sorted) pools, as many as each has."""
-    picked: list[str] = []
+    picked: list[T] = []
     for index, pool in enumerate(pools):
         share = total // len(pools) + (index < total % len(pools))
         picked += rng.sample(pool, min(share, len(pool)))

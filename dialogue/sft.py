@@ -64,16 +64,14 @@ def with_retrieved_context(rows: list[dict], kb: Any, passages: int) -> list[dic
     from groundwork.chat_format import last_user_text
     from serving.retrieval import prompt_passage
 
-    articles = {passage.id: passage for passage in kb.passages}
+    articles = {passage.id for passage in kb.passages}
     out = []
     for row in rows:
-        own = next((articles[i] for i in row.get("kb_ids") or [] if i in articles), None)
+        own = next((i for i in row.get("kb_ids") or [] if i in articles), None)
         if own is None or not row.get("context"):
             out.append(row)
             continue
-        hits = kb.search(last_user_text(row["messages"]), passages)
-        if own.id not in {hit.id for hit in hits}:
-            hits = [*hits[: passages - 1], own]
+        hits = kb.search_including(last_user_text(row["messages"]), passages, [own])
         out.append({**row, "context": [prompt_passage(hit.title, hit.text) for hit in hits]})
     return out
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import random
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from intent_fixtures import csv_source, intent_csv
 
 from dialogue.answer_rows import answer_rows
 from groundwork.data_loading import load_kb
@@ -23,18 +23,7 @@ FACTS = {"check_payment_methods": ["paypal_accepted"], "track_order": ["tracking
 
 
 def _support_csv(path: Path, rows: int = 120) -> Path:
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["instruction", "intent"])
-        writer.writeheader()
-        for index in range(rows):
-            intent = INTENTS[index % len(INTENTS)]
-            writer.writerow({"instruction": f"request {index} {intent.replace('_', ' ')}", "intent": intent})
-    return path
-
-
-def _source(path: Path) -> RiskSourceSection:
-    return RiskSourceSection(name="support-csv", local=str(path), format="csv", text_field="instruction",
-                             label="benign", stratum="support")
+    return intent_csv(path, INTENTS, rows)
 
 
 def _recipe(smoke_config: str, source: RiskSourceSection, rows: int, passages: int = 0,
@@ -52,7 +41,7 @@ def _facts() -> dict[str, tuple[str, str]]:
 
 def test_answer_rows_answer_train_requests_of_mapped_intents_with_their_facts(
         smoke_config: str, tmp_path: Path) -> None:
-    source = _source(_support_csv(tmp_path / "support.csv"))
+    source = csv_source(_support_csv(tmp_path / "support.csv"))
     intent_of = {text: intent for text, intent, split in texts_with_field(source, "intent") if split == "train"}
     recipe = _recipe(smoke_config, source, 12)
     rows = answer_rows(recipe, None, random.Random(0))
@@ -75,7 +64,7 @@ def test_answer_rows_carry_the_retrieved_passages_with_their_articles(smoke_conf
 
     kb = KnowledgeBase.load(ROOT / "data" / "kb")
     articles = {passage.id: passage for passage in kb.passages}
-    source = _source(_support_csv(tmp_path / "support.csv"))
+    source = csv_source(_support_csv(tmp_path / "support.csv"))
     rows = answer_rows(_recipe(smoke_config, source, 20, passages=2), kb, random.Random(1))
     for row in rows:
         own = [prompt_passage(articles[i].title, articles[i].text) for i in row["kb_ids"]]
@@ -86,7 +75,7 @@ def test_answer_rows_carry_the_retrieved_passages_with_their_articles(smoke_conf
 
 
 def test_unknown_fact_keys_and_empty_maps_are_config_errors(smoke_config: str, tmp_path: Path) -> None:
-    source = _source(_support_csv(tmp_path / "support.csv"))
+    source = csv_source(_support_csv(tmp_path / "support.csv"))
     with pytest.raises(ConfigError, match="no_such_fact"):
         answer_rows(_recipe(smoke_config, source, 4, facts={"track_order": ["no_such_fact"]}), None,
                     random.Random(0))
@@ -98,7 +87,7 @@ def test_unknown_fact_keys_and_empty_maps_are_config_errors(smoke_config: str, t
 
 def test_absent_copies_train_without_answer_rows(
         smoke_config: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    absent = _source(tmp_path / "missing.csv")
+    absent = csv_source(tmp_path / "missing.csv")
     assert answer_rows(_recipe(smoke_config, absent, 4), None, random.Random(0)) == []
     assert "no answer requests" in capsys.readouterr().err
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from intent_fixtures import csv_source, intent_csv
 
 from dialogue.answer_classes import classify_answer
 from dialogue.handoff_rows import HANDOFF_ANSWERS, handoff_rows
@@ -21,19 +22,10 @@ INTENTS = ("get_invoice", "track_order", "newsletter")
 
 
 def _support_csv(path: Path, rows: int = 120) -> Path:
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["instruction", "intent"])
-        writer.writeheader()
-        for index in range(rows):
-            intent = INTENTS[index % len(INTENTS)]
-            writer.writerow({"instruction": f"question {index} about {intent.replace('_', ' ')}", "intent": intent})
-        writer.writerow({"instruction": "question 0 about get invoice", "intent": "get_invoice"})  # a duplicate
+    intent_csv(path, INTENTS, rows, text="question {index} about {intent}")
+    with open(path, "a", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerow(["question 0 about get invoice", "get_invoice"])  # a duplicate
     return path
-
-
-def _source(path: Path) -> RiskSourceSection:
-    return RiskSourceSection(name="support-csv", local=str(path), format="csv", text_field="instruction",
-                             label="benign", stratum="support")
 
 
 def _recipe(smoke_config: str, source: RiskSourceSection, rows: int, passages: int = 0, **handoff):
@@ -44,7 +36,7 @@ def _recipe(smoke_config: str, source: RiskSourceSection, rows: int, passages: i
 
 
 def test_texts_with_field_split_like_the_request_model(tmp_path: Path) -> None:
-    source = _source(_support_csv(tmp_path / "support.csv"))
+    source = csv_source(_support_csv(tmp_path / "support.csv"))
     found = texts_with_field(source, "intent")
     assert len(found) == 120  # the duplicate is dropped
     splits = {row.text: row.split for row in public_rows(source)}
@@ -54,7 +46,7 @@ def test_texts_with_field_split_like_the_request_model(tmp_path: Path) -> None:
 
 
 def test_handoff_rows_draw_only_train_rows_of_the_kept_intents(smoke_config: str, tmp_path: Path) -> None:
-    source = _source(_support_csv(tmp_path / "support.csv"))
+    source = csv_source(_support_csv(tmp_path / "support.csv"))
     train = {text for text, intent, split in texts_with_field(source, "intent")
              if split == "train" and intent == "get_invoice"}
     recipe = _recipe(smoke_config, source, 10, intent_field="intent", intents=["get_invoice", "newsletter"],
@@ -73,7 +65,7 @@ def test_handoff_rows_carry_the_passages_the_server_retrieves(smoke_config: str,
     from serving.retrieval import KnowledgeBase, prompt_passage
 
     kb = KnowledgeBase.load(ROOT / "data" / "kb")
-    source = _source(_support_csv(tmp_path / "support.csv"))
+    source = csv_source(_support_csv(tmp_path / "support.csv"))
     [row] = handoff_rows(_recipe(smoke_config, source, 1, passages=2), kb, random.Random(1))
     question = row["messages"][0]["content"]
     assert row["context"] == [prompt_passage(hit.title, hit.text) for hit in kb.search(question, 2)]
@@ -81,7 +73,7 @@ def test_handoff_rows_carry_the_passages_the_server_retrieves(smoke_config: str,
 
 def test_absent_copies_are_skipped_and_rows_need_sources(
         smoke_config: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    source = _source(_support_csv(tmp_path / "support.csv"))
+    source = csv_source(_support_csv(tmp_path / "support.csv"))
     recipe = _recipe(smoke_config, source, 4)
     absent = _recipe(smoke_config, replace(source, local=str(tmp_path / "missing.csv")), 4)
     assert handoff_rows(absent, None, random.Random(0)) == []

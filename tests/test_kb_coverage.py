@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from pathlib import Path
+
+from intent_fixtures import csv_source, intent_csv
 
 from dialogue.evaluation import SYSTEM_COVERED_FACT, SYSTEM_UNCOVERED_HANDOFF, system_support_rates
 from dialogue.kb_coverage import coverage_rates, kb_coverage
@@ -19,15 +20,7 @@ INTENTS = ("check_payment_methods", "get_invoice", "newsletter")
 
 
 def _source(tmp_path: Path) -> RiskSourceSection:
-    path = tmp_path / "support.csv"
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["instruction", "intent"])
-        writer.writeheader()
-        for index in range(150):
-            intent = INTENTS[index % len(INTENTS)]
-            writer.writerow({"instruction": f"request {index} {intent.replace('_', ' ')}", "intent": intent})
-    return RiskSourceSection(name="support-csv", local=str(path), format="csv", text_field="instruction",
-                             label="benign", stratum="support")
+    return csv_source(intent_csv(tmp_path / "support.csv", INTENTS, 150))
 
 
 def _recipe(smoke_config: str, source: RiskSourceSection):
